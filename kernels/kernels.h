@@ -1,0 +1,86 @@
+/* kernels.h — the compute kernels every graph calls: f32, NCHW, BLAS + OpenMP.
+ *
+ * Conventions: output first; then inputs; then sizes. All tensors are contiguous f32 in
+ * PyTorch's layouts (activations NCHW or [rows, features]; Linear weights [out, in];
+ * Conv weights [Cout, Cin, kh, kw]). Kernels never malloc: scratch comes from the arena given
+ * first (and is released before return). "in place" means out may equal in.
+ * Threads: OpenMP owns them; sdc_kernels_set_threads(n) sets the count for OpenMP and OpenBLAS
+ * alike (OpenBLAS's OpenMP build shares the pool). */
+#ifndef SDC_KERNELS_H
+#define SDC_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/arena.h"
+
+void sdc_kernels_set_threads(int n);   /* n <= 0: all cores */
+int  sdc_kernels_get_threads(void);
+
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major (cblas_sgemm). */
+void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
+/* out[N,Cout,Ho,Wo] = conv2d(in[N,Cin,H,W], w[Cout,Cin,kh,kw]) + b[Cout] (b may be NULL).
+ * Ho = (H + pad_t + pad_b - kh)/stride + 1, likewise Wo. Zero padding, may be asymmetric
+ * (the VAE encoder's downsample pads (0,1,0,1)). 1x1 convs take the plain GEMM path. */
+void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
+              int N, int Cin, int H, int W, int Cout, int kh, int kw, int stride,
+              int pad_t, int pad_l, int pad_b, int pad_r);
+
+/* out[N,C,HW] = GroupNorm(in) * gamma[C] + beta[C], then SiLU when silu != 0. In place ok. */
+void k_group_norm(float *out, const float *in, const float *gamma, const float *beta,
+                  int N, int C, int HW, int groups, float eps, int silu);
+
+/* out[rows,dim] = LayerNorm(in) * gamma + beta over the last dim. In place ok. */
+void k_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
+                  int rows, int dim, float eps);
+
+/* out[M,N] = in[M,K] · w[N,K]ᵀ + b[N] (b may be NULL) — torch.nn.Linear. out != in. */
+void k_linear(float *out, const float *in, const float *w, const float *b, int M, int K, int N);
+
+void k_silu(float *x, size_t n);        /* x·σ(x), in place */
+void k_gelu(float *x, size_t n);        /* exact erf GELU, in place */
+void k_quick_gelu(float *x, size_t n);  /* x·σ(1.702x), in place */
+
+/* GEGLU (diffusers): in[M,2F] = [h | g] per row; out[M,F] = h * gelu(g). out != in. */
+void k_geglu(float *out, const float *in, int M, int F);
+
+/* Row-wise softmax of x[rows,cols], in place. */
+void k_softmax(float *x, int rows, int cols);
+
+/* Scaled dot-product attention, heads interleaved in the channel dim as nn.Linear makes them:
+ * q[B,Lq,H*D] (row stride ldq floats), k,v[B,Lk,H*D] (row stride ldk, ldv), out[B,Lq,H*D]
+ * (contiguous). out = softmax(q·kᵀ/√D [+ causal mask]) · v per batch and head.
+ * Tiles over queries: never materialises a whole Lq×Lk score matrix (scratch from a). */
+void k_attention(sdc_arena *a, float *out, const float *q, int ldq, const float *k, int ldk,
+                 const float *v, int ldv, int B, int Lq, int Lk, int H, int D, int causal);
+
+/* out[N,C,2H,2W] = nearest-neighbour 2x upsample of in[N,C,H,W]. */
+void k_upsample2x(float *out, const float *in, int N, int C, int H, int W);
+
+/* out[N,Ca+Cb,HW] = cat([a[N,Ca,HW], b[N,Cb,HW]], dim=1). */
+void k_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int N, int HW);
+
+/* out[N,C,HW] <-> out[N,HW,C] (for transformer blocks on NCHW maps). */
+void k_nchw_to_nhwc(float *out, const float *in, int N, int C, int HW);
+void k_nhwc_to_nchw(float *out, const float *in, int N, int C, int HW);
+
+void k_add(float *out, const float *a, const float *b, size_t n);   /* out may alias a or b */
+void k_scale(float *x, float s, size_t n);
+/* x[N,C,HW] += bias[N,C] broadcast over HW (ResBlock time embedding). */
+void k_add_channel_bias(float *x, const float *bias, int N, int C, int HW);
+
+/* Sinusoidal timestep embedding (diffusers get_timestep_embedding):
+ * half = dim/2, freq_j = exp(-ln(max_period) * j / (half - freq_shift)), arg = t * freq_j;
+ * out[n] = flip_sin_to_cos ? [cos(arg), sin(arg)] : [sin(arg), cos(arg)] (zero pad if dim odd). */
+void k_timestep_embedding(float *out, const float *t, int N, int dim, int flip_sin_to_cos,
+                          float freq_shift, float max_period);
+
+/* Element conversions (F16C / AVX2 where the CPU has them). */
+void k_f16_to_f32(float *dst, const void *src, size_t n);    /* src may be unaligned */
+void k_bf16_to_f32(float *dst, const void *src, size_t n);   /* src may be unaligned */
+void k_f32_to_f16(uint16_t *dst, const float *src, size_t n);   /* round to nearest even */
+void k_f32_to_bf16(uint16_t *dst, const float *src, size_t n);  /* round to nearest even */
+
+#endif

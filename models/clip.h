@@ -1,0 +1,39 @@
+/* clip.h — the text encoders: SD 1.x CLIP ViT-L/14 (transformers layout under
+ * cond_stage_model.transformer.text_model.*) and SD 2.x OpenCLIP ViT-H (cond_stage_model.model.*,
+ * fused in_proj). Widths, depth and vocabulary come from the weights; what they cannot tell
+ * (heads, activation) comes from the caller. Owns its f32 weights (converted once at load). */
+#ifndef SDC_CLIP_H
+#define SDC_CLIP_H
+
+#include "kernels/arena.h"
+#include "runtime/err.h"
+#include "runtime/store.h"
+
+typedef enum { SDC_ACT_QUICK_GELU = 0, SDC_ACT_GELU = 1 } sdc_text_act;
+
+typedef struct sdc_clip_params {
+    int n_heads;          /* attention heads; <= 0: width / 64 (CLIP's head width) */
+    int act;              /* sdc_text_act; < 0: quick_gelu for SD 1.x layout, gelu for OpenCLIP */
+} sdc_clip_params;
+
+typedef struct sdc_clip sdc_clip;
+
+/* Binds the text encoder found in st (either layout; prefix "" is searched for
+ * cond_stage_model.transformer.text_model.* then cond_stage_model.model.*).
+ * Returns NULL with e set when st has no text encoder or a weight has the wrong shape. */
+sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *e);
+void      sdc_clip_free(sdc_clip *c);
+
+int sdc_clip_width(const sdc_clip *c);    /* context width C (768 SD 1.x, 1024 SD 2.x) */
+int sdc_clip_layers(const sdc_clip *c);
+int sdc_clip_is_openclip(const sdc_clip *c);  /* 1 for the SD 2.x tower (pad with 0, penultimate) */
+
+/* out[77,C] = conditioning for one window of 77 ids.
+ * clip_skip as AUTOMATIC1111 defines it: 1 (or <= 1) = last layer for SD 1.x; k = output of
+ * layer (L - k + 1); the final layer norm is always applied. SD 2.x's OpenCLIP tower uses the
+ * penultimate layer by default (clip_skip <= 1 means "penultimate" there), as SD 2.x does.
+ * Returns 0, or -1 with e set. */
+int sdc_clip_encode(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids, int clip_skip,
+                    float *out, sdc_err *e);
+
+#endif

@@ -1,0 +1,35 @@
+/* unet.h — the SD UNet (ldm openaimodel.UNetModel): SD 1.x (conv proj_in/out) and SD 2.x (linear
+ * proj_in/out), original layout model.diffusion_model.* (and diffusers folder layout where
+ * supported). Levels, widths, res blocks, transformer depth and context width come from the
+ * weights; heads from the caller. Owns its f32 weights (converted once at load). */
+#ifndef SDC_UNET_H
+#define SDC_UNET_H
+
+#include "kernels/arena.h"
+#include "runtime/err.h"
+#include "runtime/store.h"
+
+typedef struct sdc_unet_params {
+    int num_heads;          /* > 0: fixed head count at every level (SD 1.x: 8) */
+    int head_dim;           /* > 0: fixed head width instead (SD 2.x: 64); used when num_heads <= 0 */
+} sdc_unet_params;
+
+typedef struct sdc_unet_info {
+    int in_channels, out_channels, model_channels, n_levels, num_res_blocks;
+    int channel_mult[8];
+    int context_dim, transformer_depth, linear_proj, time_embed_dim;
+} sdc_unet_info;
+
+typedef struct sdc_unet sdc_unet;
+
+sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e);
+void      sdc_unet_free(sdc_unet *u);
+const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u);
+
+/* out[N,4,h,w] = unet(x[N,4,h,w], t[N], ctx[N,L,C]). t may be fractional (Euler linspace).
+ * h, w: latent size (any multiple of 2^(levels-1)). Activations from a (reset by the caller).
+ * Returns 0, or -1 with e set. */
+int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
+                     const float *ctx, int N, int h, int w, int ctx_len, sdc_err *e);
+
+#endif

@@ -1,0 +1,32 @@
+/* vae.h — the SD autoencoder (ldm AutoencoderKL): decoder and encoder from first_stage_model.*
+ * (or bare encoder./decoder. keys of a separate VAE file). Mid-block attention stored as 1x1
+ * convs (old checkpoints) or linears (diffusers) are both read. Owns its f32 weights. */
+#ifndef SDC_VAE_H
+#define SDC_VAE_H
+
+#include "kernels/arena.h"
+#include "runtime/err.h"
+#include "runtime/store.h"
+
+#define SDC_VAE_SCALE 0.18215f
+
+typedef struct sdc_vae sdc_vae;
+
+/* Binds from st; the prefix is detected ("first_stage_model." or "" or "vae."). */
+sdc_vae *sdc_vae_load(const sdc_store *st, sdc_err *e);
+void     sdc_vae_free(sdc_vae *v);
+int      sdc_vae_has_encoder(const sdc_vae *v);
+int      sdc_vae_latent_channels(const sdc_vae *v);   /* 4 */
+int      sdc_vae_downscale(const sdc_vae *v);         /* 8 */
+
+/* img[N,3,8h,8w] = decoder(post_quant_conv(z / 0.18215)) — raw output, about [-1,1], not clamped.
+ * z[N,4,h,w] are the sampler's latents (the 1/0.18215 is applied here). */
+int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
+                   sdc_err *e);
+
+/* mean, logvar [N,4,H/8,W/8] of quant_conv(encoder(img[N,3,H,W])) (logvar clamped to [-30,20]),
+ * UNscaled (multiply mean by 0.18215 for latents). logvar may be NULL. */
+int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
+                   int N, int H, int W, sdc_err *e);
+
+#endif

@@ -1,0 +1,47 @@
+/* main.c — `sdc`: dispatches a subcommand (see cli.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/cli/cli.h"
+
+/* Weak so that the tool links while a subcommand is being built; a missing one says so. */
+#pragma weak sdc_cmd_inspect
+#pragma weak sdc_cmd_convert
+#pragma weak sdc_cmd_tokenize
+#pragma weak sdc_cmd_generate
+#pragma weak sdc_cmd_compare
+#pragma weak sdc_cmd_bench_load
+
+typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
+
+static void usage(FILE *f, const command *cmds, int n) {
+    fprintf(f, "usage: sdc COMMAND [options]   (sdc COMMAND --help for its options)\n\ncommands:\n");
+    for (int i = 0; i < n; i++)
+        if (cmds[i].fn) fprintf(f, "  %-11s %s\n", cmds[i].name, cmds[i].help);
+}
+
+int main(int argc, char **argv) {
+    const command cmds[] = {
+        {"generate", sdc_cmd_generate, "text (or image) to image: write a PNG"},
+        {"inspect", sdc_cmd_inspect, "show what a checkpoint holds; exit 3 if its pickle is dangerous"},
+        {"convert", sdc_cmd_convert, "rewrite a checkpoint as .safetensors (optionally another dtype)"},
+        {"tokenize", sdc_cmd_tokenize, "show the CLIP token ids of a prompt"},
+        {"compare", sdc_cmd_compare, "compare two checkpoints tensor by tensor (and their images)"},
+        {"bench-load", sdc_cmd_bench_load, "measure load time, throughput and memory per file"},
+    };
+    int n = (int)(sizeof cmds / sizeof cmds[0]);
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout, cmds, n);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (strcmp(argv[1], cmds[i].name) != 0) continue;
+        if (!cmds[i].fn) {
+            fprintf(stderr, "sdc: %s: this build has no '%s' command yet\n", argv[1], argv[1]);
+            return 2;
+        }
+        return cmds[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "sdc: unknown command '%s' (try sdc --help)\n", argv[1]);
+    return 2;
+}
