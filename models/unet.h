@@ -29,6 +29,15 @@ const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u);
 /* out[N,4,h,w] = unet(x[N,4,h,w], t[N], ctx[N,L,C]). t may be fractional (Euler linspace).
  * h, w: latent size (any multiple of 2^(levels-1)). Activations from a (reset by the caller).
  * Returns 0, or -1 with e set. */
+/* Debug hook (optional): called during sdc_unet_forward with intermediate activations, named
+ * as diffusers names the modules: "time_proj" [N,C], "time_embedding" [N,C] (H = W = 1),
+ * "conv_in", "down_blocks.i" (after the level's downsampler), "mid_block", "up_blocks.i"
+ * (after the upsampler), "conv_norm_out" (GroupNorm before SiLU) as [N,C,H,W]. data is only
+ * valid during the call. fn NULL turns it off. */
+typedef void (*sdc_unet_debug_fn)(void *user, const char *name, const float *data,
+                                  int N, int C, int H, int W);
+void sdc_unet_set_debug(sdc_unet *u, sdc_unet_debug_fn fn, void *user);
+
 int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
                      const float *ctx, int N, int h, int w, int ctx_len, sdc_err *e);
 
