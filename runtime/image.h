@@ -1,0 +1,21 @@
+/* image.h — PNG in and out. Output goes through a temp file in the destination folder and a
+ * rename, so a failed or interrupted write never leaves a half-written image. A `tEXt` chunk
+ * can carry the generation parameters the way AUTOMATIC1111 writes them (key "parameters"). */
+#ifndef SDC_IMAGE_H
+#define SDC_IMAGE_H
+
+#include <stdint.h>
+
+#include "runtime/err.h"
+
+/* Writes rgb (w*h*3 bytes) as PNG at path; text_key/text_val may be NULL. Returns 0 or -1. */
+int sdc_write_png(const char *path, const uint8_t *rgb, int w, int h, const char *text_key,
+                  const char *text_val, sdc_err *e);
+
+/* Reads an image file (PNG, JPEG, ...) as RGB. *rgb is malloc'd (caller frees). 0 or -1. */
+int sdc_read_image(const char *path, uint8_t **rgb, int *w, int *h, sdc_err *e);
+
+/* Reads the tEXt chunk `key` of a PNG file into a malloc'd string (NULL if absent or on error). */
+char *sdc_png_read_text(const char *path, const char *key);
+
+#endif

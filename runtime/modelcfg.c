@@ -1,0 +1,182 @@
+/* modelcfg.c — resolves heads, text activation and prediction type (see modelcfg.h). */
+#include "runtime/modelcfg.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_BYTES (1 << 20)   /* a model config is a few KB; 1 MB is far beyond any */
+
+static char *slurp(const char *path, sdc_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { sdc_errf(e, "%s: cannot open config", path); return NULL; }
+    char *buf = malloc(CONFIG_MAX_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    fclose(f);
+    if (!buf) { sdc_errf(e, "%s: out of memory", path); return NULL; }
+    if (n > CONFIG_MAX_BYTES) { free(buf); sdc_errf(e, "%s: config larger than 1 MB", path); return NULL; }
+    buf[n] = 0;
+    return buf;
+}
+
+static int json_int(const cJSON *o, const char *key, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+static int act_from_name(const char *s) {
+    return (s && strstr(s, "quick")) ? 0 : 1;
+}
+
+static void set_pred_from(sdc_model_config *c, const char *s, const char *src) {
+    if (!s) return;
+    if (!strcmp(s, "v_prediction") || !strcmp(s, "v")) c->prediction = 1;
+    else if (!strcmp(s, "epsilon") || !strcmp(s, "eps")) c->prediction = 0;
+    else return;
+    snprintf(c->pred_src, sizeof c->pred_src, "%s", src);
+}
+
+/* The fixtures' config form: {kind, prediction_type, unet:{num_heads, num_head_channels},
+ * text:{heads, activation}}. Fields absent leave c unchanged. */
+static void apply_fixture_config(sdc_model_config *c, const cJSON *j, const char *src) {
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "unet");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+    int h = 0, hd = 0;
+    if (u && ((json_int(u, "num_heads", &h) && h > 0) | (json_int(u, "num_head_channels", &hd) && hd > 0))) {
+        c->unet_heads = h > 0 ? h : -1;
+        c->unet_head_dim = h > 0 ? -1 : hd;
+        snprintf(c->unet_src, sizeof c->unet_src, "%s", src);
+    }
+    if (t && json_int(t, "heads", &h) && h > 0) {
+        c->text_heads = h;
+        snprintf(c->text_src, sizeof c->text_src, "%s", src);
+    }
+    const cJSON *act = t ? cJSON_GetObjectItemCaseSensitive(t, "activation") : NULL;
+    if (cJSON_IsString(act)) c->text_act = act_from_name(act->valuestring);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prediction_type");
+    if (cJSON_IsString(p)) set_pred_from(c, p->valuestring, src);
+}
+
+/* diffusers unet config: attention_head_dim is (confusingly) the head COUNT when an int (SD 1.x),
+ * a per-level list of head counts for SD 2.x (head width = block_out_channels[i] / heads[i]). */
+static void apply_diffusers_unet(sdc_model_config *c, const cJSON *j, const char *src) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention_head_dim");
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "block_out_channels");
+    if (cJSON_IsNumber(a) && a->valuedouble > 0) {
+        c->unet_heads = (int)a->valuedouble;
+        c->unet_head_dim = -1;
+        snprintf(c->unet_src, sizeof c->unet_src, "%s", src);
+    } else if (cJSON_IsArray(a) && cJSON_IsArray(ch) && cJSON_GetArraySize(a) > 0 &&
+               cJSON_GetArraySize(a) == cJSON_GetArraySize(ch)) {
+        int hd = -1, same = 1;
+        for (int i = 0; i < cJSON_GetArraySize(a); i++) {
+            int heads = (int)cJSON_GetArrayItem(a, i)->valuedouble;
+            int w = (int)cJSON_GetArrayItem(ch, i)->valuedouble;
+            if (heads <= 0 || w % heads) { same = 0; break; }
+            if (hd < 0) hd = w / heads;
+            else if (hd != w / heads) same = 0;
+        }
+        if (same && hd > 0) {
+            c->unet_heads = -1;
+            c->unet_head_dim = hd;
+            snprintf(c->unet_src, sizeof c->unet_src, "%s", src);
+        }
+    }
+}
+
+static void apply_diffusers_text(sdc_model_config *c, const cJSON *j, const char *src) {
+    int h;
+    if (json_int(j, "num_attention_heads", &h) && h > 0) {
+        c->text_heads = h;
+        snprintf(c->text_src, sizeof c->text_src, "%s", src);
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "hidden_act");
+    if (cJSON_IsString(act)) c->text_act = act_from_name(act->valuestring);
+}
+
+/* Parses a JSON metadata value; NULL (and e set) if it is not a JSON object. */
+static cJSON *meta_json(const char *val, const char *key, sdc_err *e) {
+    cJSON *j = cJSON_Parse(val);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        sdc_errf(e, "metadata '%s': not a JSON object", key);
+    }
+    return cJSON_IsObject(j) ? j : NULL;
+}
+
+static int apply_metadata(sdc_model_config *c, const sdc_store *st, sdc_err *e) {
+    const char *v;
+    if ((v = sdc_store_meta(st, "tiny_sd_config"))) {
+        cJSON *j = meta_json(v, "tiny_sd_config", e);
+        if (!j) return -1;
+        apply_fixture_config(c, j, "metadata tiny_sd_config");
+        cJSON_Delete(j);
+    }
+    if ((v = sdc_store_meta(st, "unet_config"))) {
+        cJSON *j = meta_json(v, "unet_config", e);
+        if (!j) return -1;
+        apply_diffusers_unet(c, j, "metadata unet_config");
+        cJSON_Delete(j);
+    }
+    if ((v = sdc_store_meta(st, "text_config"))) {
+        cJSON *j = meta_json(v, "text_config", e);
+        if (!j) return -1;
+        apply_diffusers_text(c, j, "metadata text_config");
+        cJSON_Delete(j);
+    }
+    if ((v = sdc_store_meta(st, "unet_num_heads")) && atoi(v) > 0) {
+        c->unet_heads = atoi(v);
+        c->unet_head_dim = -1;
+        snprintf(c->unet_src, sizeof c->unet_src, "metadata unet_num_heads");
+    }
+    if ((v = sdc_store_meta(st, "text_num_heads")) && atoi(v) > 0) {
+        c->text_heads = atoi(v);
+        snprintf(c->text_src, sizeof c->text_src, "metadata text_num_heads");
+    }
+    if ((v = sdc_store_meta(st, "text_hidden_act"))) c->text_act = act_from_name(v);
+    set_pred_from(c, sdc_store_meta(st, "prediction_type"), "metadata prediction_type");
+    if ((v = sdc_store_meta(st, "default_size"))) sscanf(v, "%dx%d", &c->def_width, &c->def_height);
+    if ((v = sdc_store_meta(st, "default_steps"))) c->def_steps = atoi(v);
+    if ((v = sdc_store_meta(st, "default_cfg"))) c->def_cfg = (float)atof(v);
+    return 0;
+}
+
+int sdc_model_config_resolve(sdc_model_config *c, const sdc_store *st, const char *config_path,
+                             int prediction_override, sdc_err *e) {
+    memset(c, 0, sizeof *c);
+    /* 3. SD's conventions, overwritten below by anything more specific. */
+    c->openclip = sdc_store_count_prefix(st, "cond_stage_model.model.") > 0;
+    c->unet_heads = c->openclip ? -1 : 8;
+    c->unet_head_dim = c->openclip ? 64 : -1;
+    c->text_heads = -1;                       /* width / 64 */
+    c->text_act = c->openclip ? 1 : 0;
+    c->prediction = c->openclip ? 1 : 0;
+    snprintf(c->unet_src, sizeof c->unet_src, "SD %s convention", c->openclip ? "2.x" : "1.x");
+    snprintf(c->text_src, sizeof c->text_src, "CLIP convention (head width 64)");
+    snprintf(c->pred_src, sizeof c->pred_src, "SD %s convention", c->openclip ? "2.x (768-v)" : "1.x");
+    /* 2. metadata */
+    if (apply_metadata(c, st, e)) return -1;
+    /* 1. --config */
+    if (config_path) {
+        char *txt = slurp(config_path, e);
+        if (!txt) return -1;
+        cJSON *j = cJSON_Parse(txt);
+        free(txt);
+        if (!cJSON_IsObject(j)) {
+            cJSON_Delete(j);
+            return sdc_errf(e, "%s: not a JSON object", config_path);
+        }
+        char src[96];
+        snprintf(src, sizeof src, "--config %s", config_path);
+        apply_fixture_config(c, j, src);
+        cJSON_Delete(j);
+    }
+    if (prediction_override == 0 || prediction_override == 1) {
+        c->prediction = prediction_override;
+        snprintf(c->pred_src, sizeof c->pred_src, "--prediction");
+    }
+    return 0;
+}
