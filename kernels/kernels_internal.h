@@ -1,0 +1,8 @@
+/* kernels_internal.h — helpers shared between the kernel files; not part of the kernels API. */
+#ifndef SDC_KERNELS_INTERNAL_H
+#define SDC_KERNELS_INTERNAL_H
+
+/* x[cols] = softmax(x), in place. */
+void kint_softmax_row(float *x, int cols);
+
+#endif
