@@ -55,6 +55,9 @@ typedef struct sdc_model_info {
 } sdc_model_info;
 const sdc_model_info *sdc_model_get_info(const sdc_model *m);
 
+/* Recommended defaults the model file carries in its metadata (0 when it says nothing). */
+void sdc_model_defaults(const sdc_model *m, int *width, int *height, int *steps, float *cfg);
+
 typedef void (*sdc_step_cb)(void *user, int step, int steps);
 
 typedef struct sdc_gen_params {
