@@ -1,0 +1,926 @@
+/* unet.c — the SD UNet (ldm.modules.diffusionmodules.openaimodel.UNetModel), f32, NCHW.
+ *
+ * Owns: the UNet's weights converted once to f32 at load (one malloc per tensor, listed in
+ * sdc_unet.allocs) and the block graph read from the tensor names and shapes. Does not own:
+ * the store (only read at load) or any activation (they come from the caller's arena).
+ *
+ * The graph is discovered, never assumed: input_blocks.N is conv_in (N = 0), a ResBlock with an
+ * optional SpatialTransformer, or a Downsample; output_blocks.N a ResBlock on cat(h, skip) with
+ * an optional SpatialTransformer and an optional Upsample; middle_block a chain of ResBlocks and
+ * SpatialTransformers. Widths, levels, transformer depth, context width, conv vs linear
+ * projection and the time embedding width come from the shapes; every shape is checked against
+ * the channel count flowing through the graph, so a truncated or mismatched file is refused at
+ * load with the tensor's name. Head counts come from the caller (sdc_unet_params). */
+#include "models/unet.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+/* ldm's GroupNorm32 (ResBlocks, out.0): 32 groups, eps 1e-5. The SpatialTransformer's own
+ * input norm is ldm's Normalize(): 32 groups, eps 1e-6 (diffusers Transformer2DModel too). */
+#define UNET_GROUPS      32
+#define UNET_GN_EPS      1e-5f
+#define UNET_ST_GN_EPS   1e-6f
+#define UNET_LN_EPS      1e-5f
+/* Sinusoidal embedding of the timestep: ldm timestep_embedding(t, model_channels),
+ * cos first, max_period 10000 (= diffusers flip_sin_to_cos=True, freq_shift=0). */
+#define UNET_MAX_PERIOD  10000.0f
+
+/* Named limits, each far above any SD UNet, so that a hostile file cannot make us walk or
+ * allocate absurd structures before the shape checks catch it. */
+#define UNET_MAX_BLOCKS  64       /* input/output blocks: SD 1.x/2.x have 12, SDXL 9 */
+#define UNET_MAX_DEPTH   64       /* transformer blocks per SpatialTransformer: SDXL has 10 */
+#define UNET_MAX_WIDTH   (1 << 20) /* any one dimension: SD's widest is the GEGLU 2x5120 */
+#define UNET_MAX_LEVELS  8        /* sdc_unet_info.channel_mult has 8 slots */
+/* FF rows per chunk: the GEGLU hidden state [rows, 2F] is the largest temporary of a
+ * transformer block (84 MB at 64x64 batch 2 in SD 1.5); chunking keeps it ~10 MB. */
+#define UNET_FF_ROWS     1024
+
+/* ───────────────────────────── weights ───────────────────────────── */
+
+typedef struct conv_w { float *w, *b; int cout, cin, k; } conv_w;   /* w [cout,cin,k,k], b [cout] */
+typedef struct lin_w  { float *w, *b; int out, in; } lin_w;         /* w [out,in], b [out] or NULL */
+typedef struct norm_w { float *g, *b; int c; } norm_w;              /* g, b [c] */
+
+/* ldm ResBlock: in_layers (GroupNorm, SiLU, conv3x3), emb_layers (SiLU, Linear),
+ * out_layers (GroupNorm, SiLU, Dropout, conv3x3), skip_connection (1x1 conv iff cin != cout). */
+typedef struct res_block {
+    int    cin, cout;
+    norm_w in_norm;      /* in_layers.0:  [cin] */
+    conv_w in_conv;      /* in_layers.2:  [cout, cin, 3, 3] + [cout] */
+    lin_w  emb;          /* emb_layers.1: [cout, temb] + [cout] */
+    norm_w out_norm;     /* out_layers.0: [cout] */
+    conv_w out_conv;     /* out_layers.3: [cout, cout, 3, 3] + [cout] */
+    int    has_skip;
+    conv_w skip;         /* skip_connection: [cout, cin, 1, 1] + [cout] */
+} res_block;
+
+/* ldm CrossAttention: to_q/to_k/to_v without bias, to_out.0 with bias. Self-attention fuses
+ * q|k|v into one [3*inner, qdim] GEMM; cross-attention fuses k|v on the context. */
+typedef struct cross_attn {
+    int    is_self, inner, qdim, kvdim, heads, head_dim;
+    float *wq;           /* self: [3*inner, qdim] = to_q|to_k|to_v; cross: to_q [inner, qdim] */
+    float *wkv;          /* cross only: [2*inner, kvdim] = to_k|to_v */
+    lin_w  out;          /* to_out.0: [qdim, inner] + [qdim] */
+} cross_attn;
+
+/* ldm BasicTransformerBlock: x += attn1(norm1 x); x += attn2(norm2 x, ctx); x += ff(norm3 x). */
+typedef struct tf_block {
+    norm_w     norm1, norm2, norm3;   /* LayerNorm [C] */
+    cross_attn attn1, attn2;
+    lin_w      ff_in;                 /* ff.net.0.proj: [2F, C] + [2F] (GEGLU: value | gate) */
+    lin_w      ff_out;                /* ff.net.2:      [C, F] + [C] */
+    int        ff_inner;              /* F */
+} tf_block;
+
+/* ldm SpatialTransformer: GroupNorm, proj_in (1x1 conv [inner,C,1,1] or Linear [inner,C]),
+ * depth x BasicTransformerBlock on [N, HW, inner], proj_out back to C, + residual. A 1x1 conv
+ * and a Linear are the same per-pixel map, so both run as a Linear on NHWC rows. */
+typedef struct spatial_tf {
+    int       c, inner, depth, linear;
+    norm_w    norm;       /* [C], eps 1e-6 */
+    lin_w     proj_in;    /* [inner, C] + [inner] */
+    lin_w     proj_out;   /* [C, inner] + [C] */
+    tf_block *blocks;     /* [depth] */
+} spatial_tf;
+
+enum { BLK_CONV_IN, BLK_RES, BLK_DOWN };
+
+/* One input_blocks.N / middle_block.N / output_blocks.N entry. */
+typedef struct unet_block {
+    int         kind;          /* input blocks: BLK_*; output and middle blocks: BLK_RES */
+    int         cin, cout;     /* channels in (for output blocks: after the concat) and out */
+    int         level;         /* resolution level (0 = full) of the block's input */
+    res_block   res;
+    spatial_tf *attn;          /* NULL when the block has no SpatialTransformer */
+    conv_w      conv;          /* conv_in [mc,in,3,3] / Downsample op [C,C,3,3] stride 2 */
+    int         has_up;
+    conv_w      up;            /* Upsample conv: [C, C, 3, 3] after nearest 2x */
+} unet_block;
+
+struct sdc_unet {
+    sdc_unet_info info;
+    lin_w   time1;             /* time_embed.0: [temb, mc] + [temb] */
+    lin_w   time2;             /* time_embed.2: [temb, temb] + [temb] */
+    unet_block *in;  int n_in;   /* input_blocks */
+    unet_block *mid; int n_mid;  /* middle_block: ResBlocks (attn NULL) and transformers */
+    unet_block *out; int n_out;  /* output_blocks */
+    norm_w  out_norm;          /* out.0: [C] */
+    conv_w  out_conv;          /* out.2: [out_ch, C, 3, 3] + [out_ch] */
+    int     n_down;            /* number of Downsamples: latent sides must divide 2^n_down */
+    int     max_c;             /* widest activation row (for the int size checks) */
+    float **allocs; size_t n_allocs, cap_allocs;
+    size_t  weight_bytes;
+    sdc_unet_debug_fn dbg; void *dbg_user;
+};
+
+/* ───────────────────────────── loading ───────────────────────────── */
+
+typedef struct loader {
+    const sdc_store *st;
+    const char      *prefix;   /* "model.diffusion_model." */
+    sdc_unet        *u;
+    sdc_err         *e;
+    int              failed;
+} loader;
+
+/* The tensor named prefix + printf(fmt), or NULL. */
+static const sdc_tensor *vfind(loader *L, const char *fmt, va_list ap, char *name, size_t cap) {
+    int n = snprintf(name, cap, "%s", L->prefix);
+    if (n < 0 || (size_t)n >= cap) return NULL;
+    vsnprintf(name + n, cap - (size_t)n, fmt, ap);
+    return sdc_store_get(L->st, name);
+}
+
+static const sdc_tensor *find(loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const sdc_tensor *find(loader *L, const char *fmt, ...) {
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    const sdc_tensor *t = vfind(L, fmt, ap, name, sizeof name);
+    va_end(ap);
+    return t;
+}
+
+static int fail(loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(loader *L, const char *fmt, ...) {
+    if (L->failed) return -1;
+    char msg[sizeof L->e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    L->failed = 1;
+    return sdc_errf(L->e, "unet: %s", msg);
+}
+
+static float *track(loader *L, size_t n) {
+    sdc_unet *u = L->u;
+    if (u->n_allocs == u->cap_allocs) {
+        size_t cap = u->cap_allocs ? u->cap_allocs * 2 : 256;
+        float **p = realloc(u->allocs, cap * sizeof *p);
+        if (!p) return NULL;
+        u->allocs = p;
+        u->cap_allocs = cap;
+    }
+    size_t bytes;
+    if (sdc_mul_overflow(n ? n : 1, sizeof(float), &bytes)) return NULL;
+    float *f = NULL;
+    if (posix_memalign((void **)&f, 64, bytes) != 0) return NULL;
+    u->allocs[u->n_allocs++] = f;
+    u->weight_bytes += bytes;
+    return f;
+}
+
+static void shape_str(char *s, size_t cap, int nd, const int64_t *d) {
+    size_t o = 0;
+    o += (size_t)snprintf(s + o, cap - o, "[");
+    for (int i = 0; i < nd && o < cap; i++)
+        o += (size_t)snprintf(s + o, cap - o, i ? ",%lld" : "%lld", (long long)d[i]);
+    if (o < cap) snprintf(s + o, cap - o, "]");
+}
+
+/* Converts prefix + printf(fmt), which must have exactly shape [d0..d(nd-1)], to f32 into dst
+ * (or a fresh tracked buffer when dst is NULL). Returns the buffer, or NULL with L failed.
+ * After a failure every call is a no-op returning NULL, so a block loads all its weights and
+ * checks L->failed once. */
+static float *weight(loader *L, float *dst, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static float *weight(loader *L, float *dst, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     const char *fmt, ...) {
+    if (L->failed) return NULL;
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    const sdc_tensor *t = vfind(L, fmt, ap, name, sizeof name);
+    va_end(ap);
+    if (!t) { fail(L, "%s: missing", name); return NULL; }
+    int64_t want[4] = {d0, d1, d2, d3};
+    int ok = t->ndim == nd && sdc_dtype_is_float(t->dtype);
+    for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        char got[128], exp[128];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        shape_str(exp, sizeof exp, nd, want);
+        fail(L, "%s: %s %s, expected float %s", name, sdc_dtype_name(t->dtype), got, exp);
+        return NULL;
+    }
+    if (!dst && !(dst = track(L, (size_t)t->numel))) { fail(L, "%s: out of memory", name); return NULL; }
+    sdc_err ce;
+    if (sdc_tensor_to_f32(t, dst, &ce) != 0) { fail(L, "%s: %s", name, ce.msg); return NULL; }
+    return dst;
+}
+
+/* Dimension i of prefix + printf(fmt), checked to exist and be a sane positive int; 0 with L
+ * failed otherwise. */
+static int dim(loader *L, int i, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int dim(loader *L, int i, const char *what, const char *fmt, ...) {
+    if (L->failed) return 0;
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    const sdc_tensor *t = vfind(L, fmt, ap, name, sizeof name);
+    va_end(ap);
+    if (!t) { fail(L, "%s: missing", name); return 0; }
+    if (i >= t->ndim || t->shape[i] <= 0 || t->shape[i] > UNET_MAX_WIDTH) {
+        fail(L, "%s: bad %s (dimension %d of a %d-D tensor)", name, what, i, t->ndim);
+        return 0;
+    }
+    return (int)t->shape[i];
+}
+
+/* b = base + suffix (names are far shorter than the buffers; a too-long one becomes "",
+ * which then fails the lookup with a clear message). */
+static void sub(char *b, size_t cap, const char *base, const char *suffix) {
+    int n = snprintf(b, cap, "%s%s", base, suffix);
+    if (n < 0 || (size_t)n >= cap) b[0] = 0;
+}
+
+static void load_norm(loader *L, norm_w *n, int c, const char *base) {
+    if (!L->failed && c % UNET_GROUPS)
+        fail(L, "%s%s: %d channels do not split into %d groups", L->prefix, base, c, UNET_GROUPS);
+    n->c = c;
+    n->g = weight(L, NULL, 1, c, 0, 0, 0, "%s.weight", base);
+    n->b = weight(L, NULL, 1, c, 0, 0, 0, "%s.bias", base);
+}
+
+static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
+    n->c = c;
+    n->g = weight(L, NULL, 1, c, 0, 0, 0, "%s.weight", base);
+    n->b = weight(L, NULL, 1, c, 0, 0, 0, "%s.bias", base);
+}
+
+static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, const char *base) {
+    c->cout = cout; c->cin = cin; c->k = k;
+    c->w = weight(L, NULL, 4, cout, cin, k, k, "%s.weight", base);
+    c->b = weight(L, NULL, 1, cout, 0, 0, 0, "%s.bias", base);
+}
+
+static void load_lin(loader *L, lin_w *l, int out, int in, int bias, const char *base) {
+    l->out = out; l->in = in;
+    l->w = weight(L, NULL, 2, out, in, 0, 0, "%s.weight", base);
+    l->b = bias ? weight(L, NULL, 1, out, 0, 0, 0, "%s.bias", base) : NULL;
+}
+
+/* ldm ResBlock at `base` (e.g. "input_blocks.4.0"), cin → cout read from its conv. */
+static void load_res(loader *L, res_block *r, int cin, int temb, const char *base) {
+    char b[256];
+    int cout = dim(L, 0, "output channels", "%s.in_layers.2.weight", base);
+    r->cin = cin; r->cout = cout;
+    sub(b, sizeof b, base, ".in_layers.0");  load_norm(L, &r->in_norm, cin, b);
+    sub(b, sizeof b, base, ".in_layers.2");  load_conv(L, &r->in_conv, cout, cin, 3, b);
+    sub(b, sizeof b, base, ".emb_layers.1"); load_lin(L, &r->emb, cout, temb, 1, b);
+    sub(b, sizeof b, base, ".out_layers.0"); load_norm(L, &r->out_norm, cout, b);
+    sub(b, sizeof b, base, ".out_layers.3"); load_conv(L, &r->out_conv, cout, cout, 3, b);
+    r->has_skip = cin != cout;
+    if (!r->has_skip && find(L, "%s.skip_connection.weight", base))
+        fail(L, "%s%s.skip_connection.weight: present but channels do not change (%d)", L->prefix,
+             base, cin);
+    if (r->has_skip) {
+        sub(b, sizeof b, base, ".skip_connection");
+        load_conv(L, &r->skip, cout, cin, 1, b);
+    }
+    if (L->u->max_c < cout) L->u->max_c = cout;
+    if (L->u->max_c < cin) L->u->max_c = cin;
+}
+
+static int heads_for(loader *L, const sdc_unet_params *p, int inner, const char *base,
+                     int *heads, int *hd) {
+    if (p->num_heads > 0) {
+        *heads = p->num_heads;
+    } else if (p->head_dim > 0) {
+        if (inner % p->head_dim) return fail(L, "%s%s: width %d is not a multiple of head width %d",
+                                             L->prefix, base, inner, p->head_dim);
+        *heads = inner / p->head_dim;
+    } else {
+        return fail(L, "attention heads not given (num_heads and head_dim both <= 0)");
+    }
+    if (inner % *heads) return fail(L, "%s%s: width %d does not split into %d heads", L->prefix,
+                                    base, inner, *heads);
+    *hd = inner / *heads;
+    return 0;
+}
+
+/* ldm CrossAttention at base (".attn1" self, ".attn2" cross on the context). */
+static void load_attn(loader *L, const sdc_unet_params *p, cross_attn *a, int qdim, int inner,
+                      int is_self, const char *base) {
+    char b[256];
+    a->is_self = is_self; a->qdim = qdim; a->inner = inner;
+    a->kvdim = is_self ? qdim : dim(L, 1, "context width", "%s.to_k.weight", base);
+    if (L->failed) return;
+    if (heads_for(L, p, inner, base, &a->heads, &a->head_dim)) return;
+    size_t q = (size_t)inner * qdim, kv = (size_t)inner * a->kvdim;
+    if (is_self) {
+        if (!(a->wq = track(L, 3 * q))) { fail(L, "%s%s: out of memory", L->prefix, base); return; }
+        weight(L, a->wq,         2, inner, qdim, 0, 0, "%s.to_q.weight", base);
+        weight(L, a->wq + q,     2, inner, qdim, 0, 0, "%s.to_k.weight", base);
+        weight(L, a->wq + 2 * q, 2, inner, qdim, 0, 0, "%s.to_v.weight", base);
+    } else {
+        if (!(a->wq = track(L, q)) || !(a->wkv = track(L, 2 * kv))) {
+            fail(L, "%s%s: out of memory", L->prefix, base);
+            return;
+        }
+        weight(L, a->wq,        2, inner, qdim, 0, 0, "%s.to_q.weight", base);
+        weight(L, a->wkv,       2, inner, a->kvdim, 0, 0, "%s.to_k.weight", base);
+        weight(L, a->wkv + kv,  2, inner, a->kvdim, 0, 0, "%s.to_v.weight", base);
+    }
+    sub(b, sizeof b, base, ".to_out.0");
+    load_lin(L, &a->out, qdim, inner, 1, b);
+}
+
+static void load_tf_block(loader *L, const sdc_unet_params *p, tf_block *t, int c,
+                          const char *base) {
+    char b[256];
+    sub(b, sizeof b, base, ".norm1"); load_lnorm(L, &t->norm1, c, b);
+    sub(b, sizeof b, base, ".attn1"); load_attn(L, p, &t->attn1, c, c, 1, b);
+    sub(b, sizeof b, base, ".norm2"); load_lnorm(L, &t->norm2, c, b);
+    sub(b, sizeof b, base, ".attn2"); load_attn(L, p, &t->attn2, c, c, 0, b);
+    sub(b, sizeof b, base, ".norm3"); load_lnorm(L, &t->norm3, c, b);
+    int f2 = dim(L, 0, "GEGLU width", "%s.ff.net.0.proj.weight", base);
+    if (!L->failed && f2 % 2) fail(L, "%s%s.ff.net.0.proj.weight: GEGLU width %d is odd", L->prefix, base, f2);
+    t->ff_inner = f2 / 2;
+    sub(b, sizeof b, base, ".ff.net.0.proj"); load_lin(L, &t->ff_in, f2, c, 1, b);
+    sub(b, sizeof b, base, ".ff.net.2");      load_lin(L, &t->ff_out, c, f2 / 2, 1, b);
+}
+
+/* ldm SpatialTransformer at base (e.g. "input_blocks.1.1") on c channels. */
+static spatial_tf *load_st(loader *L, const sdc_unet_params *p, int c, const char *base) {
+    spatial_tf *s = calloc(1, sizeof *s);
+    if (!s) { fail(L, "out of memory"); return NULL; }
+    char b[256];
+    s->c = c;
+    sub(b, sizeof b, base, ".norm"); load_norm(L, &s->norm, c, b);
+    const sdc_tensor *pin = find(L, "%s.proj_in.weight", base);
+    s->inner = dim(L, 0, "proj_in width", "%s.proj_in.weight", base);
+    if (L->failed) return s;
+    s->linear = pin->ndim == 2;
+    int64_t in_ = s->inner, c_ = c;
+    /* proj_in/out: Linear [inner, C] (SD 2.x) or 1x1 conv [inner, C, 1, 1] (SD 1.x). */
+    int nd = s->linear ? 2 : 4;
+    s->proj_in.out = s->inner;  s->proj_in.in = c;
+    s->proj_out.out = c;        s->proj_out.in = s->inner;
+    s->proj_in.w  = weight(L, NULL, nd, in_, c_, 1, 1, "%s.proj_in.weight", base);
+    s->proj_in.b  = weight(L, NULL, 1, in_, 0, 0, 0, "%s.proj_in.bias", base);
+    s->proj_out.w = weight(L, NULL, nd, c_, in_, 1, 1, "%s.proj_out.weight", base);
+    s->proj_out.b = weight(L, NULL, 1, c_, 0, 0, 0, "%s.proj_out.bias", base);
+    if (L->failed) return s;
+    while (s->depth < UNET_MAX_DEPTH && find(L, "%s.transformer_blocks.%d.norm1.weight", base, s->depth))
+        s->depth++;
+    if (s->depth == 0) { fail(L, "%s%s.transformer_blocks.0.norm1.weight: missing", L->prefix, base); return s; }
+    if (!(s->blocks = calloc((size_t)s->depth, sizeof *s->blocks))) { fail(L, "out of memory"); return s; }
+    for (int d = 0; d < s->depth && !L->failed; d++) {
+        snprintf(b, sizeof b, "%s.transformer_blocks.%d", base, d);
+        load_tf_block(L, p, &s->blocks[d], s->inner, b);
+    }
+    if (L->u->max_c < s->inner) L->u->max_c = s->inner;
+    for (int d = 0; d < s->depth && !L->failed; d++)
+        if (L->u->max_c < s->blocks[d].ff_inner * 2) L->u->max_c = s->blocks[d].ff_inner * 2;
+    return s;
+}
+
+static void free_st(spatial_tf *s) {
+    if (!s) return;
+    free(s->blocks);
+    free(s);
+}
+
+/* Does a SpatialTransformer live at base? (its GroupNorm is the tell) */
+static int has_st(loader *L, const char *fmt, int i, int j) {
+    return find(L, fmt, i, j) != NULL;
+}
+
+static int count_blocks(loader *L, const char *what) {
+    int n = 0;
+    char pre[256];
+    for (; n <= UNET_MAX_BLOCKS; n++) {
+        snprintf(pre, sizeof pre, "%s%s.%d.", L->prefix, what, n);
+        if (sdc_store_count_prefix(L->st, pre) == 0) break;
+    }
+    return n;
+}
+
+static void load_input_blocks(loader *L, const sdc_unet_params *p, int *ch_out, int *skip_ch) {
+    sdc_unet *u = L->u;
+    char b[256];
+    int ch = u->info.model_channels, level = 0;
+    for (int i = 0; i < u->n_in && !L->failed; i++) {
+        unet_block *k = &u->in[i];
+        k->level = level;
+        k->cin = ch;
+        if (i == 0) {   /* conv_in: [mc, in_ch, 3, 3] */
+            k->kind = BLK_CONV_IN;
+            k->cin = u->info.in_channels;
+            load_conv(L, &k->conv, ch, u->info.in_channels, 3, "input_blocks.0.0");
+        } else if (find(L, "input_blocks.%d.0.op.weight", i)) {   /* Downsample: stride 2 pad 1 */
+            k->kind = BLK_DOWN;
+            snprintf(b, sizeof b, "input_blocks.%d.0.op", i);
+            load_conv(L, &k->conv, ch, ch, 3, b);
+            level++;
+            u->n_down++;
+        } else {
+            k->kind = BLK_RES;
+            snprintf(b, sizeof b, "input_blocks.%d.0", i);
+            load_res(L, &k->res, ch, u->info.time_embed_dim, b);
+            ch = k->res.cout;
+            if (has_st(L, "input_blocks.%d.%d.norm.weight", i, 1)) {
+                snprintf(b, sizeof b, "input_blocks.%d.1", i);
+                k->attn = load_st(L, p, ch, b);
+            }
+        }
+        k->cout = ch;
+        skip_ch[i] = ch;
+    }
+    *ch_out = ch;
+}
+
+static void load_middle(loader *L, const sdc_unet_params *p, int *ch) {
+    sdc_unet *u = L->u;
+    char b[256];
+    for (int i = 0; i < u->n_mid && !L->failed; i++) {
+        unet_block *k = &u->mid[i];
+        k->kind = BLK_RES;
+        k->level = u->n_down;
+        k->cin = *ch;
+        snprintf(b, sizeof b, "middle_block.%d", i);
+        if (find(L, "middle_block.%d.in_layers.0.weight", i)) {
+            load_res(L, &k->res, *ch, u->info.time_embed_dim, b);
+            *ch = k->res.cout;
+        } else if (find(L, "middle_block.%d.norm.weight", i)) {
+            k->attn = load_st(L, p, *ch, b);
+            k->cin = -1;    /* marks a transformer-only middle entry */
+        } else {
+            fail(L, "%smiddle_block.%d: neither a ResBlock nor a SpatialTransformer", L->prefix, i);
+        }
+        k->cout = *ch;
+    }
+}
+
+static void load_output_blocks(loader *L, const sdc_unet_params *p, int ch, const int *skip_ch) {
+    sdc_unet *u = L->u;
+    char b[256];
+    int level = u->n_down, sp = u->n_in;
+    for (int i = 0; i < u->n_out && !L->failed; i++) {
+        unet_block *k = &u->out[i];
+        int sc = skip_ch[--sp];
+        k->kind = BLK_RES;
+        k->level = level;
+        k->cin = ch + sc;   /* ResBlock on cat(h, skip) */
+        snprintf(b, sizeof b, "output_blocks.%d.0", i);
+        load_res(L, &k->res, ch + sc, u->info.time_embed_dim, b);
+        ch = k->res.cout;
+        int j = 1;
+        if (has_st(L, "output_blocks.%d.%d.norm.weight", i, 1)) {
+            snprintf(b, sizeof b, "output_blocks.%d.1", i);
+            k->attn = load_st(L, p, ch, b);
+            j = 2;
+        }
+        if (find(L, "output_blocks.%d.%d.conv.weight", i, j)) {   /* Upsample: nearest 2x, conv */
+            if (level == 0) { fail(L, "%soutput_blocks.%d: Upsample above the top level", L->prefix, i); return; }
+            k->has_up = 1;
+            snprintf(b, sizeof b, "output_blocks.%d.%d.conv", i, j);
+            load_conv(L, &k->up, ch, ch, 3, b);
+            level--;
+        }
+        k->cout = ch;
+    }
+    if (!L->failed && level != 0)
+        fail(L, "%soutput_blocks: %d Downsamples but %d Upsamples", L->prefix, u->n_down,
+             u->n_down - level);
+}
+
+/* Fills info.channel_mult / num_res_blocks / transformer depth / context from the blocks. */
+static void fill_info(loader *L) {
+    sdc_unet *u = L->u;
+    sdc_unet_info *in = &u->info;
+    in->n_levels = u->n_down + 1;
+    if (in->n_levels > UNET_MAX_LEVELS) {
+        fail(L, "%sinput_blocks: %d levels, at most %d supported", L->prefix, in->n_levels, UNET_MAX_LEVELS);
+        return;
+    }
+    for (int i = 1; i < u->n_in; i++) {
+        const unet_block *k = &u->in[i];
+        if (k->kind != BLK_RES) continue;
+        in->channel_mult[k->level] = k->cout / in->model_channels;
+        if (k->level == 0) in->num_res_blocks++;
+        if (k->attn && !in->transformer_depth) {
+            in->transformer_depth = k->attn->depth;
+            in->linear_proj = k->attn->linear;
+            in->context_dim = k->attn->blocks[0].attn2.kvdim;
+        }
+    }
+    for (int i = 0; i < u->n_mid && !in->transformer_depth; i++)
+        if (u->mid[i].attn) {
+            in->transformer_depth = u->mid[i].attn->depth;
+            in->linear_proj = u->mid[i].attn->linear;
+            in->context_dim = u->mid[i].attn->blocks[0].attn2.kvdim;
+        }
+    /* Every cross-attention must read the same context width. */
+    unet_block *lists[3] = {u->in, u->mid, u->out};
+    int counts[3] = {u->n_in, u->n_mid, u->n_out};
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < counts[l]; i++) {
+            spatial_tf *s = lists[l][i].attn;
+            for (int d = 0; s && d < s->depth; d++)
+                if (s->blocks[d].attn2.kvdim != in->context_dim) {
+                    fail(L, "cross-attention context widths differ (%d vs %d)",
+                         s->blocks[d].attn2.kvdim, in->context_dim);
+                    return;
+                }
+        }
+}
+
+static int load_all(loader *L, const sdc_unet_params *p) {
+    sdc_unet *u = L->u;
+    const sdc_tensor *ci = find(L, "input_blocks.0.0.weight");
+    if (!ci) return fail(L, "%sinput_blocks.0.0.weight: missing (not an SD UNet in the original layout)", L->prefix);
+    if (ci->ndim != 4) return fail(L, "%sinput_blocks.0.0.weight: not a conv weight", L->prefix);
+    u->info.model_channels = dim(L, 0, "model channels", "input_blocks.0.0.weight");
+    u->info.in_channels = dim(L, 1, "input channels", "input_blocks.0.0.weight");
+    u->info.time_embed_dim = dim(L, 0, "time embedding width", "time_embed.0.weight");
+    if (L->failed) return -1;
+    if (u->info.model_channels % 2)
+        return fail(L, "%sinput_blocks.0.0.weight: odd model channels %d (sinusoidal embedding)", L->prefix,
+                    u->info.model_channels);
+    load_lin(L, &u->time1, u->info.time_embed_dim, u->info.model_channels, 1, "time_embed.0");
+    load_lin(L, &u->time2, u->info.time_embed_dim, u->info.time_embed_dim, 1, "time_embed.2");
+
+    u->n_in = count_blocks(L, "input_blocks");
+    u->n_mid = count_blocks(L, "middle_block");
+    u->n_out = count_blocks(L, "output_blocks");
+    if (u->n_in > UNET_MAX_BLOCKS || u->n_out > UNET_MAX_BLOCKS || u->n_mid > UNET_MAX_BLOCKS)
+        return fail(L, "more than %d blocks", UNET_MAX_BLOCKS);
+    if (u->n_out != u->n_in)
+        return fail(L, "%d input_blocks but %d output_blocks", u->n_in, u->n_out);
+    if (!(u->in = calloc((size_t)u->n_in, sizeof *u->in)) ||
+        !(u->mid = calloc((size_t)u->n_mid + 1, sizeof *u->mid)) ||
+        !(u->out = calloc((size_t)u->n_out, sizeof *u->out)))
+        return fail(L, "out of memory");
+    int skip_ch[UNET_MAX_BLOCKS + 1], ch = 0;
+    load_input_blocks(L, p, &ch, skip_ch);
+    load_middle(L, p, &ch);
+    load_output_blocks(L, p, ch, skip_ch);
+    if (L->failed) return -1;
+    ch = u->out[u->n_out - 1].cout;
+    load_norm(L, &u->out_norm, ch, "out.0");
+    u->info.out_channels = dim(L, 0, "output channels", "out.2.weight");
+    load_conv(L, &u->out_conv, u->info.out_channels, ch, 3, "out.2");
+    if (L->failed) return -1;
+    if (u->max_c < u->info.in_channels) u->max_c = u->info.in_channels;
+    fill_info(L);
+    return L->failed ? -1 : 0;
+}
+
+sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e) {
+    sdc_unet *u = calloc(1, sizeof *u);
+    if (!u) { sdc_errf(e, "unet: out of memory"); return NULL; }
+    loader L = {st, "model.diffusion_model.", u, e, 0};
+    if (!p) { fail(&L, "no parameters"); sdc_unet_free(u); return NULL; }
+    if (load_all(&L, p) != 0) { sdc_unet_free(u); return NULL; }
+    return u;
+}
+
+void sdc_unet_free(sdc_unet *u) {
+    if (!u) return;
+    for (size_t i = 0; i < u->n_allocs; i++) free(u->allocs[i]);
+    free(u->allocs);
+    for (int i = 0; u->in && i < u->n_in; i++) free_st(u->in[i].attn);
+    for (int i = 0; u->mid && i < u->n_mid; i++) free_st(u->mid[i].attn);
+    for (int i = 0; u->out && i < u->n_out; i++) free_st(u->out[i].attn);
+    free(u->in);
+    free(u->mid);
+    free(u->out);
+    free(u);
+}
+
+const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u) { return u ? &u->info : NULL; }
+
+void sdc_unet_set_debug(sdc_unet *u, sdc_unet_debug_fn fn, void *user) {
+    if (!u) return;
+    u->dbg = fn;
+    u->dbg_user = user;
+}
+
+/* ───────────────────────────── forward ───────────────────────────── */
+
+/* Everything one forward needs besides the block's weights. */
+typedef struct fwd {
+    sdc_unet    *u;
+    sdc_arena   *a;
+    const float *emb;      /* [N, temb]: SiLU(time_embed(t)) — emb_layers.0 is the SiLU */
+    const float *ctx;      /* [N, Lc, context_dim] */
+    int          N, Lc;
+    int          oom;
+} fwd;
+
+static float *talloc(fwd *f, size_t n) {
+    float *p = sdc_arena_f32(f->a, n);
+    if (!p) f->oom = 1;
+    return p;
+}
+
+static void debug(fwd *f, const char *name, const float *x, int C, int H, int W) {
+    if (f->u->dbg && !f->oom) f->u->dbg(f->u->dbg_user, name, x, f->N, C, H, W);
+}
+
+static void conv(fwd *f, float *out, const float *in, const conv_w *c, int H, int W, int stride) {
+    int pad = c->k / 2;
+    k_conv2d(f->a, out, in, c->w, c->b, f->N, c->cin, H, W, c->cout, c->k, c->k, stride,
+             pad, pad, pad, pad);
+}
+
+/* ldm ResBlock: out[N,cout,H,W] = skip(x) + out_layers(in_layers(x) + emb_layers(emb)).
+ * x: [N, cin, H, W]; out must not alias x. */
+static void res_block_fwd(fwd *f, const res_block *r, float *out, const float *x, int H, int W) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    int N = f->N, HW = H * W;
+    size_t nin = (size_t)N * r->cin * HW, nout = (size_t)N * r->cout * HW;
+    float *h = talloc(f, nin), *h2 = talloc(f, nout), *eo = talloc(f, (size_t)N * r->cout);
+    if (f->oom) goto done;
+    k_group_norm(h, x, r->in_norm.g, r->in_norm.b, N, r->cin, HW, UNET_GROUPS, UNET_GN_EPS, 1);
+    conv(f, h2, h, &r->in_conv, H, W, 1);                                 /* [N, cout, H, W] */
+    k_linear(eo, f->emb, r->emb.w, r->emb.b, N, r->emb.in, r->cout);     /* [N, cout] */
+    k_add_channel_bias(h2, eo, N, r->cout, HW);
+    k_group_norm(h2, h2, r->out_norm.g, r->out_norm.b, N, r->cout, HW, UNET_GROUPS, UNET_GN_EPS, 1);
+    conv(f, out, h2, &r->out_conv, H, W, 1);                              /* [N, cout, H, W] */
+    if (r->has_skip) {
+        float *s = h2;                                                    /* reuse: [N, cout, HW] */
+        conv(f, s, x, &r->skip, H, W, 1);
+        k_add(out, out, s, nout);
+    } else {
+        k_add(out, out, x, nout);
+    }
+done:
+    sdc_arena_reset(f->a, m);
+}
+
+/* ldm CrossAttention: out[N*Lq, qdim] = to_out(softmax(q kᵀ/√d) v), q from x [N, Lq, qdim],
+ * k and v from x (self) or from the context [N, Lc, kvdim]. */
+static void cross_attn_fwd(fwd *f, const cross_attn *at, float *out, const float *x, int Lq) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    int N = f->N, M = N * Lq, in = at->inner;
+    const float *q, *k, *v;
+    int ldq, ldkv, Lk;
+    float *o = talloc(f, (size_t)M * in);                                 /* [N, Lq, inner] */
+    if (at->is_self) {
+        float *qkv = talloc(f, (size_t)M * 3 * in);                       /* [N, Lq, 3*inner] */
+        if (f->oom) goto done;
+        k_linear(qkv, x, at->wq, NULL, M, at->qdim, 3 * in);
+        q = qkv; k = qkv + in; v = qkv + 2 * in;
+        ldq = ldkv = 3 * in;
+        Lk = Lq;
+    } else {
+        float *qb = talloc(f, (size_t)M * in);                            /* [N, Lq, inner] */
+        float *kv = talloc(f, (size_t)N * f->Lc * 2 * in);                /* [N, Lc, 2*inner] */
+        if (f->oom) goto done;
+        k_linear(qb, x, at->wq, NULL, M, at->qdim, in);
+        k_linear(kv, f->ctx, at->wkv, NULL, N * f->Lc, at->kvdim, 2 * in);
+        q = qb; k = kv; v = kv + in;
+        ldq = in; ldkv = 2 * in;
+        Lk = f->Lc;
+    }
+    k_attention(f->a, o, q, ldq, k, ldkv, v, ldkv, N, Lq, Lk, at->heads, at->head_dim, 0);
+    k_linear(out, o, at->out.w, at->out.b, M, in, at->qdim);             /* [N, Lq, qdim] */
+done:
+    sdc_arena_reset(f->a, m);
+}
+
+/* GEGLU feed-forward, chunked over rows: out[M, C] = net.2(value * gelu(gate)). */
+static void feed_forward_fwd(fwd *f, const tf_block *t, float *out, const float *x, int M) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    int F = t->ff_inner, C = t->ff_out.out, rows = M < UNET_FF_ROWS ? M : UNET_FF_ROWS;
+    float *p = talloc(f, (size_t)rows * 2 * F);                            /* [rows, 2F] */
+    float *g = talloc(f, (size_t)rows * F);                                /* [rows, F] */
+    if (f->oom) goto done;
+    for (int r0 = 0; r0 < M; r0 += rows) {
+        int n = M - r0 < rows ? M - r0 : rows;
+        k_linear(p, x + (size_t)r0 * C, t->ff_in.w, t->ff_in.b, n, C, 2 * F);
+        k_geglu(g, p, n, F);
+        k_linear(out + (size_t)r0 * C, g, t->ff_out.w, t->ff_out.b, n, F, C);
+    }
+done:
+    sdc_arena_reset(f->a, m);
+}
+
+/* ldm BasicTransformerBlock on x [N, L, C], in place. */
+static void tf_block_fwd(fwd *f, const tf_block *t, float *x, int L) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    int M = f->N * L, C = t->norm1.c;
+    size_t n = (size_t)M * C;
+    float *h = talloc(f, n), *o = talloc(f, n);                            /* [N, L, C] */
+    if (f->oom) goto done;
+    k_layer_norm(h, x, t->norm1.g, t->norm1.b, M, C, UNET_LN_EPS);
+    cross_attn_fwd(f, &t->attn1, o, h, L);
+    k_add(x, x, o, n);                                                     /* x += attn1(norm1 x) */
+    k_layer_norm(h, x, t->norm2.g, t->norm2.b, M, C, UNET_LN_EPS);
+    cross_attn_fwd(f, &t->attn2, o, h, L);
+    k_add(x, x, o, n);                                                     /* x += attn2(norm2 x, ctx) */
+    k_layer_norm(h, x, t->norm3.g, t->norm3.b, M, C, UNET_LN_EPS);
+    feed_forward_fwd(f, t, o, h, M);
+    k_add(x, x, o, n);                                                     /* x += ff(norm3 x) */
+done:
+    sdc_arena_reset(f->a, m);
+}
+
+/* ldm SpatialTransformer: out[N,C,H,W] = x + proj_out(blocks(proj_in(norm(x)))). */
+static void spatial_tf_fwd(fwd *f, const spatial_tf *s, float *out, const float *x, int H, int W) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    int N = f->N, L = H * W, M = N * L, C = s->c;
+    size_t n = (size_t)M * C;
+    float *hn = talloc(f, n), *t = talloc(f, n);
+    float *hs = talloc(f, (size_t)M * s->inner);                           /* [N, L, inner] */
+    if (f->oom) goto done;
+    k_group_norm(hn, x, s->norm.g, s->norm.b, N, C, L, UNET_GROUPS, UNET_ST_GN_EPS, 0);
+    k_nchw_to_nhwc(t, hn, N, C, L);                                        /* [N, L, C] */
+    k_linear(hs, t, s->proj_in.w, s->proj_in.b, M, C, s->inner);           /* [N, L, inner] */
+    for (int d = 0; d < s->depth; d++) tf_block_fwd(f, &s->blocks[d], hs, L);
+    k_linear(t, hs, s->proj_out.w, s->proj_out.b, M, s->inner, C);        /* [N, L, C] */
+    k_nhwc_to_nchw(out, t, N, C, L);                                       /* [N, C, H, W] */
+    k_add(out, out, x, n);
+done:
+    sdc_arena_reset(f->a, m);
+}
+
+/* ldm Downsample (use_conv): out[N,C,ceil(H/2),ceil(W/2)] = conv3x3 stride 2 pad 1. */
+static void downsample_fwd(fwd *f, const conv_w *c, float *out, const float *x, int H, int W) {
+    conv(f, out, x, c, H, W, 2);
+}
+
+/* ldm Upsample (use_conv): out[N,C,2H,2W] = conv3x3(nearest2x(x)). */
+static void upsample_fwd(fwd *f, const conv_w *c, float *out, const float *x, int H, int W) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    float *up = talloc(f, (size_t)f->N * c->cin * 4 * H * W);             /* [N, C, 2H, 2W] */
+    if (!f->oom) {
+        k_upsample2x(up, x, f->N, c->cin, H, W);
+        conv(f, out, up, c, 2 * H, 2 * W, 1);
+    }
+    sdc_arena_reset(f->a, m);
+}
+
+/* One input block into out (which becomes a skip). x: [N, cin, H, W]; H, W updated. */
+static void input_block_fwd(fwd *f, const unet_block *k, float *out, const float *x, int *H, int *W) {
+    if (k->kind == BLK_CONV_IN) { conv(f, out, x, &k->conv, *H, *W, 1); return; }
+    if (k->kind == BLK_DOWN) {
+        downsample_fwd(f, &k->conv, out, x, *H, *W);
+        *H = (*H + 1) / 2;
+        *W = (*W + 1) / 2;
+        return;
+    }
+    if (!k->attn) { res_block_fwd(f, &k->res, out, x, *H, *W); return; }
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    float *r = talloc(f, (size_t)f->N * k->cout * *H * *W);
+    if (!f->oom) {
+        res_block_fwd(f, &k->res, r, x, *H, *W);
+        spatial_tf_fwd(f, k->attn, out, r, *H, *W);
+    }
+    sdc_arena_reset(f->a, m);
+}
+
+/* One output block: out = [Upsample](ST?(ResBlock(cat(h, skip)))). H, W updated. */
+static void output_block_fwd(fwd *f, const unet_block *k, float *out, const float *h, int ch,
+                             const float *skip, int *H, int *W) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    int N = f->N, HW = *H * *W;
+    size_t n = (size_t)N * k->cout * HW;
+    float *cat = talloc(f, (size_t)N * k->cin * HW);                      /* [N, ch+skip, H, W] */
+    float *r = (k->attn || k->has_up) ? talloc(f, n) : out;
+    float *s = (k->attn && k->has_up) ? talloc(f, n) : out;
+    if (f->oom) goto done;
+    k_concat_channels(cat, h, ch, skip, k->cin - ch, N, HW);
+    res_block_fwd(f, &k->res, r, cat, *H, *W);                            /* [N, cout, H, W] */
+    if (k->attn) spatial_tf_fwd(f, k->attn, s, r, *H, *W); else s = r;
+    if (k->has_up) {
+        upsample_fwd(f, &k->up, out, s, *H, *W);                          /* [N, cout, 2H, 2W] */
+        *H *= 2;
+        *W *= 2;
+    }
+done:
+    sdc_arena_reset(f->a, m);
+}
+
+static void mid_block_fwd(fwd *f, const unet_block *k, float *out, const float *x, int H, int W) {
+    if (k->cin < 0) spatial_tf_fwd(f, k->attn, out, x, H, W);
+    else res_block_fwd(f, &k->res, out, x, H, W);
+}
+
+/* Time embedding: emb[N, temb] = SiLU(time_embed.2(SiLU(time_embed.0(sinusoid(t))))). */
+static float *time_embed_fwd(fwd *f, const float *t) {
+    sdc_unet *u = f->u;
+    int N = f->N, mc = u->info.model_channels, te = u->info.time_embed_dim;
+    float *emb = talloc(f, (size_t)N * te);                               /* stays for the forward */
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    float *tp = talloc(f, (size_t)N * mc), *h = talloc(f, (size_t)N * te);
+    if (f->oom) return NULL;
+    k_timestep_embedding(tp, t, N, mc, 1, 0.0f, UNET_MAX_PERIOD);          /* [N, mc] cos | sin */
+    debug(f, "time_proj", tp, mc, 1, 1);
+    k_linear(h, tp, u->time1.w, u->time1.b, N, mc, te);                    /* [N, temb] */
+    k_silu(h, (size_t)N * te);
+    k_linear(emb, h, u->time2.w, u->time2.b, N, te, te);                   /* [N, temb] */
+    debug(f, "time_embedding", emb, te, 1, 1);
+    k_silu(emb, (size_t)N * te);                                           /* emb_layers.0 */
+    sdc_arena_reset(f->a, m);
+    return emb;
+}
+
+/* The largest output of any middle or output block, in floats (the ping-pong buffers). */
+static size_t pingpong_size(const sdc_unet *u, int N, int H, int W) {
+    size_t mx = 0;
+    for (int i = 0; i < u->n_mid; i++) {
+        size_t n = (size_t)N * u->mid[i].cout * H * W;
+        if (n > mx) mx = n;
+    }
+    for (int i = 0; i < u->n_out; i++) {
+        if (u->out[i].has_up) { H *= 2; W *= 2; }
+        size_t n = (size_t)N * u->out[i].cout * H * W;
+        if (n > mx) mx = n;
+    }
+    return mx;
+}
+
+static int check_sizes(const sdc_unet *u, int N, int h, int w, int ctx_len, sdc_err *e) {
+    if (N <= 0 || h <= 0 || w <= 0)
+        return sdc_errf(e, "unet: bad input size: batch %d, latent %dx%d", N, h, w);
+    int m = 1 << u->n_down;
+    if (h % m || w % m)
+        return sdc_errf(e, "unet: latent %dx%d: sides must be multiples of %d (%d downsamples)",
+                        h, w, m, u->n_down);
+    if (u->info.transformer_depth && ctx_len <= 0)
+        return sdc_errf(e, "unet: context length %d: must be positive", ctx_len);
+    /* Kernels take int sizes: the widest row count x width must fit an int. */
+    size_t rows = (size_t)N * (size_t)h * (size_t)w, cap = (size_t)INT_MAX / (size_t)u->max_c;
+    if (rows > cap / 4 || (size_t)N * (size_t)(ctx_len > 0 ? ctx_len : 1) > cap)
+        return sdc_errf(e, "unet: batch %d at %dx%d (context %d) is too large", N, h, w, ctx_len);
+    return 0;
+}
+
+int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
+                     const float *ctx, int N, int h, int w, int ctx_len, sdc_err *e) {
+    if (!u || !a || !out || !x || !t || (!ctx && u->info.transformer_depth))
+        return sdc_errf(e, "unet: forward: missing argument");
+    if (check_sizes(u, N, h, w, ctx_len, e)) return -1;
+    sdc_arena_mark m0 = sdc_arena_get_mark(a);
+    fwd f = {u, a, NULL, ctx, N, ctx_len, 0};
+    char name[64];
+    int H = h, W = w, lvl = 0;
+
+    f.emb = time_embed_fwd(&f, t);                                        /* [N, temb] */
+    size_t pp = pingpong_size(u, N, h >> u->n_down, w >> u->n_down);
+    float *buf[2] = {talloc(&f, pp), talloc(&f, pp)};
+    float **skip = (float **)sdc_arena_alloc(a, (size_t)u->n_in * sizeof *skip);
+    if (!skip) f.oom = 1;
+
+    /* input_blocks: every output stays alive as a skip for the output blocks. */
+    const float *cur = x;
+    for (int i = 0; i < u->n_in && !f.oom; i++) {
+        const unet_block *k = &u->in[i];
+        int Ho = k->kind == BLK_DOWN ? (H + 1) / 2 : H, Wo = k->kind == BLK_DOWN ? (W + 1) / 2 : W;
+        if (!(skip[i] = talloc(&f, (size_t)N * k->cout * Ho * Wo))) break;
+        input_block_fwd(&f, k, skip[i], cur, &H, &W);                     /* [N, cout, H, W] */
+        cur = skip[i];
+        if (i == 0) debug(&f, "conv_in", cur, k->cout, H, W);
+        if (i > 0 && (i + 1 == u->n_in || u->in[i + 1].level != k->level)) {
+            snprintf(name, sizeof name, "down_blocks.%d", lvl++);
+            debug(&f, name, cur, k->cout, H, W);
+        }
+    }
+    /* middle_block: ResBlock, SpatialTransformer, ResBlock, ping-ponging between buf[0/1]. */
+    int p = 0, ch = u->n_in ? u->in[u->n_in - 1].cout : 0;
+    for (int i = 0; i < u->n_mid && !f.oom; i++) {
+        mid_block_fwd(&f, &u->mid[i], buf[p], cur, H, W);
+        cur = buf[p];
+        p ^= 1;
+        ch = u->mid[i].cout;
+    }
+    debug(&f, "mid_block", cur, ch, H, W);
+    /* output_blocks: pop the skips in reverse. */
+    lvl = 0;
+    for (int i = 0; i < u->n_out && !f.oom; i++) {
+        const unet_block *k = &u->out[i];
+        output_block_fwd(&f, k, buf[p], cur, ch, skip[u->n_in - 1 - i], &H, &W);
+        cur = buf[p];
+        p ^= 1;
+        ch = k->cout;
+        if (k->has_up || i + 1 == u->n_out) {
+            snprintf(name, sizeof name, "up_blocks.%d", lvl++);
+            debug(&f, name, cur, ch, H, W);
+        }
+    }
+    /* out: GroupNorm, SiLU, conv3x3 → [N, out_ch, h, w]. */
+    if (!f.oom) {
+        float *hn = talloc(&f, (size_t)N * ch * H * W);
+        if (hn) {
+            k_group_norm(hn, cur, u->out_norm.g, u->out_norm.b, N, ch, H * W, UNET_GROUPS, UNET_GN_EPS, 0);
+            debug(&f, "conv_norm_out", hn, ch, H, W);
+            k_silu(hn, (size_t)N * ch * H * W);
+            conv(&f, out, hn, &u->out_conv, H, W, 1);
+        }
+    }
+    sdc_arena_reset(a, m0);
+    if (f.oom) return sdc_errf(e, "unet: out of memory for activations (batch %d, %dx%d)", N, h, w);
+    return 0;
+}

@@ -1,0 +1,230 @@
+/* test_unet.c — the UNet against the diffusers reference (tests/data/refs/sd{1,2}_unet):
+ * every case in the ref file's metadata `cases` (8x8 / 16x16 latents, integer and fractional
+ * timesteps, batch-2 CFG), the dbg_* intermediates of the debug case, and the load/forward
+ * errors (missing tensors, heads that do not divide, latent sides that do not divide).
+ * Tolerance (fixtures README): max abs error <= max(1e-4, 2e-5 * max|ref|). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "kernels/arena.h"
+#include "models/unet.h"
+#include "runtime/store.h"
+
+static int fails;
+#define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+                           printf(__VA_ARGS__); printf("\n"); } } while (0)
+
+/* A whole ref tensor as f32 (malloc'd), or NULL. */
+static float *get_f32(const sdc_store *s, const char *name, const sdc_tensor **tout) {
+    const sdc_tensor *t = sdc_store_get(s, name);
+    if (tout) *tout = t;
+    if (!t) return NULL;
+    float *p = malloc((size_t)t->numel * sizeof *p + 1);
+    sdc_err e;
+    if (p && sdc_tensor_to_f32(t, p, &e) != 0) { free(p); p = NULL; }
+    return p;
+}
+
+static double max_abs(const float *a, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) if (fabs(a[i]) > m) m = fabs(a[i]);
+    return m;
+}
+
+static double max_err(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d;   /* NaN sticks */
+    }
+    return m;
+}
+
+static double tol_for(double mx) { return fmax(1e-4, 2e-5 * mx); }
+
+/* Debug hook: compares each intermediate with ref "dbg_<case>.<name>". */
+typedef struct dbg_ctx { const sdc_store *ref; const char *case_name; int seen; } dbg_ctx;
+
+static void on_debug(void *user, const char *name, const float *data, int N, int C, int H, int W) {
+    dbg_ctx *d = user;
+    char key[256];
+    snprintf(key, sizeof key, "dbg_%s.%s", d->case_name, name);
+    const sdc_tensor *t;
+    float *ref = get_f32(d->ref, key, &t);
+    if (!ref) { printf("     (no ref %s)\n", key); return; }
+    size_t n = (size_t)N * C * H * W;
+    CHECK((size_t)t->numel == n, "%s: %zu values, ref has %lld", key, n, (long long)t->numel);
+    if ((size_t)t->numel == n) {
+        double err = max_err(data, ref, n), mx = max_abs(ref, n);
+        printf("     %-34s [%d,%d,%d,%d] max|ref| %8.4f  max abs err %.3g\n", key, N, C, H, W, mx, err);
+        CHECK(err <= tol_for(mx), "%s: max abs err %.3g > tol %.3g", key, err, tol_for(mx));
+        d->seen++;
+    }
+    free(ref);
+}
+
+/* Heads from tests/data/tiny-sdX.config.json: unet.num_heads / unet.num_head_channels. */
+static int read_heads(const char *path, sdc_unet_params *p) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    cJSON *u = cJSON_GetObjectItem(j, "unet");
+    cJSON *nh = cJSON_GetObjectItem(u, "num_heads"), *hc = cJSON_GetObjectItem(u, "num_head_channels");
+    int ok = cJSON_IsNumber(nh) && cJSON_IsNumber(hc);
+    if (ok) { p->num_heads = nh->valueint; p->head_dim = hc->valueint; }
+    cJSON_Delete(j);
+    return ok ? 0 : -1;
+}
+
+/* Runs every case of ref file `refpath` through the UNet of `model`. */
+static void run_model(const char *tag, const char *model, const char *config, const char *refpath,
+                      const char *dbg_case) {
+    printf("== %s: %s vs %s\n", tag, model, refpath);
+    sdc_err e = {{0}};
+    sdc_unet_params p = {0, 0};
+    CHECK(read_heads(config, &p) == 0, "%s: cannot read unet heads", config);
+    sdc_store *ms = sdc_store_new(), *rs = sdc_store_new();
+    CHECK(sdc_store_open(ms, model, NULL, &e) == 0, "%s", e.msg);
+    CHECK(sdc_store_open(rs, refpath, NULL, &e) == 0, "%s", e.msg);
+    sdc_unet *u = sdc_unet_load(ms, &p, &e);
+    CHECK(u, "load: %s", e.msg);
+    const char *cases_json = sdc_store_meta(rs, "cases");
+    CHECK(cases_json, "%s: no cases metadata", refpath);
+    if (!u || !cases_json) goto out;
+    const sdc_unet_info *in = sdc_unet_get_info(u);
+    printf("   info: in %d out %d mc %d levels %d res %d mult [", in->in_channels, in->out_channels,
+           in->model_channels, in->n_levels, in->num_res_blocks);
+    for (int i = 0; i < in->n_levels; i++) printf(i ? ",%d" : "%d", in->channel_mult[i]);
+    printf("] ctx %d depth %d linear %d temb %d (heads %d, head dim %d)\n", in->context_dim,
+           in->transformer_depth, in->linear_proj, in->time_embed_dim, p.num_heads, p.head_dim);
+
+    sdc_arena a;
+    sdc_arena_init(&a, 1 << 20);
+    cJSON *cases = cJSON_Parse(cases_json);
+    int ncases = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        const char *outn = cJSON_GetStringValue(cJSON_GetObjectItem(c, "output"));
+        const char *latn = cJSON_GetStringValue(cJSON_GetObjectItem(c, "latent"));
+        const char *ehs = cJSON_GetStringValue(cJSON_GetObjectItem(c, "encoder_hidden_states"));
+        cJSON *ts = cJSON_GetObjectItem(c, "timestep"), *bt = cJSON_GetObjectItem(c, "batch");
+        CHECK(outn && latn && ehs && cJSON_IsNumber(ts) && cJSON_IsNumber(bt), "bad case entry");
+        if (!outn || !latn || !ehs || !cJSON_IsNumber(ts) || !cJSON_IsNumber(bt)) continue;
+        int B = bt->valueint;
+        const sdc_tensor *lt, *ot, *ct;
+        float *lat = get_f32(rs, latn, &lt), *ref = get_f32(rs, outn, &ot);
+        float *cc = get_f32(rs, "context_cond", &ct), *cu = get_f32(rs, "context_uncond", NULL);
+        CHECK(lat && ref && cc && cu, "%s: ref tensors missing", outn);
+        if (lat && ref && cc && cu && lt->ndim == 4 && ct->ndim == 3) {
+            int C = (int)lt->shape[1], h = (int)lt->shape[2], w = (int)lt->shape[3];
+            int Lc = (int)ct->shape[1], Cc = (int)ct->shape[2];
+            size_t nl = (size_t)lt->numel, nc = (size_t)ct->numel;
+            float *x = malloc(nl * B * sizeof *x), *ctx = malloc(nc * B * sizeof *ctx);
+            float *t = malloc(B * sizeof *t), *y = malloc(nl * B * sizeof *y);
+            int is_cat = strstr(ehs, "cat(") != NULL;
+            CHECK(is_cat == (B == 2), "%s: unexpected batch/context combination", outn);
+            for (int b = 0; b < B; b++) {
+                memcpy(x + b * nl, lat, nl * sizeof *x);
+                /* cat([context_uncond, context_cond]): negative first */
+                memcpy(ctx + b * nc, (is_cat && b == 0) ? cu : cc, nc * sizeof *ctx);
+                t[b] = (float)ts->valuedouble;
+            }
+            dbg_ctx d = {rs, outn, 0};
+            int want_dbg = dbg_case && !strcmp(dbg_case, outn);
+            sdc_unet_set_debug(u, want_dbg ? on_debug : NULL, &d);
+            printf("   %-26s batch %d latent %dx%d t %-7g ctx [%d,%d]\n", outn, B, h, w, t[0], Lc, Cc);
+            int rc = sdc_unet_forward(u, &a, y, x, t, ctx, B, h, w, Lc, &e);
+            CHECK(rc == 0, "%s: forward: %s", outn, e.msg);
+            CHECK((size_t)ot->numel == nl * B, "%s: ref size", outn);
+            if (rc == 0 && (size_t)ot->numel == nl * B) {
+                size_t n = nl * B;
+                double err = max_err(y, ref, n), mx = max_abs(ref, n);
+                char n64[256];
+                snprintf(n64, sizeof n64, "%s_f64", outn);
+                float *r64 = get_f32(rs, n64, NULL);
+                double err64 = r64 ? max_err(y, r64, n) : NAN;
+                free(r64);
+                printf("   %-26s max|ref| %.4f  max abs err %.3g (vs f64 %.3g)  tol %.3g  %s\n", outn, mx,
+                       err, err64, tol_for(mx), err <= tol_for(mx) ? "ok" : "FAIL");
+                CHECK(err <= tol_for(mx), "%s: max abs err %.3g > %.3g", outn, err, tol_for(mx));
+                (void)C;
+            }
+            if (want_dbg) CHECK(d.seen >= 10, "%s: only %d intermediates compared", outn, d.seen);
+            free(x); free(ctx); free(t); free(y);
+            ncases++;
+        }
+        free(lat); free(ref); free(cc); free(cu);
+    }
+    CHECK(ncases >= 2, "%s: only %d cases ran", refpath, ncases);
+    printf("   %d cases, arena peak %.1f KiB\n", ncases, a.peak / 1024.0);
+    sdc_unet_set_debug(u, NULL, NULL);
+
+    /* Bad input: latent sides that do not divide by 2^(levels-1); no batch. */
+    {
+        int side = 1 << (in->n_levels - 1);
+        float x[4 * 3 * 3 * 16], y[sizeof x / sizeof *x], t0 = 1, ctx[77 * 64] = {0};
+        int bad_h = side > 1 ? side + 1 : 0;
+        if (bad_h && 4 * bad_h * side <= (int)(sizeof x / sizeof *x)) {
+            e.msg[0] = 0;
+            int rc = sdc_unet_forward(u, &a, y, x, &t0, ctx, 1, bad_h, side, 1, &e);
+            printf("   bad latent %dx%d -> %s\n", bad_h, side, e.msg);
+            CHECK(rc != 0 && strstr(e.msg, "multiple"), "odd latent accepted");
+        }
+        e.msg[0] = 0;
+        CHECK(sdc_unet_forward(u, &a, y, x, &t0, ctx, 0, side, side, 1, &e) != 0, "batch 0 accepted");
+    }
+    cJSON_Delete(cases);
+    sdc_arena_free(&a);
+out:
+    sdc_unet_free(u);
+    sdc_store_close(ms);
+    sdc_store_close(rs);
+}
+
+/* Load errors: a store without a UNet, and heads that do not divide the widths. */
+static void load_errors(void) {
+    sdc_err e = {{0}};
+    sdc_store *rs = sdc_store_new();
+    CHECK(sdc_store_open(rs, "tests/data/refs/sd1_unet.safetensors", NULL, &e) == 0, "%s", e.msg);
+    sdc_unet_params p = {8, 0};
+    sdc_unet *u = sdc_unet_load(rs, &p, &e);
+    printf("== no UNet in the file -> %s\n", e.msg);
+    CHECK(!u && strstr(e.msg, "input_blocks.0.0.weight"), "a file without a UNet loaded");
+    sdc_unet_free(u);
+    sdc_store_close(rs);
+
+    sdc_store *ms = sdc_store_new();
+    CHECK(sdc_store_open(ms, "tests/data/tiny-sd1-fp16.safetensors", NULL, &e) == 0, "%s", e.msg);
+    sdc_unet_params bad = {3, 0};
+    e.msg[0] = 0;
+    u = sdc_unet_load(ms, &bad, &e);
+    printf("== 3 heads on width 32 -> %s\n", e.msg);
+    CHECK(!u && strstr(e.msg, "heads"), "3 heads accepted");
+    sdc_unet_free(u);
+    sdc_unet_params none = {0, 0};
+    e.msg[0] = 0;
+    u = sdc_unet_load(ms, &none, &e);
+    CHECK(!u && e.msg[0], "no heads accepted");
+    sdc_unet_free(u);
+    sdc_store_close(ms);
+}
+
+int main(void) {
+    run_model("sd1 fp16", "tests/data/tiny-sd1-fp16.safetensors", "tests/data/tiny-sd1.config.json",
+              "tests/data/refs/sd1_unet.safetensors", "out_x8x8_t999");
+    run_model("sd1 fp32", "tests/data/tiny-sd1.safetensors", "tests/data/tiny-sd1.config.json",
+              "tests/data/refs/sd1_unet.safetensors", NULL);
+    run_model("sd2 fp16", "tests/data/tiny-sd2-fp16.safetensors", "tests/data/tiny-sd2.config.json",
+              "tests/data/refs/sd2_unet.safetensors", "out_x8x8_t999");
+    load_errors();
+    printf(fails ? "test_unet: %d FAILED\n" : "test_unet: all passed\n", fails);
+    return fails ? 1 : 0;
+}
