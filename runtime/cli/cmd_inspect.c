@@ -1,0 +1,219 @@
+/* cmd_inspect.c — `sdc inspect FILE [--json] [--tensors]`: what a checkpoint holds.
+ *
+ * Format, tensor and parameter counts per dtype, model family, metadata, and the pickle
+ * globals outside the allowlist. Never refuses a hostile pickle (it is the tool to check a
+ * download): exits 3 when the file names a dangerous global, 2 when the file is malformed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "runtime/cli/cli.h"
+#include "runtime/detect.h"
+#include "runtime/store.h"
+
+/* Text mode shows this many bytes of a metadata value, then how long it really is. */
+#define INSPECT_META_SHOW 100
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: sdc inspect FILE [--json] [--tensors]\n"
+               "  shows format, tensor and parameter counts, model family, metadata and the pickle\n"
+               "  globals outside the allowlist. Exit 0 ok, 2 malformed file, 3 dangerous pickle.\n"
+               "  --json     machine-readable output (metadata values whole)\n"
+               "  --tensors  also list every tensor (name, dtype, shape)\n");
+}
+
+/* Prints s on one line: control bytes escaped, cut after max bytes (0 = whole). */
+static void print_value(const char *s, size_t max) {
+    size_t len = strlen(s), n = max && len > max ? max : len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n') fputs("\\n", stdout);
+        else if (c == '\t') fputs("\\t", stdout);
+        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
+        else putchar(c);
+    }
+    if (n < len) printf("... (%zu bytes)", len);
+}
+
+static void shape_str(const sdc_tensor *t, char *buf, size_t cap) {
+    size_t at = 0;
+    at += (size_t)snprintf(buf + at, cap - at, "[");
+    for (int d = 0; d < t->ndim && at < cap; d++)
+        at += (size_t)snprintf(buf + at, cap - at, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    if (at < cap) snprintf(buf + at, cap - at, "]");
+}
+
+static int print_json(const sdc_store *s, const sdc_detect_info *di, const int64_t *params,
+                      const size_t *counts, int tensors) {
+    const sdc_store_file *f = sdc_store_file_at(s, 0);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", f->path);
+    cJSON_AddStringToObject(o, "format", sdc_format_name(f->format));
+    cJSON_AddNumberToObject(o, "bytes", (double)f->size);
+    cJSON_AddNumberToObject(o, "tensors", (double)sdc_store_count(s));
+    cJSON *pd = cJSON_AddObjectToObject(o, "parameters");
+    int64_t total = 0;
+    for (int d = 0; d < SDC_DTYPE_COUNT; d++) {
+        if (!counts[d]) continue;
+        cJSON *x = cJSON_AddObjectToObject(pd, sdc_dtype_name((sdc_dtype)d));
+        cJSON_AddNumberToObject(x, "tensors", (double)counts[d]);
+        cJSON_AddNumberToObject(x, "parameters", (double)params[d]);
+        total += params[d];
+    }
+    cJSON_AddNumberToObject(o, "parameters_total", (double)total);
+    cJSON *fam = cJSON_AddObjectToObject(o, "family");
+    cJSON_AddStringToObject(fam, "name", di->name);
+    cJSON_AddStringToObject(fam, "reason", di->reason);
+    if (di->unet_prefix) cJSON_AddStringToObject(fam, "unet_prefix", di->unet_prefix);
+    if (di->vae_prefix) cJSON_AddStringToObject(fam, "vae_prefix", di->vae_prefix);
+    if (di->text_prefix) cJSON_AddStringToObject(fam, "text_prefix", di->text_prefix);
+    if (di->model_channels) cJSON_AddNumberToObject(fam, "model_channels", (double)di->model_channels);
+    if (di->context_dim) cJSON_AddNumberToObject(fam, "context_dim", (double)di->context_dim);
+    cJSON *meta = cJSON_AddObjectToObject(o, "metadata");
+    for (size_t i = 0; i < sdc_store_meta_count(s); i++) {
+        const char *k, *v;
+        sdc_store_meta_at(s, i, &k, &v);
+        cJSON_AddStringToObject(meta, k, v);
+    }
+    cJSON *gl = cJSON_AddArrayToObject(o, "pickle_globals");
+    int dangerous = 0;
+    for (size_t i = 0; i < sdc_store_nglobals(s); i++) {
+        const sdc_pickle_global *g = sdc_store_global_at(s, i);
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", g->name);
+        cJSON_AddBoolToObject(x, "dangerous", g->dangerous);
+        cJSON_AddItemToArray(gl, x);
+        dangerous |= g->dangerous;
+    }
+    cJSON_AddBoolToObject(o, "dangerous", dangerous);
+    if (tensors) {
+        cJSON *ta = cJSON_AddArrayToObject(o, "tensor_list");
+        for (size_t i = 0; i < sdc_store_count(s); i++) {
+            const sdc_tensor *t = sdc_store_at(s, i);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "name", t->name);
+            cJSON_AddStringToObject(x, "dtype", sdc_dtype_name(t->dtype));
+            cJSON *sh = cJSON_AddArrayToObject(x, "shape");
+            for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+            cJSON_AddNumberToObject(x, "offset", (double)t->offset);
+            cJSON_AddItemToArray(ta, x);
+        }
+    }
+    char *txt = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!txt) { fprintf(stderr, "sdc: inspect: out of memory printing JSON\n"); return 2; }
+    puts(txt);
+    free(txt);
+    return 0;
+}
+
+static void print_text(const sdc_store *s, const sdc_detect_info *di, const int64_t *params,
+                       const size_t *counts, int tensors) {
+    const sdc_store_file *f = sdc_store_file_at(s, 0);
+    printf("file:        %s\n", f->path);
+    printf("format:      %s\n", sdc_format_name(f->format));
+    printf("size:        %llu bytes\n", (unsigned long long)f->size);
+    printf("tensors:     %zu\n", sdc_store_count(s));
+    int64_t total = 0;
+    for (int d = 0; d < SDC_DTYPE_COUNT; d++) total += params[d];
+    printf("parameters:  %lld\n", (long long)total);
+    for (int d = 0; d < SDC_DTYPE_COUNT; d++)
+        if (counts[d])
+            printf("  %-8s %12lld in %zu tensors\n", sdc_dtype_name((sdc_dtype)d), (long long)params[d], counts[d]);
+    printf("family:      %s (%s)\n", di->name, di->reason);
+    if (di->unet_prefix)
+        printf("  unet:      %s* (%zu tensors, model_channels %lld, context_dim %lld)\n", di->unet_prefix,
+               di->unet_tensors, (long long)di->model_channels, (long long)di->context_dim);
+    if (di->vae_prefix) printf("  vae:       %s* (%zu tensors)\n", di->vae_prefix, di->vae_tensors);
+    if (di->text_prefix) printf("  text:      %s* (%zu tensors)\n", di->text_prefix, di->text_tensors);
+    printf("metadata:    %zu keys\n", sdc_store_meta_count(s));
+    for (size_t i = 0; i < sdc_store_meta_count(s); i++) {
+        const char *k, *v;
+        sdc_store_meta_at(s, i, &k, &v);
+        printf("  ");
+        print_value(k, INSPECT_META_SHOW);
+        printf(" = ");
+        print_value(v, INSPECT_META_SHOW);
+        printf("\n");
+    }
+    size_t ng = sdc_store_nglobals(s);
+    if (f->format == SDC_FMT_CKPT_ZIP || f->format == SDC_FMT_CKPT_LEGACY || ng) {
+        if (!ng) printf("pickle globals: all on the allowlist\n");
+        else printf("pickle globals outside the allowlist (never called; inert placeholders): %zu\n", ng);
+        for (size_t i = 0; i < ng; i++) {
+            const sdc_pickle_global *g = sdc_store_global_at(s, i);
+            printf("  %s%s\n", g->name, g->dangerous ? "   DANGEROUS" : "");
+        }
+    }
+    if (tensors) {
+        printf("tensor list:\n");
+        for (size_t i = 0; i < sdc_store_count(s); i++) {
+            const sdc_tensor *t = sdc_store_at(s, i);
+            char sh[256];
+            shape_str(t, sh, sizeof sh);
+            printf("  %-8s %-24s %s\n", sdc_dtype_name(t->dtype), sh, t->name);
+        }
+    }
+}
+
+int sdc_cmd_inspect(int argc, char **argv) {
+    const char *path = NULL;
+    int json = 0, tensors = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--tensors")) tensors = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "sdc: inspect: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else if (path) {
+            fprintf(stderr, "sdc: inspect: one FILE at a time ('%s' and '%s')\n", path, argv[i]);
+            return 2;
+        } else path = argv[i];
+    }
+    if (!path) { usage(stderr); return 2; }
+    sdc_store *s = sdc_store_new();
+    if (!s) { fprintf(stderr, "sdc: %s: out of memory\n", path); return 2; }
+    sdc_load_opts opts = {0};
+    opts.inspect = 1;
+    sdc_err e = {{0}};
+    if (sdc_store_open(s, path, &opts, &e)) {
+        fprintf(stderr, "sdc: %s\n", e.msg);
+        sdc_store_close(s);
+        return 2;
+    }
+    int64_t params[SDC_DTYPE_COUNT] = {0};
+    size_t counts[SDC_DTYPE_COUNT] = {0};
+    for (size_t i = 0; i < sdc_store_count(s); i++) {
+        const sdc_tensor *t = sdc_store_at(s, i);
+        params[t->dtype] += t->numel;
+        counts[t->dtype]++;
+    }
+    sdc_detect_info di;
+    sdc_detect(s, &di);
+    int rc = 0;
+    if (json) rc = print_json(s, &di, params, counts, tensors);
+    else print_text(s, &di, params, counts, tensors);
+    fflush(stdout);
+    if (!rc) {
+        size_t nd = 0;
+        char names[512] = "";
+        for (size_t i = 0; i < sdc_store_nglobals(s); i++) {
+            const sdc_pickle_global *g = sdc_store_global_at(s, i);
+            if (!g->dangerous) continue;
+            size_t at = strlen(names);
+            snprintf(names + at, sizeof names - at, "%s%s", nd ? ", " : "", g->name);
+            nd++;
+        }
+        if (nd) {
+            fprintf(stderr, "sdc: %s: dangerous pickle: this file would run %s when loaded by PyTorch; "
+                            "sdc ran nothing\n", path, names);
+            rc = 3;
+        }
+    }
+    sdc_store_close(s);
+    return rc;
+}
