@@ -31,9 +31,20 @@ int sdc_clip_is_openclip(const sdc_clip *c);  /* 1 for the SD 2.x tower (pad wit
 /* out[77,C] = conditioning for one window of 77 ids.
  * clip_skip as AUTOMATIC1111 defines it: 1 (or <= 1) = last layer for SD 1.x; k = output of
  * layer (L - k + 1); the final layer norm is always applied. SD 2.x's OpenCLIP tower uses the
- * penultimate layer by default (clip_skip <= 1 means "penultimate" there), as SD 2.x does.
+ * penultimate layer by default (clip_skip <= 1 means "penultimate" there), as SD 2.x does;
+ * k >= 2 counts as for SD 1.x there too (2 = penultimate as well, 3 = the layer before).
  * Returns 0, or -1 with e set. */
 int sdc_clip_encode(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids, int clip_skip,
                     float *out, sdc_err *e);
+
+/* Sizes read from the weights: positions per window (77) and vocabulary (49408). */
+int sdc_clip_positions(const sdc_clip *c);
+int sdc_clip_vocab(const sdc_clip *c);
+
+/* Debug tap (tests, tracing): when set, sdc_clip_encode calls tap(user, i, x, n, C) with
+ * hidden_states.i — i = 0: token + position embeddings, i >= 1: output of layer i, before
+ * the final layer norm. x is only valid during the call. NULL turns it off. */
+typedef void (*sdc_clip_tap)(void *user, int i, const float *x, int n, int C);
+void sdc_clip_set_tap(sdc_clip *c, sdc_clip_tap tap, void *user);
 
 #endif
