@@ -80,6 +80,7 @@ void k_attention(sdc_arena *a, float *out, const float *q, int ldq, const float 
     int nthr = omp_get_max_threads();
     long ntasks = (long)B * H * ntiles;
     if (nthr > ntasks) nthr = (int)ntasks;
+    kint_init();
     sdc_arena_mark m = sdc_arena_get_mark(a);
     float *scratch = sdc_arena_f32(a, (size_t)nthr * tq * Lk);
     if (!scratch) { nthr = 1; scratch = sdc_arena_f32(a, (size_t)tq * Lk); }

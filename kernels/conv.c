@@ -5,6 +5,8 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "kernels/kernels_internal.h"
+
 /* Largest im2col tile, in floats: 4 Mi floats = 16 MiB. A whole-layer buffer at 512x512 with
  * 128 channels would be 1152 x 262144 floats (1.2 GB); a tile of output rows bounds it. */
 #define CONV_TILE_FLOATS ((size_t)4 << 20)
@@ -69,6 +71,7 @@ void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const f
     int Ho = (H + pad_t + pad_b - kh) / stride + 1, Wo = (W + pad_l + pad_r - kw) / stride + 1;
     size_t HWo = (size_t)Ho * Wo, HWi = (size_t)H * W;
     int K = Cin * kh * kw;
+    kint_init();
     if (kh == 1 && kw == 1 && stride == 1 && !pad_t && !pad_l && !pad_b && !pad_r) {
         for (int n = 0; n < N; n++) {   /* out[n][Cout,HW] = w[Cout,Cin] · in[n][Cin,HW] + b */
             float *o = out + (size_t)n * Cout * HWo;

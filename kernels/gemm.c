@@ -1,21 +1,71 @@
-/* gemm.c — the thread count, the sgemm wrapper, Linear and conv2d (im2col in row tiles + sgemm).
- * Owns no state beyond the thread count OpenMP and OpenBLAS already hold. */
+/* gemm.c — the thread count, OpenBLAS's kernel choice, the sgemm wrapper and Linear.
+ * Owns one process-wide fact: that OpenBLAS runs the GEMM kernels this CPU can run (below). */
 #include "kernels/kernels.h"
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels_internal.h"
+
+/* OpenBLAS built with DYNAMIC_ARCH picks its kernels by CPU model at load. Releases older than
+ * the CPU (0.3.21 on a family 6 model 207 Xeon) do not know the model and fall back to Prescott
+ * (SSE3) kernels: sgemm ran at 29 GFLOP/s instead of 154 on one core here. When the CPU can run
+ * AVX-512 (or AVX2+FMA) kernels and OpenBLAS chose something older, re-initialise it with the
+ * matching core type, exactly as OPENBLAS_CORETYPE would at load. A user's OPENBLAS_CORETYPE is
+ * respected. The entry points are weak: a BLAS without DYNAMIC_ARCH lacks them and is left as is. */
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+static int core_is_one_of(const char *core, const char *const *names) {
+    for (; *names; names++)
+        if (!strcasecmp(core, *names)) return 1;
+    return 0;
+}
+
+static void blas_core_fix(void) {
+    if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !openblas_get_corename) return;
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    const char *core = openblas_get_corename(), *want = NULL;
+    static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+    static const char *const avx2[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+        if (!core_is_one_of(core, avx512)) want = "SkylakeX";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        if (!core_is_one_of(core, avx2)) want = "Haswell";
+    }
+    if (!want) return;
+    setenv("OPENBLAS_CORETYPE", want, 0);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+void kint_init(void) { pthread_once(&init_once, blas_core_fix); }
+
+const char *sdc_kernels_blas_core(void) {
+    kint_init();
+    return openblas_get_corename ? openblas_get_corename() : "unknown";
+}
+
 void sdc_kernels_set_threads(int n) {
+    kint_init();
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
 }
 
-int sdc_kernels_get_threads(void) { return omp_get_max_threads(); }
+int sdc_kernels_get_threads(void) { kint_init(); return omp_get_max_threads(); }
 
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
+    kint_init();
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -23,6 +73,7 @@ void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const flo
 /* out[M,N] = in[M,K] · w[N,K]ᵀ + b[N] */
 void k_linear(float *out, const float *in, const float *w, const float *b, int M, int K, int N) {
     float beta = 0.0f;
+    kint_init();
     if (b) {
         for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, b, (size_t)N * sizeof(float));
         beta = 1.0f;

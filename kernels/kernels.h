@@ -16,6 +16,9 @@
 
 void sdc_kernels_set_threads(int n);   /* n <= 0: all cores */
 int  sdc_kernels_get_threads(void);
+/* The GEMM kernel family OpenBLAS runs (e.g. "SkylakeX"). The first call into the kernels makes
+ * OpenBLAS use this CPU's kernels when its own detection fell back to older ones (gemm.c). */
+const char *sdc_kernels_blas_core(void);
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major (cblas_sgemm). */
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

@@ -5,4 +5,7 @@
 /* x[cols] = softmax(x), in place. */
 void kint_softmax_row(float *x, int cols);
 
+/* Once per process, before the first GEMM: make OpenBLAS use this CPU's kernels (gemm.c). */
+void kint_init(void);
+
 #endif
