@@ -29,4 +29,12 @@ int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, 
 int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
                    int N, int H, int W, sdc_err *e);
 
+/* Debug tap (tests, tracing): when set, the forwards call tap(user, name, x, C, H, W) with
+ * intermediate activations of each image, named as diffusers' modules: "post_quant_conv",
+ * "decoder.conv_in", "decoder.mid_block", "decoder.up_blocks.i" (i = 0 is ldm's up[L-1]),
+ * "decoder.conv_norm_out" (before SiLU), "encoder.conv_in", "encoder.down_blocks.i",
+ * "encoder.mid_block", "encoder.conv_out", "quant_conv". x is valid only during the call. */
+typedef void (*sdc_vae_tap)(void *user, const char *name, const float *x, int C, int H, int W);
+void sdc_vae_set_tap(sdc_vae *v, sdc_vae_tap tap, void *user);
+
 #endif

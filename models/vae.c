@@ -1,0 +1,639 @@
+/* vae.c — the SD autoencoder (ldm.models.autoencoder.AutoencoderKL): Encoder, Decoder,
+ * quant_conv/post_quant_conv, bound from the tensor store as f32 copies and run as plain
+ * kernel calls, one image at a time (activation memory is one image's, whatever N is).
+ *
+ * Levels, blocks per level, widths, latent channels and the down/upsampling steps come from the
+ * weights: a level resamples iff its downsample/upsample conv is stored, a ResnetBlock has a
+ * shortcut conv iff nin_shortcut is stored (required when its in/out widths differ). */
+#include "models/vae.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+/* Tensor names are built into fixed buffers far longer than any SD name; a cut name only
+ * fails its lookup, with the name in the message. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+/* SD's VAE has 4 levels (8x downscale) and 2 (encoder) / 3 (decoder) ResnetBlocks a level;
+ * 8 levels would be a 256x downscale, far beyond any autoencoder SD uses. */
+#define VAE_MAX_LEVELS 8
+#define VAE_MAX_BLOCKS 8
+#define VAE_GROUPS 32        /* ldm Normalize(): GroupNorm(num_groups=32, eps=1e-6) */
+#define VAE_EPS 1e-6f
+/* Image sides: 8192 pixels is 16x SD's native size; the bound keeps every size product small. */
+#define VAE_MAX_SIDE 8192
+
+/* ---------------------------------------------------------------------------------------------
+ * Weights */
+
+typedef struct vae_resblock {        /* ldm ResnetBlock (temb_channels = 0, no dropout) */
+    int cin, cout;
+    float *norm1_g, *norm1_b;        /* (cin) */
+    float *conv1_w, *conv1_b;        /* (cout, cin, 3, 3), (cout) */
+    float *norm2_g, *norm2_b;        /* (cout) */
+    float *conv2_w, *conv2_b;        /* (cout, cout, 3, 3), (cout) */
+    float *nin_w, *nin_b;            /* (cout, cin, 1, 1), (cout); NULL: identity shortcut */
+} vae_resblock;
+
+typedef struct vae_attn {            /* ldm AttnBlock: single-head self-attention over pixels */
+    int c;
+    float *norm_g, *norm_b;          /* (C) */
+    float *qkv_w, *qkv_b;            /* (3C, C), (3C): q, k, v stacked (1x1 convs or linears) */
+    float *proj_w, *proj_b;          /* (C, C), (C): proj_out */
+} vae_attn;
+
+typedef struct vae_mid {             /* Encoder.mid / Decoder.mid */
+    vae_resblock block_1;
+    vae_attn attn_1;
+    vae_resblock block_2;
+} vae_mid;
+
+typedef struct vae_level {           /* Encoder.down[i] / Decoder.up[i] */
+    int n_blocks;
+    vae_resblock block[VAE_MAX_BLOCKS];
+    float *resample_w, *resample_b;  /* (C, C, 3, 3), (C): downsample.conv / upsample.conv;
+                                        NULL: this level keeps its resolution */
+} vae_level;
+
+typedef struct vae_encoder {         /* ldm Encoder (double_z) */
+    int in_ch, ch, n_levels, z2;     /* 3, conv_in width, levels, 2*z_channels */
+    float *conv_in_w, *conv_in_b;    /* (ch, in_ch, 3, 3), (ch) */
+    vae_level down[VAE_MAX_LEVELS];
+    vae_mid mid;
+    int c_out;                       /* channels into norm_out */
+    float *norm_out_g, *norm_out_b;  /* (c_out) */
+    float *conv_out_w, *conv_out_b;  /* (z2, c_out, 3, 3), (z2) */
+} vae_encoder;
+
+typedef struct vae_decoder {         /* ldm Decoder; up[] runs from up[n_levels-1] to up[0] */
+    int z, block_in, n_levels, out_ch;
+    float *conv_in_w, *conv_in_b;    /* (block_in, z, 3, 3), (block_in) */
+    vae_mid mid;
+    vae_level up[VAE_MAX_LEVELS];
+    int c_out;                       /* channels into norm_out */
+    float *norm_out_g, *norm_out_b;  /* (c_out) */
+    float *conv_out_w, *conv_out_b;  /* (out_ch, c_out, 3, 3), (out_ch) */
+} vae_decoder;
+
+struct sdc_vae {
+    int E;                           /* embed_dim = latent channels (4) */
+    int has_encoder;
+    int down_factor;                 /* 2^(number of upsampling levels): 8 */
+    int enc_factor;                  /* 2^(number of downsampling levels) */
+    float *quant_w, *quant_b;        /* (2E, z2, 1, 1), (2E): quant_conv */
+    float *post_quant_w, *post_quant_b; /* (z, E, 1, 1), (z): post_quant_conv */
+    vae_encoder enc;
+    vae_decoder dec;
+    sdc_vae_tap tap;
+    void *tap_user;
+    float **owned;                   /* every malloc'd weight, freed by sdc_vae_free */
+    size_t n_owned, cap_owned;
+};
+
+typedef struct vae_binder {
+    sdc_vae *v;
+    const sdc_store *st;
+    const char *pre;                 /* "first_stage_model.", "vae." or "" */
+    sdc_err *e;
+} vae_binder;
+
+static float *own(sdc_vae *v, size_t n) {
+    if (v->n_owned == v->cap_owned) {
+        size_t nc = v->cap_owned ? 2 * v->cap_owned : 128;
+        float **p = realloc(v->owned, nc * sizeof *p);
+        if (!p) return NULL;
+        v->owned = p;
+        v->cap_owned = nc;
+    }
+    float *w = malloc(n ? n * sizeof(float) : 1);
+    if (w) v->owned[v->n_owned++] = w;
+    return w;
+}
+
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *s) {
+    buf[0] = 0;
+    for (int i = 0; i < ndim; i++) {
+        size_t l = strlen(buf);
+        if (s[i] < 0) snprintf(buf + l, cap - l, "%s?", i ? "," : "");
+        else snprintf(buf + l, cap - l, "%s%lld", i ? "," : "", (long long)s[i]);
+    }
+}
+
+/* Copies tensor pre+name as f32 after checking it is [want[0..ndim)]; a want < 0 accepts any
+ * size and receives the size found. When alt_ndim > 0 a tensor of that many dims whose
+ * leading sizes match is accepted too (a Linear [C,C] where a 1x1 conv [C,C,1,1] is
+ * expected). Returns NULL with e set ("vae: NAME: ..."). */
+static float *bind_t(vae_binder *b, int ndim, int64_t *want, int alt_ndim, const char *name) {
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", b->pre, name);
+    const sdc_tensor *t = sdc_store_get(b->st, full);
+    if (!t) { sdc_errf(b->e, "vae: missing tensor %s", full); return NULL; }
+    int nd = (alt_ndim > 0 && t->ndim == alt_ndim) ? alt_ndim : ndim;
+    int ok = t->ndim == nd && sdc_dtype_is_float(t->dtype);
+    for (int i = 0; ok && i < nd; i++) ok = want[i] < 0 ? t->shape[i] > 0 : t->shape[i] == want[i];
+    if (!ok) {
+        char got[128], exp[128];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        shape_str(exp, sizeof exp, ndim, want);
+        sdc_errf(b->e, "vae: tensor %s is %s [%s], the graph expects a float [%s]", full,
+                 sdc_dtype_name(t->dtype), got, exp);
+        return NULL;
+    }
+    for (int i = 0; i < nd; i++) {
+        if (t->shape[i] > INT32_MAX) {
+            sdc_errf(b->e, "vae: tensor %s is too large", full);
+            return NULL;
+        }
+        want[i] = t->shape[i];
+    }
+    float *w = own(b->v, (size_t)t->numel);
+    if (!w) { sdc_errf(b->e, "vae: out of memory binding %s", full); return NULL; }
+    if (sdc_tensor_to_f32(t, w, b->e)) { sdc_err_prefix(b->e, "vae: %s", full); return NULL; }
+    return w;
+}
+
+#define NAMEF(buf, ...) (snprintf(buf, sizeof buf, __VA_ARGS__), buf)
+
+static float *bind_vec(vae_binder *b, int64_t n, const char *name) {
+    int64_t want[1] = {n};
+    return bind_t(b, 1, want, 0, name);
+}
+
+/* A conv weight [cout, cin, k, k]; cout < 0 reads it (written to *cout_found). */
+static float *bind_conv(vae_binder *b, int64_t cout, int64_t cin, int k, const char *name,
+                        int *cout_found) {
+    int64_t want[4] = {cout, cin, k, k};
+    float *w = bind_t(b, 4, want, 0, name);
+    if (w && cout_found) *cout_found = (int)want[0];
+    return w;
+}
+
+static int check_groups(vae_binder *b, int c, const char *name) {
+    if (c % VAE_GROUPS == 0) return 0;
+    return sdc_errf(b->e, "vae: %s%s has %d channels, not divisible into %d groups", b->pre,
+                    name, c, VAE_GROUPS);
+}
+
+/* ResnetBlock at name (e.g. "decoder.up.1.block.0") taking cin channels; cout from conv1. */
+static int bind_resblock(vae_binder *b, vae_resblock *r, int cin, const char *at) {
+    char n[400];
+    r->cin = cin;
+    if (!(r->conv1_w = bind_conv(b, -1, cin, 3, NAMEF(n, "%s.conv1.weight", at), &r->cout)))
+        return -1;
+    const int64_t co = r->cout;
+    if (!(r->norm1_g = bind_vec(b, cin, NAMEF(n, "%s.norm1.weight", at))) ||
+        !(r->norm1_b = bind_vec(b, cin, NAMEF(n, "%s.norm1.bias", at))) ||
+        !(r->conv1_b = bind_vec(b, co, NAMEF(n, "%s.conv1.bias", at))) ||
+        !(r->norm2_g = bind_vec(b, co, NAMEF(n, "%s.norm2.weight", at))) ||
+        !(r->norm2_b = bind_vec(b, co, NAMEF(n, "%s.norm2.bias", at))) ||
+        !(r->conv2_w = bind_conv(b, co, co, 3, NAMEF(n, "%s.conv2.weight", at), NULL)) ||
+        !(r->conv2_b = bind_vec(b, co, NAMEF(n, "%s.conv2.bias", at))))
+        return -1;
+    if (check_groups(b, cin, NAMEF(n, "%s.norm1", at)) ||
+        check_groups(b, r->cout, NAMEF(n, "%s.norm2", at)))
+        return -1;
+    int has_nin = sdc_store_getf(b->st, "%s%s.nin_shortcut.weight", b->pre, at) != NULL;
+    if (!has_nin && cin != r->cout)
+        return sdc_errf(b->e, "vae: missing tensor %s%s.nin_shortcut.weight (the block maps %d "
+                              "to %d channels)", b->pre, at, cin, r->cout);
+    if (has_nin &&
+        (!(r->nin_w = bind_conv(b, co, cin, 1, NAMEF(n, "%s.nin_shortcut.weight", at), NULL)) ||
+         !(r->nin_b = bind_vec(b, co, NAMEF(n, "%s.nin_shortcut.bias", at)))))
+        return -1;
+    return 0;
+}
+
+/* AttnBlock at name over c channels; q/k/v/proj_out as 1x1 convs or linears. */
+static int bind_attn(vae_binder *b, vae_attn *t, int c, const char *at) {
+    char n[400];
+    t->c = c;
+    if (!(t->norm_g = bind_vec(b, c, NAMEF(n, "%s.norm.weight", at))) ||
+        !(t->norm_b = bind_vec(b, c, NAMEF(n, "%s.norm.bias", at))) ||
+        check_groups(b, c, NAMEF(n, "%s.norm", at)))
+        return -1;
+    if (!(t->qkv_w = own(b->v, (size_t)3 * c * c)) || !(t->qkv_b = own(b->v, (size_t)3 * c)))
+        return sdc_errf(b->e, "vae: out of memory binding %s%s", b->pre, at);
+    static const char *const qkv[3] = {"q", "k", "v"};
+    for (int j = 0; j < 4; j++) {
+        const char *p = j < 3 ? qkv[j] : "proj_out";
+        int64_t want[4] = {c, c, 1, 1};
+        float *w = bind_t(b, 4, want, 2, NAMEF(n, "%s.%s.weight", at, p));
+        float *bias = w ? bind_vec(b, c, NAMEF(n, "%s.%s.bias", at, p)) : NULL;
+        if (!bias) return -1;
+        if (j == 3) { t->proj_w = w; t->proj_b = bias; break; }
+        memcpy(t->qkv_w + (size_t)j * c * c, w, (size_t)c * c * sizeof(float));
+        memcpy(t->qkv_b + (size_t)j * c, bias, (size_t)c * sizeof(float));
+    }
+    return 0;
+}
+
+/* mid.block_1, mid.attn_1, mid.block_2 under at ("encoder.mid"); *c: channels in, then out. */
+static int bind_mid(vae_binder *b, vae_mid *m, int *c, const char *at) {
+    char n[400];
+    if (bind_resblock(b, &m->block_1, *c, NAMEF(n, "%s.block_1", at)) ||
+        bind_attn(b, &m->attn_1, m->block_1.cout, NAMEF(n, "%s.attn_1", at)) ||
+        bind_resblock(b, &m->block_2, m->block_1.cout, NAMEF(n, "%s.block_2", at)))
+        return -1;
+    *c = m->block_2.cout;
+    return 0;
+}
+
+/* Counts levels i = 0, 1, ... while PRE + fmt(i) is stored (at most limit + 1); every level
+ * counted has a block 0. */
+static int count_levels(vae_binder *b, const char *fmt_level, int limit) {
+    int i = 0;
+    while (i <= limit && sdc_store_getf(b->st, fmt_level, b->pre, i)) i++;
+    return i;
+}
+
+/* The level's ResnetBlocks and its resampling conv; *c: channels in, then out. */
+static int bind_level(vae_binder *b, vae_level *lv, int *c, const char *at, const char *resample) {
+    char n[400];
+    while (lv->n_blocks <= VAE_MAX_BLOCKS &&
+           sdc_store_getf(b->st, "%s%s.block.%d.conv1.weight", b->pre, at, lv->n_blocks))
+        lv->n_blocks++;
+    if (lv->n_blocks > VAE_MAX_BLOCKS)
+        return sdc_errf(b->e, "vae: %s%s has more than %d blocks", b->pre, at, VAE_MAX_BLOCKS);
+    for (int j = 0; j < lv->n_blocks; j++) {
+        if (bind_resblock(b, &lv->block[j], *c, NAMEF(n, "%s.block.%d", at, j))) return -1;
+        *c = lv->block[j].cout;
+    }
+    if (sdc_store_getf(b->st, "%s%s.%s.conv.weight", b->pre, at, resample) &&
+        (!(lv->resample_w = bind_conv(b, *c, *c, 3, NAMEF(n, "%s.%s.conv.weight", at, resample),
+                                      NULL)) ||
+         !(lv->resample_b = bind_vec(b, *c, NAMEF(n, "%s.%s.conv.bias", at, resample)))))
+        return -1;
+    return 0;
+}
+
+static int bind_decoder(vae_binder *b, vae_decoder *d) {
+    char n[400];
+    int64_t want[4] = {-1, -1, 3, 3};
+    if (!(d->conv_in_w = bind_t(b, 4, want, 0, "decoder.conv_in.weight"))) return -1;
+    d->block_in = (int)want[0];
+    d->z = (int)want[1];
+    if (!(d->conv_in_b = bind_vec(b, d->block_in, "decoder.conv_in.bias"))) return -1;
+    int c = d->block_in;
+    if (bind_mid(b, &d->mid, &c, "decoder.mid")) return -1;
+    d->n_levels = count_levels(b, "%sdecoder.up.%d.block.0.conv1.weight", VAE_MAX_LEVELS);
+    if (d->n_levels < 1 || d->n_levels > VAE_MAX_LEVELS)
+        return sdc_errf(b->e, "vae: %s: %d decoder levels (1..%d expected)", b->pre,
+                        d->n_levels, VAE_MAX_LEVELS);
+    for (int i = d->n_levels - 1; i >= 0; i--)   /* ldm runs up[] in reverse */
+        if (bind_level(b, &d->up[i], &c, NAMEF(n, "decoder.up.%d", i), "upsample")) return -1;
+    d->c_out = c;
+    if (!(d->norm_out_g = bind_vec(b, c, "decoder.norm_out.weight")) ||
+        !(d->norm_out_b = bind_vec(b, c, "decoder.norm_out.bias")) ||
+        check_groups(b, c, "decoder.norm_out") ||
+        !(d->conv_out_w = bind_conv(b, -1, c, 3, "decoder.conv_out.weight", &d->out_ch)) ||
+        !(d->conv_out_b = bind_vec(b, d->out_ch, "decoder.conv_out.bias")))
+        return -1;
+    if (d->out_ch != 3)
+        return sdc_errf(b->e, "vae: %sdecoder.conv_out makes %d channels (an RGB image has 3)",
+                        b->pre, d->out_ch);
+    return 0;
+}
+
+static int bind_encoder(vae_binder *b, vae_encoder *en) {
+    char n[400];
+    int c = 0;
+    int64_t want[4] = {-1, 3, 3, 3};
+    if (!(en->conv_in_w = bind_t(b, 4, want, 0, "encoder.conv_in.weight"))) return -1;
+    c = en->ch = (int)want[0];
+    en->in_ch = 3;
+    if (!(en->conv_in_b = bind_vec(b, c, "encoder.conv_in.bias"))) return -1;
+    en->n_levels = count_levels(b, "%sencoder.down.%d.block.0.conv1.weight", VAE_MAX_LEVELS);
+    if (en->n_levels < 1 || en->n_levels > VAE_MAX_LEVELS)
+        return sdc_errf(b->e, "vae: %s: %d encoder levels (1..%d expected)", b->pre,
+                        en->n_levels, VAE_MAX_LEVELS);
+    for (int i = 0; i < en->n_levels; i++)
+        if (bind_level(b, &en->down[i], &c, NAMEF(n, "encoder.down.%d", i), "downsample"))
+            return -1;
+    if (bind_mid(b, &en->mid, &c, "encoder.mid")) return -1;
+    en->c_out = c;
+    if (!(en->norm_out_g = bind_vec(b, c, "encoder.norm_out.weight")) ||
+        !(en->norm_out_b = bind_vec(b, c, "encoder.norm_out.bias")) ||
+        check_groups(b, c, "encoder.norm_out") ||
+        !(en->conv_out_w = bind_conv(b, -1, c, 3, "encoder.conv_out.weight", &en->z2)) ||
+        !(en->conv_out_b = bind_vec(b, en->z2, "encoder.conv_out.bias")))
+        return -1;
+    return 0;
+}
+
+/* The prefix of the autoencoder in st: a separate VAE file's bare keys win over a
+ * checkpoint's (the user passed it to replace the checkpoint's). */
+static const char *find_vae(const sdc_store *st) {
+    static const char *const pre[] = {"", "vae.", "first_stage_model."};
+    for (size_t i = 0; i < sizeof pre / sizeof *pre; i++)
+        if (sdc_store_getf(st, "%sdecoder.conv_in.weight", pre[i])) return pre[i];
+    return NULL;
+}
+
+sdc_vae *sdc_vae_load(const sdc_store *st, sdc_err *e) {
+    const char *pre = st ? find_vae(st) : NULL;
+    if (!pre) {
+        sdc_errf(e, "vae: the model has no autoencoder (no tensor "
+                    "first_stage_model.decoder.conv_in.weight or decoder.conv_in.weight)");
+        return NULL;
+    }
+    sdc_vae *v = calloc(1, sizeof *v);
+    if (!v) { sdc_errf(e, "vae: out of memory"); return NULL; }
+    vae_binder b = {v, st, pre, e};
+    if (bind_decoder(&b, &v->dec)) goto fail;
+    int64_t pq[4] = {v->dec.z, -1, 1, 1};
+    if (!(v->post_quant_w = bind_t(&b, 4, pq, 0, "post_quant_conv.weight"))) goto fail;
+    v->E = (int)pq[1];
+    if (!(v->post_quant_b = bind_vec(&b, v->dec.z, "post_quant_conv.bias"))) goto fail;
+    v->down_factor = 1;
+    for (int i = 0; i < v->dec.n_levels; i++)
+        if (v->dec.up[i].resample_w) v->down_factor *= 2;
+
+    if (sdc_store_getf(st, "%sencoder.conv_in.weight", pre)) {
+        if (bind_encoder(&b, &v->enc)) goto fail;
+        int64_t q[4] = {2 * (int64_t)v->E, v->enc.z2, 1, 1};
+        if (!(v->quant_w = bind_t(&b, 4, q, 0, "quant_conv.weight")) ||
+            !(v->quant_b = bind_vec(&b, 2 * (int64_t)v->E, "quant_conv.bias")))
+            goto fail;
+        v->enc_factor = 1;
+        for (int i = 0; i < v->enc.n_levels; i++)
+            if (v->enc.down[i].resample_w) v->enc_factor *= 2;
+        v->has_encoder = 1;
+    }
+    return v;
+fail:
+    sdc_vae_free(v);
+    return NULL;
+}
+
+void sdc_vae_free(sdc_vae *v) {
+    if (!v) return;
+    for (size_t i = 0; i < v->n_owned; i++) free(v->owned[i]);
+    free(v->owned);
+    free(v);
+}
+
+int sdc_vae_has_encoder(const sdc_vae *v) { return v->has_encoder; }
+int sdc_vae_latent_channels(const sdc_vae *v) { return v->E; }
+int sdc_vae_downscale(const sdc_vae *v) { return v->down_factor; }
+
+void sdc_vae_set_tap(sdc_vae *v, sdc_vae_tap tap, void *user) {
+    v->tap = tap;
+    v->tap_user = user;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Forward (one image; activations [C, H, W]) */
+
+static void tap(const sdc_vae *v, const char *name, const float *x, int C, int H, int W) {
+    if (v->tap) v->tap(v->tap_user, name, x, C, H, W);
+}
+
+/* out[C,H,W] = conv_kxk(in[Cin,H,W]) "same" padding, stride 1. */
+static void conv_same(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
+                      int Cin, int H, int W, int Cout, int k) {
+    int p = k / 2;
+    k_conv2d(a, out, in, w, b, 1, Cin, H, W, Cout, k, k, 1, p, p, p, p);
+}
+
+/* ldm ResnetBlock: out[cout,H,W] = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).
+ * out != x. */
+static int ResnetBlock(const vae_resblock *r, sdc_arena *a, float *out, const float *x, int H,
+                       int W, sdc_err *e) {
+    const size_t HW = (size_t)H * W;
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    float *t = sdc_arena_f32(a, (size_t)(r->cin > r->cout ? r->cin : r->cout) * HW);
+    if (!t) return sdc_errf(e, "vae: out of memory for activations");
+    k_group_norm(t, x, r->norm1_g, r->norm1_b, 1, r->cin, (int)HW, VAE_GROUPS, VAE_EPS, 1);
+    conv_same(a, out, t, r->conv1_w, r->conv1_b, r->cin, H, W, r->cout, 3);   /* (cout,H,W) */
+    k_group_norm(out, out, r->norm2_g, r->norm2_b, 1, r->cout, (int)HW, VAE_GROUPS, VAE_EPS, 1);
+    conv_same(a, t, out, r->conv2_w, r->conv2_b, r->cout, H, W, r->cout, 3);  /* (cout,H,W) */
+    if (r->nin_w) {
+        conv_same(a, out, x, r->nin_w, r->nin_b, r->cin, H, W, r->cout, 1);   /* (cout,H,W) */
+        k_add(out, out, t, (size_t)r->cout * HW);
+    } else {
+        k_add(out, x, t, (size_t)r->cout * HW);
+    }
+    sdc_arena_reset(a, m);
+    return 0;
+}
+
+/* ldm AttnBlock: out[C,HW] = x + proj_out(softmax(q kᵀ/√C) v), q,k,v = 1x1(norm(x)), one head
+ * over the HW pixels. out != x. */
+static int AttnBlock(const vae_attn *t, sdc_arena *a, float *out, const float *x, int HW,
+                     sdc_err *e) {
+    const int C = t->c;
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    float *h = sdc_arena_f32(a, (size_t)C * HW);       /* (C, HW), later (HW, C) */
+    float *ht = sdc_arena_f32(a, (size_t)C * HW);      /* (HW, C) */
+    float *qkv = sdc_arena_f32(a, (size_t)3 * C * HW); /* (HW, 3C) = q | k | v per pixel */
+    if (!h || !ht || !qkv) {
+        sdc_arena_reset(a, m);
+        return sdc_errf(e, "vae: out of memory for activations");
+    }
+    k_group_norm(h, x, t->norm_g, t->norm_b, 1, C, HW, VAE_GROUPS, VAE_EPS, 0); /* (C, HW) */
+    k_nchw_to_nhwc(ht, h, 1, C, HW);                                           /* (HW, C) */
+    k_linear(qkv, ht, t->qkv_w, t->qkv_b, HW, C, 3 * C);                      /* (HW, 3C) */
+    k_attention(a, ht, qkv, 3 * C, qkv + C, 3 * C, qkv + 2 * C, 3 * C,        /* (HW, C) */
+                1, HW, HW, 1, C, 0);
+    k_linear(h, ht, t->proj_w, t->proj_b, HW, C, C);                          /* (HW, C) */
+    k_nhwc_to_nchw(out, h, 1, C, HW);                                          /* (C, HW) */
+    k_add(out, out, x, (size_t)C * HW);
+    sdc_arena_reset(a, m);
+    return 0;
+}
+
+/* Encoder.mid / Decoder.mid: block_1, attn_1, block_2. Reads (*x), leaves the result in *x
+ * (swapping the two ping-pong buffers). */
+static int Mid(const vae_mid *mid, sdc_arena *a, float **x, float **y, int H, int W, sdc_err *e) {
+    float *t;
+    if (ResnetBlock(&mid->block_1, a, *y, *x, H, W, e) ||
+        AttnBlock(&mid->attn_1, a, *x, *y, H * W, e) ||
+        ResnetBlock(&mid->block_2, a, *y, *x, H, W, e))
+        return -1;
+    t = *x; *x = *y; *y = t;
+    return 0;
+}
+
+/* Largest activation (floats) of a ResnetBlock chain: the ping-pong buffer size. */
+static size_t level_max(const vae_level *lv, size_t HW, size_t mx) {
+    for (int j = 0; j < lv->n_blocks; j++) {
+        size_t c = (size_t)(lv->block[j].cin > lv->block[j].cout ? lv->block[j].cin
+                                                                   : lv->block[j].cout);
+        if (c * HW > mx) mx = c * HW;
+    }
+    return mx;
+}
+
+/* ldm Decoder: img[3, H, W] = conv_out(silu(norm_out(up[0..L) reversed(mid(conv_in(z)))))) on
+ * z[z, h, w] (after post_quant_conv). A and B are ping-pong buffers of the decoder's largest
+ * activation; A holds z on entry. */
+static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *A, float *B, int h, int w,
+                   sdc_err *e) {
+    const vae_decoder *d = &v->dec;
+    float *x = B, *y = A, *t;
+    int H = h, W = w, c = d->block_in;
+    conv_same(a, x, A, d->conv_in_w, d->conv_in_b, d->z, H, W, c, 3);   /* (block_in, h, w) */
+    tap(v, "decoder.conv_in", x, c, H, W);
+    if (Mid(&d->mid, a, &x, &y, H, W, e)) return -1;                     /* (C, h, w) */
+    c = d->mid.block_2.cout;
+    tap(v, "decoder.mid_block", x, c, H, W);
+    for (int i = d->n_levels - 1; i >= 0; i--) {
+        const vae_level *lv = &d->up[i];
+        for (int j = 0; j < lv->n_blocks; j++) {                         /* (cout, H, W) */
+            if (ResnetBlock(&lv->block[j], a, y, x, H, W, e)) return -1;
+            t = x; x = y; y = t;
+            c = lv->block[j].cout;
+        }
+        if (lv->resample_w) {                                            /* Upsample */
+            k_upsample2x(y, x, 1, c, H, W);                              /* (C, 2H, 2W) */
+            H *= 2;
+            W *= 2;
+            conv_same(a, x, y, lv->resample_w, lv->resample_b, c, H, W, c, 3);
+        }
+        char name[48];
+        snprintf(name, sizeof name, "decoder.up_blocks.%d", d->n_levels - 1 - i);
+        tap(v, name, x, c, H, W);
+    }
+    const size_t n = (size_t)c * H * W;
+    k_group_norm(x, x, d->norm_out_g, d->norm_out_b, 1, c, H * W, VAE_GROUPS, VAE_EPS, !v->tap);
+    if (v->tap) {
+        tap(v, "decoder.conv_norm_out", x, c, H, W);
+        k_silu(x, n);
+    }
+    conv_same(a, img, x, d->conv_out_w, d->conv_out_b, c, H, W, d->out_ch, 3); /* (3, H, W) */
+    return 0;
+}
+
+static size_t decoder_max(const vae_decoder *d, int h, int w) {
+    size_t HW = (size_t)h * w;
+    size_t mx = (size_t)d->z * HW;
+    if ((size_t)d->block_in * HW > mx) mx = (size_t)d->block_in * HW;
+    const vae_mid *m = &d->mid;
+    if ((size_t)m->block_1.cout * HW > mx) mx = (size_t)m->block_1.cout * HW;
+    if ((size_t)m->block_2.cout * HW > mx) mx = (size_t)m->block_2.cout * HW;
+    for (int i = d->n_levels - 1; i >= 0; i--) {
+        const vae_level *lv = &d->up[i];
+        mx = level_max(lv, HW, mx);
+        if (lv->resample_w) {
+            HW *= 4;
+            size_t c = (size_t)lv->block[lv->n_blocks - 1].cout;   /* n_blocks >= 1 */
+            if (c * HW > mx) mx = c * HW;
+        }
+    }
+    return mx;
+}
+
+int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
+                   sdc_err *e) {
+    const int f = v->down_factor;
+    if (N < 1 || h < 1 || w < 1 || h > VAE_MAX_SIDE / f || w > VAE_MAX_SIDE / f)
+        return sdc_errf(e, "vae: cannot decode %d latents of %dx%d (sides 1..%d)", N, h, w,
+                        VAE_MAX_SIDE / f);
+    const int E = v->E, Z = v->dec.z, H = h * f, W = w * f;
+    const size_t hw = (size_t)h * w;
+    size_t mx = decoder_max(&v->dec, h, w);
+    if ((size_t)E * hw > mx) mx = (size_t)E * hw;
+    for (int n = 0; n < N; n++) {
+        sdc_arena_mark m = sdc_arena_get_mark(a);
+        float *A = sdc_arena_f32(a, mx), *B = sdc_arena_f32(a, mx);   /* ping-pong */
+        if (!A || !B) {
+            sdc_arena_reset(a, m);
+            return sdc_errf(e, "vae: out of memory for a %dx%d decode", H, W);
+        }
+        const float *zn = z + (size_t)n * E * hw;
+        for (size_t i = 0; i < (size_t)E * hw; i++) B[i] = zn[i] / SDC_VAE_SCALE;  /* (E,h,w) */
+        conv_same(a, A, B, v->post_quant_w, v->post_quant_b, E, h, w, Z, 1);      /* (z,h,w) */
+        tap(v, "post_quant_conv", A, Z, h, w);
+        int rc = Decoder(v, a, img + (size_t)n * 3 * H * W, A, B, h, w, e);
+        sdc_arena_reset(a, m);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* ldm Encoder: moments[z2, H/f, W/f] = conv_out(silu(norm_out(mid(down[0..L)(conv_in(img)))))).
+ * A and B are ping-pong buffers of the encoder's largest activation. */
+static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img, float *A,
+                   float *B, int H, int W, sdc_err *e) {
+    const vae_encoder *en = &v->enc;
+    float *x = A, *y = B, *t;
+    int c = en->ch;
+    conv_same(a, x, img, en->conv_in_w, en->conv_in_b, en->in_ch, H, W, c, 3); /* (ch, H, W) */
+    tap(v, "encoder.conv_in", x, c, H, W);
+    for (int i = 0; i < en->n_levels; i++) {
+        const vae_level *lv = &en->down[i];
+        for (int j = 0; j < lv->n_blocks; j++) {                          /* (cout, H, W) */
+            if (ResnetBlock(&lv->block[j], a, y, x, H, W, e)) return -1;
+            t = x; x = y; y = t;
+            c = lv->block[j].cout;
+        }
+        if (lv->resample_w) {              /* Downsample: pad (0,1,0,1), 3x3 stride 2 */
+            k_conv2d(a, y, x, lv->resample_w, lv->resample_b, 1, c, H, W, c, 3, 3, 2, 0, 0, 1, 1);
+            H /= 2;
+            W /= 2;
+            t = x; x = y; y = t;
+        }
+        char name[48];
+        snprintf(name, sizeof name, "encoder.down_blocks.%d", i);
+        tap(v, name, x, c, H, W);
+    }
+    if (Mid(&en->mid, a, &x, &y, H, W, e)) return -1;
+    c = en->mid.block_2.cout;
+    tap(v, "encoder.mid_block", x, c, H, W);
+    k_group_norm(x, x, en->norm_out_g, en->norm_out_b, 1, c, H * W, VAE_GROUPS, VAE_EPS, 1);
+    conv_same(a, out, x, en->conv_out_w, en->conv_out_b, c, H, W, en->z2, 3); /* (z2, h, w) */
+    tap(v, "encoder.conv_out", out, en->z2, H, W);
+    return 0;
+}
+
+static size_t encoder_max(const vae_encoder *en, int H, int W) {
+    size_t HW = (size_t)H * W, mx = 0;
+    for (int i = 0; i < en->n_levels; i++) {
+        mx = level_max(&en->down[i], HW, mx);
+        if (en->down[i].resample_w) HW /= 4;
+    }
+    const vae_mid *m = &en->mid;
+    size_t c = (size_t)(m->block_1.cout > m->block_2.cout ? m->block_1.cout : m->block_2.cout);
+    if ((size_t)m->block_1.cin > c) c = (size_t)m->block_1.cin;
+    if (c * HW > mx) mx = c * HW;
+    return mx;
+}
+
+int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
+                   int N, int H, int W, sdc_err *e) {
+    if (!v->has_encoder) return sdc_errf(e, "vae: this autoencoder has no encoder weights");
+    const int f = v->enc_factor;
+    if (N < 1 || H < f || W < f || H > VAE_MAX_SIDE || W > VAE_MAX_SIDE || H % f || W % f)
+        return sdc_errf(e, "vae: cannot encode %d images of %dx%d (sides must be multiples of "
+                           "%d, at most %d)", N, W, H, f, VAE_MAX_SIDE);
+    const int E = v->E, h = H / f, w = W / f;
+    const size_t hw = (size_t)h * w, mx = encoder_max(&v->enc, H, W);
+    for (int n = 0; n < N; n++) {
+        sdc_arena_mark m = sdc_arena_get_mark(a);
+        float *A = sdc_arena_f32(a, mx), *B = sdc_arena_f32(a, mx);  /* ping-pong */
+        float *mom = sdc_arena_f32(a, (size_t)v->enc.z2 * hw);         /* (z2, h, w) */
+        float *q = sdc_arena_f32(a, (size_t)2 * E * hw);               /* (2E, h, w) */
+        if (!A || !B || !mom || !q) {
+            sdc_arena_reset(a, m);
+            return sdc_errf(e, "vae: out of memory for a %dx%d encode", W, H);
+        }
+        if (Encoder(v, a, mom, img + (size_t)n * 3 * H * W, A, B, H, W, e)) {
+            sdc_arena_reset(a, m);
+            return -1;
+        }
+        conv_same(a, q, mom, v->quant_w, v->quant_b, v->enc.z2, h, w, 2 * E, 1);  /* moments */
+        tap(v, "quant_conv", q, 2 * E, h, w);
+        memcpy(mean + (size_t)n * E * hw, q, (size_t)E * hw * sizeof(float));
+        if (logvar)
+            for (size_t i = 0; i < (size_t)E * hw; i++) {
+                float lv = q[(size_t)E * hw + i];
+                logvar[(size_t)n * E * hw + i] = lv < -30.f ? -30.f : lv > 20.f ? 20.f : lv;
+            }
+        sdc_arena_reset(a, m);
+    }
+    return 0;
+}
