@@ -8,6 +8,7 @@
  * bytes). Data need not be aligned for its dtype: the store documents views as possibly
  * unaligned and every reader copies (sdc_tensor_to_f32, memcpy), so such files load. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,7 +151,9 @@ static int parse_metadata(const char *path, const cJSON *m, sdc_file_index *out,
 static int parse_entry(const char *path, const cJSON *obj, uint64_t data_size, st_entry *t, sdc_err *e) {
     const char *nm = obj->string;
     if (!cJSON_IsObject(obj)) return sdc_errf(e, "%s: entry is not an object: tensor '%s'", path, nm);
-    if (check_duplicates(path, obj, nm, e)) return -1;
+    char where[64 + 32];
+    snprintf(where, sizeof where, "tensor '%.64s'", nm);
+    if (check_duplicates(path, obj, where, e)) return -1;
     const cJSON *dt = NULL, *sh = NULL, *off = NULL;
     for (const cJSON *c = obj->child; c; c = c->next) {
         if (!strcmp(c->string, "dtype")) dt = c;
@@ -183,7 +186,7 @@ static int parse_entry(const char *path, const cJSON *obj, uint64_t data_size, s
             if (cJSON_IsNumber(c) && c->valuedouble < 0)
                 return sdc_errf(e, "%s: negative dim %g: tensor '%s'", path, c->valuedouble, nm);
             if (cJSON_IsNumber(c) && c->valuedouble == floor(c->valuedouble))
-                return sdc_errf(e, "%s: dim %g too large (at most 2^48): tensor '%s'", path, c->valuedouble, nm);
+                return sdc_errf(e, "%s: dim %.0f too large (at most 2^48): tensor '%s'", path, c->valuedouble, nm);
             return sdc_errf(e, "%s: shape entry %d is not a non-negative integer: tensor '%s'", path, d, nm);
         }
         t->shape[d] = (int64_t)v;

@@ -141,7 +141,7 @@ static int store_commit(sdc_store *s, store_file *nf, sdc_file_index *ix, sdc_er
     size_t hcap = 16;
     while (hcap < total * 2) hcap *= 2;
     uint32_t *hash = calloc(hcap, sizeof *hash);
-    sdc_tensor **order = s->ordercap >= total ? s->order : malloc((total ? total : 1) * sizeof *order);
+    sdc_tensor **order = (s->order && s->ordercap >= total) ? s->order : malloc((total ? total : 1) * sizeof *order);
     store_file *files = s->nfiles < s->filecap ? s->files
                         : malloc((s->filecap ? s->filecap * 2 : 4) * sizeof *files);
     /* metadata: unique keys; a new key may grow the table, an existing one is replaced */
