@@ -18,6 +18,10 @@
 #define CLIP_MAX_LAYERS 256
 /* Ids per window: CLIP's context is 77; a position table larger than this is not a CLIP. */
 #define CLIP_MAX_POSITIONS 4096
+/* Widths: ViT-bigG/14's text tower is 1280 wide with an MLP of 5120; these bounds keep every
+ * size product (3C*C, n*F) far from overflow. */
+#define CLIP_MAX_WIDTH 65536
+#define CLIP_MAX_MLP (4 * CLIP_MAX_WIDTH)
 #define CLIP_LN_EPS 1e-5f
 
 /* ---------------------------------------------------------------------------------------------
@@ -205,8 +209,8 @@ sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *
     int64_t tok[2] = {-1, -1}, pos[2] = {-1, -1};
     snprintf(name, sizeof name, "%s%s", pre, nm->tok);
     if (!(c->tok_emb = bind(c, st, e, name, 2, tok))) goto fail;
-    if (tok[0] > INT32_MAX || tok[1] > INT32_MAX) {
-        sdc_errf(e, "text encoder: %s is too large", name);
+    if (tok[0] > INT32_MAX || tok[1] > CLIP_MAX_WIDTH) {
+        sdc_errf(e, "text encoder: %s is too large (width at most %d)", name, CLIP_MAX_WIDTH);
         goto fail;
     }
     c->V = (int)tok[0];
@@ -236,7 +240,7 @@ sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *
     snprintf(lp, sizeof lp, "%s", pre);
     snprintf(lp + strlen(lp), sizeof lp - strlen(lp), nm->layer, 0);
     const sdc_tensor *fc1 = sdc_store_getf(st, "%s%s.weight", lp, nm->fc1);
-    if (!fc1 || fc1->ndim != 2 || fc1->shape[0] <= 0 || fc1->shape[0] > INT32_MAX) {
+    if (!fc1 || fc1->ndim != 2 || fc1->shape[0] <= 0 || fc1->shape[0] > CLIP_MAX_MLP) {
         sdc_errf(e, "text encoder: missing or malformed tensor %s%s.weight", lp, nm->fc1);
         goto fail;
     }

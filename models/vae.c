@@ -22,6 +22,8 @@
  * 8 levels would be a 256x downscale, far beyond any autoencoder SD uses. */
 #define VAE_MAX_LEVELS 8
 #define VAE_MAX_BLOCKS 8
+/* SD's widest VAE layer has 512 channels; the bound keeps 3C*C and C*H*W far from overflow. */
+#define VAE_MAX_CHANNELS 65536
 #define VAE_GROUPS 32        /* ldm Normalize(): GroupNorm(num_groups=32, eps=1e-6) */
 #define VAE_EPS 1e-6f
 /* Image sides: 8192 pixels is 16x SD's native size; the bound keeps every size product small. */
@@ -144,8 +146,9 @@ static float *bind_t(vae_binder *b, int ndim, int64_t *want, int alt_ndim, const
         return NULL;
     }
     for (int i = 0; i < nd; i++) {
-        if (t->shape[i] > INT32_MAX) {
-            sdc_errf(b->e, "vae: tensor %s is too large", full);
+        if (t->shape[i] > VAE_MAX_CHANNELS) {
+            sdc_errf(b->e, "vae: tensor %s is too large (sizes at most %d)", full,
+                     VAE_MAX_CHANNELS);
             return NULL;
         }
         want[i] = t->shape[i];

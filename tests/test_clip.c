@@ -1,6 +1,7 @@
 /* test_clip.c — the text encoders against the reference (transformers CLIPTextModel on the tiny
  * fixtures): every prompt's last_hidden_state, every hidden_states.i, clip skip 2 (SD 1.x) and
- * the SD 2.x penultimate-layer conditioning; both the f16 and the f32 model files; clear errors
+ * the SD 2.x penultimate-layer conditioning; the f16 and f32 safetensors and the zip / legacy
+ * .ckpt files (where this build reads ckpt); clear errors
  * for a store without a text encoder, a wrong shape, a bad token id, a clip skip too deep.
  * Tolerance (fixtures README): atol 1e-4, or 2e-5 of max|ref|. */
 #include <math.h>
@@ -84,6 +85,12 @@ static void check_model(const char *model, const char *refpath, const char *conf
     sdc_store *st = sdc_store_new(), *ref = sdc_store_new();
     sdc_err e = {{0}};
     int rc = sdc_store_open(st, model, NULL, &e);
+    if (rc && strstr(e.msg, "not built")) {     /* .ckpt where this build has no ckpt loader */
+        printf("skip %s (%s)\n", model, e.msg);
+        sdc_store_close(st);
+        sdc_store_close(ref);
+        return;
+    }
     CHECK(rc == 0, "%s: %s", model, e.msg);
     rc |= sdc_store_open(ref, refpath, NULL, &e);
     CHECK(rc == 0, "%s: %s", refpath, e.msg);
@@ -270,6 +277,10 @@ int main(void) {
     check_model("tests/data/tiny-sd1-fp16.safetensors", "tests/data/refs/sd1_text_encoder.safetensors",
                 "tests/data/tiny-sd1.config.json", 0);
     check_model("tests/data/tiny-sd1.safetensors", "tests/data/refs/sd1_text_encoder.safetensors",
+                "tests/data/tiny-sd1.config.json", 0);
+    check_model("tests/data/tiny-sd1.ckpt", "tests/data/refs/sd1_text_encoder.safetensors",
+                "tests/data/tiny-sd1.config.json", 0);
+    check_model("tests/data/tiny-sd1-legacy.ckpt", "tests/data/refs/sd1_text_encoder.safetensors",
                 "tests/data/tiny-sd1.config.json", 0);
     check_model("tests/data/tiny-sd2-fp16.safetensors", "tests/data/refs/sd2_text_encoder.safetensors",
                 "tests/data/tiny-sd2.config.json", 1);

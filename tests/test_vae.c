@@ -1,7 +1,8 @@
 /* test_vae.c — the autoencoder against the reference (diffusers AutoencoderKL on tiny-sd1):
  * decoder outputs for both latent sizes (sdc_vae_decode takes the sampler's latents and divides
  * by 0.18215 itself, as the pipeline does), the decoder and encoder intermediates, the encoder
- * moments / mean / clamped logvar; the f16 and f32 files; a batch of 2; a separate VAE file
+ * moments / mean / clamped logvar; the f16 and f32 files (and a .ckpt where this build reads
+ * ckpt); a batch of 2; a separate VAE file
  * with bare keys and Linear [C,C] attention weights; clear errors for a store without a VAE,
  * a missing shortcut conv and bad sizes. Tolerance (fixtures README): atol 1e-4, or 2e-5 of
  * max|ref|. */
@@ -168,6 +169,12 @@ static void check_model(const char *model) {
     sdc_store *st = sdc_store_new(), *ref = sdc_store_new();
     sdc_err e = {{0}};
     int rc = sdc_store_open(st, model, NULL, &e);
+    if (rc && strstr(e.msg, "not built")) {     /* .ckpt where this build has no ckpt loader */
+        printf("skip %s (%s)\n", model, e.msg);
+        sdc_store_close(st);
+        sdc_store_close(ref);
+        return;
+    }
     CHECK(rc == 0, "%s", e.msg);
     rc |= sdc_store_open(ref, REF, NULL, &e);
     CHECK(rc == 0, "%s", e.msg);
@@ -297,6 +304,7 @@ int main(void) {
     sdc_kernels_set_threads(2);
     check_model("tests/data/tiny-sd1-fp16.safetensors");
     check_model("tests/data/tiny-sd1.safetensors");
+    check_model("tests/data/tiny-sd1-fp16.ckpt");
     check_separate_file();
     printf(fails ? "test_vae: %d FAILED\n" : "test_vae: ok\n", fails);
     return fails ? 1 : 0;
