@@ -25,4 +25,25 @@ const char *sdc_token_str(int32_t id);
  * (49407 for SD 1.x, 0 for SD 2.x). Returns 1 if ids were truncated, else 0. */
 int sdc_tokens_window(int32_t out[SDC_TOK_CTX], const int32_t *ids, size_t n, int32_t pad_id);
 
+/* --- added by the tokenizer module (additive) --- */
+
+/* Bytes of text that are not part of valid UTF-8; sdc_tokenize reads each as U+FFFD (what
+ * the reference computes for such bytes arriving through Python's surrogateescape argv
+ * decoding and ftfy.fix_surrogates). 0 for NULL. Lets a caller warn. */
+size_t sdc_tok_utf8_invalid(const char *text);
+
+/* AUTOMATIC1111's comma_padding_backtrack default: a window that fills up moves the tokens
+ * after its last comma to the next window when that comma is at most this many tokens back. */
+#define SDC_TOK_COMMA_BACKTRACK 20
+
+/* AUTOMATIC1111-style chunking of ids[0..n) (modules/sd_hijack_clip.py tokenize_line, without
+ * emphasis or embeddings): windows of up to 75 ids, each one as sdc_tokens_window makes it
+ * (BOS, ids, EOS, pad_id padding — A1111 pads SD 2.x with 0 after the first EOS too). When a
+ * window is full and the next id is not ",</w>", and the window's last comma is at most
+ * SDC_TOK_COMMA_BACKTRACK ids from its end, the ids after that comma move to the next window.
+ * An empty prompt gives one window. *windows is malloc'd (*n_windows * 77 ids; caller frees).
+ * Returns 0, or -1 when out of memory. */
+int sdc_tokens_chunks(int32_t **windows, int *n_windows, const int32_t *ids, size_t n,
+                      int32_t pad_id);
+
 #endif
