@@ -3,74 +3,13 @@
  * runs at 512x512 (64x64 latents), on one thread and on all. Prints a table; never pass/fail.
  * Usage: bench_peak [--quick] [--runs N] */
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench/bench_common.h"
 #include "kernels/kernels.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_d); return v[n / 2]; }
-
-/* 12 independent FMA chains of one vector each: enough to cover 2 FMA ports x 4-cycle latency. */
-#if defined(__AVX512F__)
-typedef __m512 vec;
-#define VLANES 16
-#define VSET1 _mm512_set1_ps
-#define VFMA _mm512_fmadd_ps
-#define VADD _mm512_add_ps
-#define VRED _mm512_reduce_add_ps
-#define VNAME "AVX-512"
-#else
-typedef __m256 vec;
-#define VLANES 8
-#define VSET1 _mm256_set1_ps
-#define VFMA _mm256_fmadd_ps
-#define VADD _mm256_add_ps
-static float VRED(__m256 v) { float t[8]; _mm256_storeu_ps(t, v); float s = 0; for (int i = 0; i < 8; i++) s += t[i]; return s; }
-#define VNAME "AVX2"
-#endif
-#define CHAINS 12
-
-static float fma_loop(long iters, float seed) {
-    vec acc[CHAINS], m = VSET1(0.999999f), c = VSET1(seed * 1e-7f);
-    for (int i = 0; i < CHAINS; i++) acc[i] = VSET1(seed + (float)i);
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < CHAINS; i++) acc[i] = VFMA(acc[i], m, c);
-    vec s = acc[0];
-    for (int i = 1; i < CHAINS; i++) s = VADD(s, acc[i]);
-    return VRED(s);
-}
-
-/* GFLOP/s of the FMA loop on `threads` threads (each its own loop), median of runs. */
-static double fma_peak(int threads, long iters, int runs) {
-    double t[32];
-    volatile float sink = 0.0f;
-    for (int r = 0; r < runs; r++) {
-        double t0 = now();
-        #pragma omp parallel num_threads(threads)
-        {
-            float v = fma_loop(iters, (float)omp_get_thread_num());
-            #pragma omp atomic
-            sink += v;
-        }
-        t[r] = now() - t0;
-    }
-    (void)sink;
-    return 2.0 * VLANES * CHAINS * (double)iters * threads / median(t, runs) * 1e-9;
-}
 
 typedef struct { const char *what; int M, N, K; } gemm_shape;
 
@@ -98,12 +37,12 @@ static double gemm_gflops(const gemm_shape *s, int threads, int runs) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->M, s->N, s->K, 1.0f, A, s->K, B, s->N, 0.0f, C, s->N);
     double t[32];
     for (int r = 0; r < runs; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->M, s->N, s->K, 1.0f, A, s->K, B, s->N, 0.0f, C, s->N);
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
     }
     free(A); free(B); free(C);
-    return 2.0 * s->M * s->N * (double)s->K / median(t, runs) * 1e-9;
+    return 2.0 * s->M * s->N * (double)s->K / bench_median(t, runs) * 1e-9;
 }
 
 int main(int argc, char **argv) {
@@ -121,9 +60,9 @@ int main(int argc, char **argv) {
     if (env && atoi(env) > 0) nthr = atoi(env);
     const char *core = sdc_kernels_blas_core();   /* also makes OpenBLAS use this CPU's kernels */
     long iters = quick ? 20000000L : 50000000L;
-    double p1 = fma_peak(1, iters, runs), pn = fma_peak(nthr, iters, runs);
-    printf("# bench_peak: FMA loop (%s, %d chains) and OpenBLAS sgemm (core %s); median of %d runs\n", VNAME,
-           CHAINS, core, runs);
+    double p1 = bench_fma_peak(1, iters, runs), pn = bench_fma_peak(nthr, iters, runs);
+    printf("# bench_peak: FMA loop (%s, %d chains) and OpenBLAS sgemm (core %s); median of %d runs\n", BENCH_VNAME,
+           BENCH_CHAINS, core, runs);
     printf("| what | 1 thread GFLOP/s | %d threads GFLOP/s |\n|---|---:|---:|\n", nthr);
     printf("| FMA loop peak | %.1f | %.1f |\n", p1, pn);
     int ns = (int)(sizeof shapes / sizeof shapes[0]);

@@ -5,31 +5,56 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/vmath.h"
+
 /* Loops shorter than this stay on one thread: forking costs more than the work. */
 #define PAR_MIN ((size_t)1 << 15)
+/* Element-wise loops run in blocks of this many floats (a multiple of every VLEN). */
+#define BLOCK 4096
 
-void k_silu(float *x, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
-}
+static inline vf silu_v(vf x) { return vdiv(x, vadd(vset(1.0f), vexp(vsub(vset(0.0f), x)))); }
+/* 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(-x/√2): no cancellation in the tail */
+static inline vf gelu_v(vf x) { return vmul(vmul(vset(0.5f), x), verfc_scaled(vsub(vset(0.0f), x), (float)M_SQRT1_2, 0.5f)); }
+static inline vf quick_gelu_v(vf x) { return vdiv(x, vadd(vset(1.0f), vexp(vmul(x, vset(-1.702f))))); }
 
-void k_gelu(float *x, size_t n) {   /* 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(-x/√2): no cancellation in the tail */
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * erfcf(-x[i] * (float)M_SQRT1_2);
-}
+/* x[0..n) = f(x) in place, VLEN lanes at a time; the tail goes through a padded vector so every
+ * element sees the same arithmetic. */
+#define UNARY_KERNEL(name, f)                                                                  \
+    static void name##_span(float *x, size_t n) {                                              \
+        size_t i = 0;                                                                          \
+        for (; i + VLEN <= n; i += VLEN) vstore(x + i, f(vload(x + i)));                       \
+        if (i < n) {                                                                           \
+            float t[VLEN] = {0};                                                               \
+            for (size_t j = i; j < n; j++) t[j - i] = x[j];                                    \
+            vstore(t, f(vload(t)));                                                            \
+            for (size_t j = i; j < n; j++) x[j] = t[j - i];                                    \
+        }                                                                                      \
+    }                                                                                          \
+    void k_##name(float *x, size_t n) {                                                        \
+        size_t nb = (n + BLOCK - 1) / BLOCK;                                                   \
+        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)")                          \
+        for (size_t b = 0; b < nb; b++)                                                        \
+            name##_span(x + b * BLOCK, b + 1 < nb ? BLOCK : n - b * BLOCK);                    \
+    }
 
-void k_quick_gelu(float *x, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
-}
+UNARY_KERNEL(silu, silu_v)
+UNARY_KERNEL(gelu, gelu_v)
+UNARY_KERNEL(quick_gelu, quick_gelu_v)
 
-/* out[m, f] = in[m, f] * gelu(in[m, F + f]) */
+/* out[m, f] = in[m, f] · gelu(in[m, F + f]) */
 void k_geglu(float *out, const float *in, int M, int F) {
     #pragma omp parallel for schedule(static) if ((size_t)M * F > PAR_MIN)
     for (int m = 0; m < M; m++) {
         const float *h = in + (size_t)m * 2 * F, *g = h + F;
         float *o = out + (size_t)m * F;
-        for (int f = 0; f < F; f++) o[f] = h[f] * 0.5f * g[f] * erfcf(-g[f] * (float)M_SQRT1_2);
+        int f = 0;
+        for (; f + VLEN <= F; f += VLEN) vstore(o + f, vmul(vload(h + f), gelu_v(vload(g + f))));
+        if (f < F) {
+            float th[VLEN] = {0}, tg[VLEN] = {0};
+            for (int j = f; j < F; j++) { th[j - f] = h[j]; tg[j - f] = g[j]; }
+            vstore(th, vmul(vload(th), gelu_v(vload(tg))));
+            for (int j = f; j < F; j++) o[j] = th[j - f];
+        }
     }
 }
 

@@ -1,9 +1,71 @@
-/* norm.c — group norm (with fused SiLU), layer norm and row softmax. Statistics in double. */
+/* norm.c — group norm (with fused SiLU), layer norm and row softmax, VLEN lanes at a time.
+ * Statistics: two passes (mean, then the centred sum of squares), float vector partial sums over
+ * short runs folded into double. */
 #include "kernels/kernels.h"
 
 #include <math.h>
 
 #include "kernels/kernels_internal.h"
+#include "kernels/vmath.h"
+
+/* Float partial sums cover at most this many elements before they are folded into a double. */
+#define SUM_RUN 1024
+
+/* Σ x[i] and Σ (x[i] - mean)² over n floats, in double. */
+static double sum_span(const float *x, size_t n) {
+    double s = 0.0;
+    size_t i = 0;
+    while (i + VLEN <= n) {
+        vf a0 = vset(0.0f), a1 = vset(0.0f);
+        size_t end = i + SUM_RUN < n ? i + SUM_RUN : n;
+        for (; i + 2 * VLEN <= end; i += 2 * VLEN) { a0 = vadd(a0, vload(x + i)); a1 = vadd(a1, vload(x + i + VLEN)); }
+        for (; i + VLEN <= end; i += VLEN) a0 = vadd(a0, vload(x + i));
+        s += vhsum(vadd(a0, a1));
+    }
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static double sumsq_span(const float *x, size_t n, float mean) {
+    double s = 0.0;
+    size_t i = 0;
+    vf m = vset(mean);
+    while (i + VLEN <= n) {
+        vf a0 = vset(0.0f), a1 = vset(0.0f);
+        size_t end = i + SUM_RUN < n ? i + SUM_RUN : n;
+        for (; i + 2 * VLEN <= end; i += 2 * VLEN) {
+            vf d0 = vsub(vload(x + i), m), d1 = vsub(vload(x + i + VLEN), m);
+            a0 = vfma(d0, d0, a0);
+            a1 = vfma(d1, d1, a1);
+        }
+        for (; i + VLEN <= end; i += VLEN) { vf d = vsub(vload(x + i), m); a0 = vfma(d, d, a0); }
+        s += vhsum(vadd(a0, a1));
+    }
+    for (; i < n; i++) { double d = x[i] - mean; s += d * d; }
+    return s;
+}
+
+/* y = x·sc + sh, then x·σ(x) if silu; n floats. */
+static void affine_span(float *y, const float *x, size_t n, float sc, float sh, int silu) {
+    vf a = vset(sc), b = vset(sh);
+    size_t i = 0;
+    if (silu) {
+        for (; i + VLEN <= n; i += VLEN) {
+            vf v = vfma(vload(x + i), a, b);
+            vstore(y + i, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
+        }
+        if (i < n) {
+            float t[VLEN] = {0};
+            for (size_t j = i; j < n; j++) t[j - i] = x[j];
+            vf v = vfma(vload(t), a, b);
+            vstore(t, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
+            for (size_t j = i; j < n; j++) y[j] = t[j - i];
+        }
+        return;
+    }
+    for (; i + VLEN <= n; i += VLEN) vstore(y + i, vfma(vload(x + i), a, b));
+    for (; i < n; i++) y[i] = x[i] * sc + sh;
+}
 
 /* out[N,C,HW] = (in - mean_g) / sqrt(var_g + eps) * gamma[c] + beta[c], then x·σ(x) if silu. */
 void k_group_norm(float *out, const float *in, const float *gamma, const float *beta,
@@ -14,20 +76,13 @@ void k_group_norm(float *out, const float *in, const float *gamma, const float *
     for (int ng = 0; ng < N * groups; ng++) {
         const float *x = in + (size_t)ng * gsz;
         float *y = out + (size_t)ng * gsz;
-        double s = 0.0, s2 = 0.0;
-        for (size_t i = 0; i < gsz; i++) s += x[i];
-        double mean = s / (double)gsz;
-        for (size_t i = 0; i < gsz; i++) { double d = x[i] - mean; s2 += d * d; }
-        float rstd = (float)(1.0 / sqrt(s2 / (double)gsz + eps)), fm = (float)mean;
+        double mean = sum_span(x, gsz) / (double)gsz;
+        double var = sumsq_span(x, gsz, (float)mean) / (double)gsz;
+        float rstd = (float)(1.0 / sqrt(var + eps)), fm = (float)mean;
         int c0 = (ng % groups) * cpg;
         for (int c = 0; c < cpg; c++) {
             float sc = rstd * gamma[c0 + c], sh = beta[c0 + c] - fm * sc;
-            const float *xc = x + (size_t)c * HW;
-            float *yc = y + (size_t)c * HW;
-            if (silu)
-                for (int i = 0; i < HW; i++) { float v = xc[i] * sc + sh; yc[i] = v / (1.0f + expf(-v)); }
-            else
-                for (int i = 0; i < HW; i++) yc[i] = xc[i] * sc + sh;
+            affine_span(y + (size_t)c * HW, x + (size_t)c * HW, (size_t)HW, sc, sh, silu);
         }
     }
 }
@@ -35,30 +90,47 @@ void k_group_norm(float *out, const float *in, const float *gamma, const float *
 /* out[r,:] = (in[r,:] - mean) / sqrt(var + eps) * gamma + beta */
 void k_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
                   int rows, int dim, float eps) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)rows * dim > 16384)
     for (int r = 0; r < rows; r++) {
         const float *x = in + (size_t)r * dim;
         float *y = out + (size_t)r * dim;
-        double s = 0.0, s2 = 0.0;
-        for (int i = 0; i < dim; i++) s += x[i];
-        double mean = s / dim;
-        for (int i = 0; i < dim; i++) { double d = x[i] - mean; s2 += d * d; }
-        float rstd = (float)(1.0 / sqrt(s2 / dim + eps)), fm = (float)mean;
-        for (int i = 0; i < dim; i++) y[i] = (x[i] - fm) * rstd * gamma[i] + beta[i];
+        double mean = sum_span(x, (size_t)dim) / dim;
+        double var = sumsq_span(x, (size_t)dim, (float)mean) / dim;
+        float rstd = (float)(1.0 / sqrt(var + eps)), fm = (float)mean;
+        vf m = vset(fm), rs = vset(rstd);
+        int i = 0;
+        for (; i + VLEN <= dim; i += VLEN)
+            vstore(y + i, vfma(vmul(vsub(vload(x + i), m), rs), vload(gamma + i), vload(beta + i)));
+        for (; i < dim; i++) y[i] = (x[i] - fm) * rstd * gamma[i] + beta[i];
     }
 }
 
 /* One row: x = exp(x - max) / sum. */
 void kint_softmax_row(float *x, int cols) {
-    float mx = -INFINITY;
-    for (int i = 0; i < cols; i++) mx = x[i] > mx ? x[i] : mx;
-    float s = 0.0f;
-    for (int i = 0; i < cols; i++) { x[i] = expf(x[i] - mx); s += x[i]; }
-    float inv = 1.0f / s;
-    for (int i = 0; i < cols; i++) x[i] *= inv;
+    int i = 0;
+    vf mv = vset(-INFINITY);
+    for (; i + VLEN <= cols; i += VLEN) mv = vmax(mv, vload(x + i));
+    float mx = vhmax(mv);
+    for (; i < cols; i++) mx = x[i] > mx ? x[i] : mx;
+    vf m = vset(mx), sv = vset(0.0f);
+    for (i = 0; i + VLEN <= cols; i += VLEN) {
+        vf e = vexp(vsub(vload(x + i), m));
+        vstore(x + i, e);
+        sv = vadd(sv, e);
+    }
+    float s = vhsum(sv);
+    if (i < cols) {
+        float t[VLEN];
+        for (int j = 0; j < VLEN; j++) t[j] = i + j < cols ? x[i + j] : -INFINITY;
+        vstore(t, vexp(vsub(vload(t), m)));
+        for (int j = i; j < cols; j++) { x[j] = t[j - i]; s += t[j - i]; }
+    }
+    vf inv = vset(1.0f / s);
+    for (i = 0; i + VLEN <= cols; i += VLEN) vstore(x + i, vmul(vload(x + i), inv));
+    for (; i < cols; i++) x[i] *= 1.0f / s;
 }
 
 void k_softmax(float *x, int rows, int cols) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
     for (int r = 0; r < rows; r++) kint_softmax_row(x + (size_t)r * cols, cols);
 }
