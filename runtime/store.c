@@ -18,13 +18,7 @@
 #include "runtime/store.h"
 #include "runtime/store_internal.h"
 
-/* The ckpt loaders live in runtime/load_ckpt.c (another module). While that file is not in
- * the tree, the references are weak so the store still links and says ckpt is not built.
- * When it is there, the references are strong, so a static link pulls it in. */
-#if !defined(__has_include) || !__has_include("load_ckpt.c")
-#pragma weak sdc_load_ckpt_zip
-#pragma weak sdc_load_ckpt_legacy
-#endif
+/* The ckpt loaders (sdc_load_ckpt_zip, sdc_load_ckpt_legacy) live in runtime/load_ckpt.c. */
 
 /* ---------------------------------------------------------------------------------------------
  * dtypes and formats */
@@ -301,17 +295,11 @@ int sdc_store_open(sdc_store *s, const char *path, const sdc_load_opts *opts, sd
         break;
     case KIND_ZIP:
         nf.pub.format = SDC_FMT_CKPT_ZIP;
-        if (!sdc_load_ckpt_zip)
-            rc = sdc_errf(e, "%s: PyTorch zip checkpoint, but ckpt support is not built into this sdc: byte 0", path);
-        else
-            rc = sdc_load_ckpt_zip(path, p, size, opts, &ix, e);
+        rc = sdc_load_ckpt_zip(path, p, size, opts, &ix, e);
         break;
     case KIND_LEGACY:
         nf.pub.format = SDC_FMT_CKPT_LEGACY;
-        if (!sdc_load_ckpt_legacy)
-            rc = sdc_errf(e, "%s: legacy PyTorch checkpoint, but ckpt support is not built into this sdc: byte 0", path);
-        else
-            rc = sdc_load_ckpt_legacy(path, p, size, opts, &ix, e);
+        rc = sdc_load_ckpt_legacy(path, p, size, opts, &ix, e);
         break;
     case KIND_UNKNOWN:
         if (size < 8)

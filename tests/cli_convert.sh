@@ -50,12 +50,11 @@ grep -q '^sdc: tests/data/malformed/c6_gap.safetensors: gap' "$T/err" || bad "ma
 "$SDC" convert $D/tiny-sd1.safetensors 2>/dev/null; [ $? = 2 ] || bad "missing OUT should exit 2"
 ls -a "$T" | grep -q '\.sdc-convert-' && bad "temporary file left behind"
 
-# ckpt inputs (once ckpt support is built): tensor-for-tensor the safetensors twin
+# ckpt inputs: tensor-for-tensor the safetensors twin
 for pair in "tiny-sd1.ckpt tiny-sd1.safetensors" "tiny-sd1-fp16.ckpt tiny-sd1-fp16.safetensors" \
             "tiny-sd1-legacy.ckpt tiny-sd1-fp16.safetensors"; do
   set -- $pair
   "$SDC" convert $D/$1 "$T/from-ckpt.safetensors" --force 2>"$T/err"; rc=$?
-  if grep -q 'not built' "$T/err"; then echo "skip $1 (ckpt support not built)"; continue; fi
   [ $rc = 0 ] || { bad "convert $1: $(cat "$T/err")"; continue; }
   "$SDC" inspect "$T/from-ckpt.safetensors" --tensors | grep -E '^  [A-Z0-9_]+ ' >"$T/l1"
   "$SDC" inspect $D/$2 --tensors | grep -E '^  [A-Z0-9_]+ ' >"$T/l2"

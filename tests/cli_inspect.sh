@@ -33,10 +33,9 @@ head -c 1 "$T/json" | grep -q '{' || bad "json does not start with {"
 "$SDC" inspect tests/data/tiny-sd1.safetensors --tensors | grep -Eq '^  F32 +\[32, 4, 3, 3\] +model\.diffusion_model\.input_blocks\.0\.0\.weight$' \
   || bad "--tensors listing"
 
-# --- ckpt fixtures (once ckpt support is built: same family and count as the safetensors twin)
+# --- ckpt fixtures: same family and count as the safetensors twin
 for f in tests/data/tiny-sd1.ckpt tests/data/tiny-sd1-fp16.ckpt tests/data/tiny-sd1-legacy.ckpt; do
   "$SDC" inspect "$f" >"$T/out" 2>"$T/err"; rc=$?
-  if grep -q 'not built' "$T/err"; then echo "skip $f (ckpt support not built)"; continue; fi
   [ $rc = 0 ] || bad "$f rc=$rc: $(cat "$T/err")"
   grep -q '^family: *SD 1\.x' "$T/out" || bad "$f family"
   grep -q '^tensors: *995$' "$T/out" || bad "$f tensor count"
