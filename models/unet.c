@@ -121,20 +121,53 @@ struct sdc_unet {
 
 /* ───────────────────────────── loading ───────────────────────────── */
 
+/* A diffusers-layout tensor under its ldm name (see build_diffusers_table). */
+typedef struct alias { char *ldm; const sdc_tensor *t; } alias;
+
 typedef struct loader {
     const sdc_store *st;
-    const char      *prefix;   /* "model.diffusion_model." */
+    const char      *prefix;   /* original layout: "model.diffusion_model."; diffusers: a label
+                                  for messages only (names are then looked up in tab) */
+    alias           *tab;      /* diffusers layout: sorted by ldm name; NULL otherwise */
+    size_t           ntab;
     sdc_unet        *u;
     sdc_err         *e;
     int              failed;
 } loader;
 
-/* The tensor named prefix + printf(fmt), or NULL. */
+static int alias_cmp(const void *a, const void *b) {
+    return strcmp(((const alias *)a)->ldm, ((const alias *)b)->ldm);
+}
+
+static const sdc_tensor *lookup(loader *L, const char *ldm_name) {
+    if (!L->tab) return sdc_store_get(L->st, ldm_name);
+    alias key = {(char *)ldm_name, NULL};
+    const alias *a = bsearch(&key, L->tab, L->ntab, sizeof *L->tab, alias_cmp);
+    return a ? a->t : NULL;
+}
+
+/* Number of tensors whose (ldm) name starts with prefix + pre. */
+static size_t count_prefix(loader *L, const char *pre) {
+    char full[512];
+    if (!L->tab) {
+        snprintf(full, sizeof full, "%s%s", L->prefix, pre);
+        return sdc_store_count_prefix(L->st, full);
+    }
+    size_t lo = 0, hi = L->ntab, n = strlen(pre), c = 0;
+    while (lo < hi) {   /* first entry >= pre */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(L->tab[mid].ldm, pre) < 0) lo = mid + 1; else hi = mid;
+    }
+    while (lo + c < L->ntab && !strncmp(L->tab[lo + c].ldm, pre, n)) c++;
+    return c;
+}
+
+/* The tensor named prefix + printf(fmt), or NULL. name receives prefix + the ldm name. */
 static const sdc_tensor *vfind(loader *L, const char *fmt, va_list ap, char *name, size_t cap) {
     int n = snprintf(name, cap, "%s", L->prefix);
     if (n < 0 || (size_t)n >= cap) return NULL;
     vsnprintf(name + n, cap - (size_t)n, fmt, ap);
-    return sdc_store_get(L->st, name);
+    return lookup(L, L->tab ? name + n : name);
 }
 
 static const sdc_tensor *find(loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -207,7 +240,8 @@ static float *weight(loader *L, float *dst, int nd, int64_t d0, int64_t d1, int6
         char got[128], exp[128];
         shape_str(got, sizeof got, t->ndim, t->shape);
         shape_str(exp, sizeof exp, nd, want);
-        fail(L, "%s: %s %s, expected float %s", name, sdc_dtype_name(t->dtype), got, exp);
+        fail(L, "%s%s%s: %s %s, expected float %s", name, L->tab ? " = " : "", L->tab ? t->name : "",
+             sdc_dtype_name(t->dtype), got, exp);
         return NULL;
     }
     if (!dst && !(dst = track(L, (size_t)t->numel))) { fail(L, "%s: out of memory", name); return NULL; }
@@ -399,8 +433,8 @@ static int count_blocks(loader *L, const char *what) {
     int n = 0;
     char pre[256];
     for (; n <= UNET_MAX_BLOCKS; n++) {
-        snprintf(pre, sizeof pre, "%s%s.%d.", L->prefix, what, n);
-        if (sdc_store_count_prefix(L->st, pre) == 0) break;
+        snprintf(pre, sizeof pre, "%s.%d.", what, n);
+        if (count_prefix(L, pre) == 0) break;
     }
     return n;
 }
@@ -538,7 +572,8 @@ static void fill_info(loader *L) {
 static int load_all(loader *L, const sdc_unet_params *p) {
     sdc_unet *u = L->u;
     const sdc_tensor *ci = find(L, "input_blocks.0.0.weight");
-    if (!ci) return fail(L, "%sinput_blocks.0.0.weight: missing (not an SD UNet in the original layout)", L->prefix);
+    if (!ci) return fail(L, "%sinput_blocks.0.0.weight: missing (not an SD UNet: neither %s* nor a "
+                         "diffusers UNet with time_embedding.linear_1.weight)", L->prefix, L->prefix);
     if (ci->ndim != 4) return fail(L, "%sinput_blocks.0.0.weight: not a conv weight", L->prefix);
     u->info.model_channels = dim(L, 0, "model channels", "input_blocks.0.0.weight");
     u->info.in_channels = dim(L, 1, "input channels", "input_blocks.0.0.weight");
@@ -576,12 +611,163 @@ static int load_all(loader *L, const sdc_unet_params *p) {
     return L->failed ? -1 : 0;
 }
 
+/* ── the diffusers layout: each tensor renamed to its ldm name once, at load ──
+ *
+ * diffusers UNet2DConditionModel → ldm UNetModel, as diffusers'
+ * scripts/convert_diffusers_to_original_stable_diffusion.py maps them, for any number of levels
+ * (R = resnets per down block, read from down_blocks.0):
+ *   time_embedding.linear_1/2       → time_embed.0/2        conv_in → input_blocks.0.0
+ *   conv_norm_out / conv_out        → out.0 / out.2
+ *   down_blocks.i.resnets.j         → input_blocks.(1 + i(R+1) + j).0
+ *   down_blocks.i.attentions.j      → input_blocks.(1 + i(R+1) + j).1
+ *   down_blocks.i.downsamplers.0.conv → input_blocks.((i+1)(R+1)).0.op
+ *   mid_block.resnets.j / attentions.0 → middle_block.(2j) / middle_block.1
+ *   up_blocks.i.resnets.j           → output_blocks.(i(R+1) + j).0
+ *   up_blocks.i.attentions.j        → output_blocks.(i(R+1) + j).1
+ *   up_blocks.i.upsamplers.0        → output_blocks.(i(R+1) + R).(2 if the block has attentions, else 1)
+ * and inside a resnet: norm1 → in_layers.0, conv1 → in_layers.2, time_emb_proj → emb_layers.1,
+ * norm2 → out_layers.0, conv2 → out_layers.3, conv_shortcut → skip_connection. Transformer
+ * internals (norm, proj_in, transformer_blocks.d.…, proj_out) have the same names in both. */
+
+static const char *const resnet_names[][2] = {   /* diffusers, ldm */
+    {"norm1.", "in_layers.0."}, {"conv1.", "in_layers.2."}, {"time_emb_proj.", "emb_layers.1."},
+    {"norm2.", "out_layers.0."}, {"conv2.", "out_layers.3."}, {"conv_shortcut.", "skip_connection."},
+};
+
+/* ldm name of a resnet-internal rest ("norm1.weight" → "in_layers.0.weight"), or NULL. */
+static int resnet_rest(char *out, size_t cap, const char *head, const char *rest) {
+    for (size_t k = 0; k < sizeof resnet_names / sizeof *resnet_names; k++) {
+        size_t n = strlen(resnet_names[k][0]);
+        if (!strncmp(rest, resnet_names[k][0], n)) {
+            int w = snprintf(out, cap, "%s%s%s", head, resnet_names[k][1], rest + n);
+            return w > 0 && (size_t)w < cap ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+/* Maps one diffusers UNet name (without its prefix) to its ldm name. Returns 0, or -1 when the
+ * name is not a UNet weight this graph knows (it is then ignored, like unknown extra keys). */
+static int diffusers_to_ldm(loader *L, const char *dpre, const char *d, int R, char *out, size_t cap) {
+    static const char *const top[][2] = {
+        {"time_embedding.linear_1.", "time_embed.0."}, {"time_embedding.linear_2.", "time_embed.2."},
+        {"conv_in.", "input_blocks.0.0."}, {"conv_norm_out.", "out.0."}, {"conv_out.", "out.2."},
+    };
+    for (size_t k = 0; k < sizeof top / sizeof *top; k++) {
+        size_t n = strlen(top[k][0]);
+        if (!strncmp(d, top[k][0], n)) {
+            int w = snprintf(out, cap, "%s%s", top[k][1], d + n);
+            return w > 0 && (size_t)w < cap ? 0 : -1;
+        }
+    }
+    int i, j, pos = 0;
+    char head[64], pre[320];
+    if (sscanf(d, "down_blocks.%d.resnets.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
+        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
+        snprintf(head, sizeof head, "input_blocks.%d.0.", 1 + i * (R + 1) + j);
+        return resnet_rest(out, cap, head, d + pos);
+    }
+    pos = 0;
+    if (sscanf(d, "down_blocks.%d.attentions.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
+        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
+        int w = snprintf(out, cap, "input_blocks.%d.1.%s", 1 + i * (R + 1) + j, d + pos);
+        return w > 0 && (size_t)w < cap ? 0 : -1;
+    }
+    pos = 0;
+    if (sscanf(d, "down_blocks.%d.downsamplers.0.conv.%n", &i, &pos) == 1 && pos && i >= 0 &&
+        i < UNET_MAX_BLOCKS) {
+        int w = snprintf(out, cap, "input_blocks.%d.0.op.%s", (i + 1) * (R + 1), d + pos);
+        return w > 0 && (size_t)w < cap ? 0 : -1;
+    }
+    pos = 0;
+    if (sscanf(d, "mid_block.resnets.%d.%n", &j, &pos) == 1 && pos && j >= 0 && j < UNET_MAX_BLOCKS) {
+        snprintf(head, sizeof head, "middle_block.%d.", 2 * j);
+        return resnet_rest(out, cap, head, d + pos);
+    }
+    pos = 0;
+    if (sscanf(d, "mid_block.attentions.%d.%n", &j, &pos) == 1 && pos && j >= 0 && j < UNET_MAX_BLOCKS) {
+        int w = snprintf(out, cap, "middle_block.%d.%s", 2 * j + 1, d + pos);
+        return w > 0 && (size_t)w < cap ? 0 : -1;
+    }
+    pos = 0;
+    if (sscanf(d, "up_blocks.%d.resnets.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
+        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
+        snprintf(head, sizeof head, "output_blocks.%d.0.", i * (R + 1) + j);
+        return resnet_rest(out, cap, head, d + pos);
+    }
+    pos = 0;
+    if (sscanf(d, "up_blocks.%d.attentions.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
+        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
+        int w = snprintf(out, cap, "output_blocks.%d.1.%s", i * (R + 1) + j, d + pos);
+        return w > 0 && (size_t)w < cap ? 0 : -1;
+    }
+    pos = 0;
+    if (sscanf(d, "up_blocks.%d.upsamplers.0.%n", &i, &pos) == 1 && pos && i >= 0 && i < UNET_MAX_BLOCKS) {
+        snprintf(pre, sizeof pre, "%sup_blocks.%d.attentions.", dpre, i);
+        int slot = sdc_store_count_prefix(L->st, pre) ? 2 : 1;
+        int w = snprintf(out, cap, "output_blocks.%d.%d.%s", i * (R + 1) + R, slot, d + pos);
+        return w > 0 && (size_t)w < cap ? 0 : -1;
+    }
+    return -1;
+}
+
+static void free_table(loader *L) {
+    for (size_t i = 0; i < L->ntab; i++) free(L->tab[i].ldm);
+    free(L->tab);
+    L->tab = NULL;
+    L->ntab = 0;
+}
+
+/* Finds a diffusers UNet in the store (the prefix before "time_embedding.linear_1.weight":
+ * "" for unet/diffusion_pytorch_model.safetensors opened alone) and builds the ldm-name table.
+ * Returns 1 when built, 0 when there is no diffusers UNet, -1 on error. */
+static int build_diffusers_table(loader *L) {
+    static const char key[] = "time_embedding.linear_1.weight";
+    const char *dpre = NULL;
+    size_t dlen = 0, n = sdc_store_count(L->st);
+    for (size_t i = 0; i < n && !dpre; i++) {
+        const char *nm = sdc_store_at(L->st, i)->name;
+        size_t l = strlen(nm), k = sizeof key - 1;
+        if (l >= k && !strcmp(nm + l - k, key) && (l == k || nm[l - k - 1] == '.')) { dpre = nm; dlen = l - k; }
+    }
+    if (!dpre) return 0;
+    char pfx[256], pre[300];
+    if (dlen >= sizeof pfx) return fail(L, "%s: name too long", dpre);
+    memcpy(pfx, dpre, dlen);
+    pfx[dlen] = 0;
+    int R = 0;   /* resnets per down block */
+    for (; R < UNET_MAX_BLOCKS; R++) {
+        snprintf(pre, sizeof pre, "%sdown_blocks.0.resnets.%d.", pfx, R);
+        if (!sdc_store_count_prefix(L->st, pre)) break;
+    }
+    if (!(L->tab = calloc(n ? n : 1, sizeof *L->tab))) return fail(L, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const sdc_tensor *t = sdc_store_at(L->st, i);
+        char ldm[512];
+        if (strncmp(t->name, pfx, dlen) || sdc_store_get(L->st, t->name) != t ||   /* shadowed by a later file */
+            diffusers_to_ldm(L, pfx, t->name + dlen, R, ldm, sizeof ldm))
+            continue;
+        if (!(L->tab[L->ntab].ldm = strdup(ldm))) return fail(L, "out of memory");
+        L->tab[L->ntab++].t = t;
+    }
+    qsort(L->tab, L->ntab, sizeof *L->tab, alias_cmp);
+    return 1;
+}
+
 sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e) {
     sdc_unet *u = calloc(1, sizeof *u);
     if (!u) { sdc_errf(e, "unet: out of memory"); return NULL; }
-    loader L = {st, "model.diffusion_model.", u, e, 0};
+    loader L = {st, "model.diffusion_model.", NULL, 0, u, e, 0};
     if (!p) { fail(&L, "no parameters"); sdc_unet_free(u); return NULL; }
-    if (load_all(&L, p) != 0) { sdc_unet_free(u); return NULL; }
+    /* The original layout wins when present; else a diffusers UNet, renamed to ldm names. */
+    if (!sdc_store_get(st, "model.diffusion_model.input_blocks.0.0.weight")) {
+        int rc = build_diffusers_table(&L);
+        if (rc < 0) { free_table(&L); sdc_unet_free(u); return NULL; }
+        if (rc > 0) L.prefix = "[diffusers UNet, ldm name] ";
+    }
+    int rc = load_all(&L, p);
+    free_table(&L);
+    if (rc != 0) { sdc_unet_free(u); return NULL; }
     return u;
 }
 

@@ -4,9 +4,11 @@
  * errors (missing tensors, heads that do not divide, latent sides that do not divide).
  * Tolerance (fixtures README): max abs error <= max(1e-4, 2e-5 * max|ref|). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -84,9 +86,34 @@ static int read_heads(const char *path, sdc_unet_params *p) {
     return ok ? 0 : -1;
 }
 
-/* Runs every case of ref file `refpath` through the UNet of `model`. */
+/* Outputs of the run marked `keep`, to check that other files with the same weights (f32 vs
+ * f16 storage, diffusers vs original names) give the very same bits. */
+#define MAX_KEPT 32
+static struct { char name[64]; float *y; size_t n; } kept[MAX_KEPT];
+static int nkept;
+
+static void keep_or_compare(int keep, const char *tag, const char *name, const float *y, size_t n) {
+    if (keep < 0) return;
+    if (keep) {
+        if (nkept < MAX_KEPT && (kept[nkept].y = malloc(n * sizeof *y))) {
+            snprintf(kept[nkept].name, sizeof kept[nkept].name, "%s", name);
+            memcpy(kept[nkept].y, y, n * sizeof *y);
+            kept[nkept++].n = n;
+        }
+        return;
+    }
+    for (int i = 0; i < nkept; i++)
+        if (!strcmp(kept[i].name, name)) {
+            int same = kept[i].n == n && !memcmp(kept[i].y, y, n * sizeof *y);
+            printf("   %-26s bit-identical to the sd1 fp16 run: %s\n", name, same ? "yes" : "NO");
+            CHECK(same, "%s %s: differs from the original-layout fp16 run", tag, name);
+        }
+}
+
+/* Runs every case of ref file `refpath` through the UNet of `model`; keep 1: remember outputs
+ * (sd1 fp16), 0: compare them bitwise to the remembered ones of the same case, -1: neither. */
 static void run_model(const char *tag, const char *model, const char *config, const char *refpath,
-                      const char *dbg_case) {
+                      const char *dbg_case, int keep) {
     printf("== %s: %s vs %s\n", tag, model, refpath);
     sdc_err e = {{0}};
     sdc_unet_params p = {0, 0};
@@ -155,6 +182,7 @@ static void run_model(const char *tag, const char *model, const char *config, co
                 printf("   %-26s max|ref| %.4f  max abs err %.3g (vs f64 %.3g)  tol %.3g  %s\n", outn, mx,
                        err, err64, tol_for(mx), err <= tol_for(mx) ? "ok" : "FAIL");
                 CHECK(err <= tol_for(mx), "%s: max abs err %.3g > %.3g", outn, err, tol_for(mx));
+                keep_or_compare(keep, tag, outn, y, n);
                 (void)C;
             }
             if (want_dbg) CHECK(d.seen >= 10, "%s: only %d intermediates compared", outn, d.seen);
@@ -217,14 +245,75 @@ static void load_errors(void) {
     sdc_store_close(ms);
 }
 
+/* Writes a safetensors file of zero-filled F32 tensors: names[i] with shapes dims[i][0..3]
+ * (0 = no such dim). Returns 0 on success. */
+static int write_st(const char *path, int n, const char *const *names, const int dims[][4]) {
+    char hdr[4096];
+    size_t o = 0, off = 0;
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "{");
+    for (int i = 0; i < n; i++) {
+        size_t numel = 1;
+        o += (size_t)snprintf(hdr + o, sizeof hdr - o, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", i ? "," : "",
+                              names[i]);
+        for (int d = 0; d < 4 && dims[i][d]; d++) {
+            o += (size_t)snprintf(hdr + o, sizeof hdr - o, d ? ",%d" : "%d", dims[i][d]);
+            numel *= (size_t)dims[i][d];
+        }
+        o += (size_t)snprintf(hdr + o, sizeof hdr - o, "],\"data_offsets\":[%zu,%zu]}", off, off + 4 * numel);
+        off += 4 * numel;
+    }
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "}");
+    while (o % 8) hdr[o++] = ' ';
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    uint64_t len = o;
+    fwrite(&len, 8, 1, f);
+    fwrite(hdr, 1, o, f);
+    for (size_t i = 0; i < off; i++) fputc(0, f);
+    return fclose(f);
+}
+
+/* A UNet file whose time_embed.0 has the wrong width, then one where time_embed.2 is absent:
+ * each refused with the tensor's name. */
+static void shape_errors(void) {
+    static const char *const names[] = {
+        "model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.input_blocks.0.0.bias",
+        "model.diffusion_model.time_embed.0.weight", "model.diffusion_model.time_embed.0.bias",
+    };
+    static const int bad[][4] = {{32, 4, 3, 3}, {32}, {128, 16}, {128}};
+    static const int good[][4] = {{32, 4, 3, 3}, {32}, {128, 32}, {128}};
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/sdc_test_unet_bad_%d.safetensors", (int)getpid());
+    sdc_unet_params p = {8, 0};
+    for (int k = 0; k < 2; k++) {
+        sdc_err e = {{0}};
+        CHECK(write_st(path, 4, names, k ? good : bad) == 0, "cannot write %s", path);
+        sdc_store *s = sdc_store_new();
+        int rc = sdc_store_open(s, path, NULL, &e);
+        CHECK(rc == 0, "%s: %s", path, e.msg);
+        sdc_unet *u = rc ? NULL : sdc_unet_load(s, &p, &e);
+        printf("== %s -> %s\n", k ? "time_embed.2 absent" : "time_embed.0 [128,16]", e.msg);
+        CHECK(!u && strstr(e.msg, k ? "time_embed.2.weight: missing" : "time_embed.0.weight: F32 [128,16]"),
+              "bad UNet file accepted or unclear error");
+        sdc_unet_free(u);
+        sdc_store_close(s);
+    }
+    remove(path);
+}
+
 int main(void) {
     run_model("sd1 fp16", "tests/data/tiny-sd1-fp16.safetensors", "tests/data/tiny-sd1.config.json",
-              "tests/data/refs/sd1_unet.safetensors", "out_x8x8_t999");
+              "tests/data/refs/sd1_unet.safetensors", "out_x8x8_t999", 1);
     run_model("sd1 fp32", "tests/data/tiny-sd1.safetensors", "tests/data/tiny-sd1.config.json",
-              "tests/data/refs/sd1_unet.safetensors", NULL);
+              "tests/data/refs/sd1_unet.safetensors", NULL, 0);
+    /* The same UNet under diffusers names (scripts/make_diffusers_unet.py). */
+    run_model("sd1 diffusers layout", "tests/data/tiny-sd1-unet-diffusers-fp16.safetensors",
+              "tests/data/tiny-sd1.config.json", "tests/data/refs/sd1_unet.safetensors", "out_x8x8_t999", 0);
     run_model("sd2 fp16", "tests/data/tiny-sd2-fp16.safetensors", "tests/data/tiny-sd2.config.json",
-              "tests/data/refs/sd2_unet.safetensors", "out_x8x8_t999");
+              "tests/data/refs/sd2_unet.safetensors", "out_x8x8_t999", -1);
+    for (int i = 0; i < nkept; i++) free(kept[i].y);
     load_errors();
+    shape_errors();
     printf(fails ? "test_unet: %d FAILED\n" : "test_unet: all passed\n", fails);
     return fails ? 1 : 0;
 }
