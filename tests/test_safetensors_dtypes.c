@@ -1,4 +1,4 @@
-/* test_store_dtypes.c — sdc_tensor_to_f32 for every dtype against references computed here
+/* test_safetensors_dtypes.c — sdc_tensor_to_f32 for every dtype against references computed here
  * independently (ldexp formulas): all 65536 F16 and BF16 patterns, all 256 F8 E4M3 / E5M2
  * patterns, F64 rounding, integers and bool by value; each from an aligned file and from one
  * whose data section sits at an odd offset (unaligned views, read by copy). */

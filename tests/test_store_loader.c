@@ -1,4 +1,4 @@
-/* test_store.c — the tensor store over the committed fixtures: every model file loads;
+/* test_store_loader.c — the tensor store over the committed fixtures: every model file loads;
  * tiny-sd1 f32 and f16 agree (names, shapes, values after f32 conversion); lookup, later
  * file wins, prefix counts, rollback of a failed open, metadata. */
 #include <dirent.h>
