@@ -1,7 +1,10 @@
 /* compare.c — tensor-by-tensor and image comparison of two models (compare.h). */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "runtime/compare.h"
 
@@ -120,32 +123,332 @@ static int selected(const sdc_cmp_opts *o, const char *name) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- diffusers names */
+
+/* Bounds the block indices a diffusers name may carry: far more levels and resnets than any
+ * UNet or VAE has, small enough that index arithmetic cannot overflow. */
+#define DIFF_MAX_BLOCKS 64
+#define NAME_MAX_LEN 512
+
+static int put(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int put(char *out, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return w > 0 && (size_t)w < cap ? 0 : -1;
+}
+
+/* Renames the start of rest by a (from, to) table; -1 when no entry matches. */
+static int rename_head(char *out, size_t cap, const char *head, const char *rest,
+                       const char *const (*tab)[2], size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        size_t l = strlen(tab[k][0]);
+        if (!strncmp(rest, tab[k][0], l)) return put(out, cap, "%s%s%s", head, tab[k][1], rest + l);
+    }
+    return -1;
+}
+
+/* "down_blocks.%d.resnets.%d." style prefixes: the indices and where the rest starts, or 0. */
+static int idx2(const char *s, const char *fmt, int *i, int *j, const char **rest) {
+    int pos = 0;
+    if (sscanf(s, fmt, i, j, &pos) != 2 || !pos) return 0;
+    if (*i < 0 || *j < 0 || *i >= DIFF_MAX_BLOCKS || *j >= DIFF_MAX_BLOCKS) return 0;
+    *rest = s + pos;
+    return 1;
+}
+static int idx1(const char *s, const char *fmt, int *i, const char **rest) {
+    int pos = 0;
+    if (sscanf(s, fmt, i, &pos) != 1 || !pos) return 0;
+    if (*i < 0 || *i >= DIFF_MAX_BLOCKS) return 0;
+    *rest = s + pos;
+    return 1;
+}
+
+/* diffusers UNet2DConditionModel → ldm UNetModel (model.diffusion_model.*), the tables of
+ * convert_diffusers_to_original_stable_diffusion.py generalised to R resnets per down block. */
+static int unet_name(const char *d, int R, int (*up_attn)(void *, int), void *ctx, char *out, size_t cap) {
+    static const char *const top[][2] = {
+        {"time_embedding.linear_1.", "time_embed.0."}, {"time_embedding.linear_2.", "time_embed.2."},
+        {"conv_in.", "input_blocks.0.0."}, {"conv_norm_out.", "out.0."}, {"conv_out.", "out.2."}};
+    static const char *const res[][2] = {
+        {"norm1.", "in_layers.0."}, {"conv1.", "in_layers.2."}, {"time_emb_proj.", "emb_layers.1."},
+        {"norm2.", "out_layers.0."}, {"conv2.", "out_layers.3."}, {"conv_shortcut.", "skip_connection."}};
+    const char *P = "model.diffusion_model.", *rest;
+    char head[128];
+    int i, j;
+    if (!rename_head(out, cap, P, d, top, 5)) return 0;
+    if (idx2(d, "down_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
+        snprintf(head, sizeof head, "%sinput_blocks.%d.0.", P, 1 + i * (R + 1) + j);
+        return rename_head(out, cap, head, rest, res, 6);
+    }
+    if (idx2(d, "down_blocks.%d.attentions.%d.%n", &i, &j, &rest))
+        return put(out, cap, "%sinput_blocks.%d.1.%s", P, 1 + i * (R + 1) + j, rest);
+    if (idx1(d, "down_blocks.%d.downsamplers.0.conv.%n", &i, &rest))
+        return put(out, cap, "%sinput_blocks.%d.0.op.%s", P, (i + 1) * (R + 1), rest);
+    if (idx1(d, "mid_block.resnets.%d.%n", &j, &rest)) {
+        snprintf(head, sizeof head, "%smiddle_block.%d.", P, 2 * j);
+        return rename_head(out, cap, head, rest, res, 6);
+    }
+    if (idx1(d, "mid_block.attentions.%d.%n", &j, &rest))
+        return put(out, cap, "%smiddle_block.%d.%s", P, 2 * j + 1, rest);
+    if (idx2(d, "up_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
+        snprintf(head, sizeof head, "%soutput_blocks.%d.0.", P, i * (R + 1) + j);
+        return rename_head(out, cap, head, rest, res, 6);
+    }
+    if (idx2(d, "up_blocks.%d.attentions.%d.%n", &i, &j, &rest))
+        return put(out, cap, "%soutput_blocks.%d.1.%s", P, i * (R + 1) + j, rest);
+    if (idx1(d, "up_blocks.%d.upsamplers.0.%n", &i, &rest))
+        return put(out, cap, "%soutput_blocks.%d.%d.%s", P, i * (R + 1) + R,
+                   up_attn && up_attn(ctx, i) ? 2 : 1, rest);
+    return -1;
+}
+
+/* diffusers AutoencoderKL → ldm AutoencoderKL (first_stage_model.*): down.i.block.j,
+ * up.(levels-1-i), mid.block_(j+1), mid.attn_1 with q/k/v/proj_out (old and new diffusers
+ * attention names), norm_out, nin_shortcut. */
+static int vae_name(const char *d, int levels, char *out, size_t cap) {
+    static const char *const res[][2] = {
+        {"norm1.", "norm1."}, {"conv1.", "conv1."}, {"norm2.", "norm2."}, {"conv2.", "conv2."},
+        {"conv_shortcut.", "nin_shortcut."}};
+    static const char *const attn[][2] = {
+        {"group_norm.", "norm."}, {"query.", "q."}, {"to_q.", "q."}, {"key.", "k."}, {"to_k.", "k."},
+        {"value.", "v."}, {"to_v.", "v."}, {"proj_attn.", "proj_out."}, {"to_out.0.", "proj_out."}};
+    static const char *const same[] = {"encoder.conv_in.", "encoder.conv_out.", "decoder.conv_in.",
+                                       "decoder.conv_out.", "quant_conv.", "post_quant_conv."};
+    const char *P = "first_stage_model.", *rest;
+    char head[128];
+    int i, j;
+    for (size_t k = 0; k < sizeof same / sizeof *same; k++)
+        if (!strncmp(d, same[k], strlen(same[k]))) return put(out, cap, "%s%s", P, d);
+    for (int enc = 0; enc < 2; enc++) {
+        const char *part = enc ? "encoder" : "decoder";
+        size_t pl = strlen(part);
+        if (strncmp(d, part, pl) || d[pl] != '.') continue;
+        const char *s = d + pl + 1;
+        if (!strncmp(s, "conv_norm_out.", 14)) return put(out, cap, "%s%s.norm_out.%s", P, part, s + 14);
+        if (idx1(s, "mid_block.resnets.%d.%n", &j, &rest)) {
+            snprintf(head, sizeof head, "%s%s.mid.block_%d.", P, part, j + 1);
+            return rename_head(out, cap, head, rest, res, 5);
+        }
+        if (!strncmp(s, "mid_block.attentions.0.", 23)) {
+            snprintf(head, sizeof head, "%s%s.mid.attn_1.", P, part);
+            return rename_head(out, cap, head, s + 23, attn, 9);
+        }
+        if (enc && idx2(s, "down_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
+            snprintf(head, sizeof head, "%sencoder.down.%d.block.%d.", P, i, j);
+            return rename_head(out, cap, head, rest, res, 5);
+        }
+        if (enc && idx1(s, "down_blocks.%d.downsamplers.0.%n", &i, &rest))
+            return put(out, cap, "%sencoder.down.%d.downsample.%s", P, i, rest);
+        if (!enc && idx2(s, "up_blocks.%d.resnets.%d.%n", &i, &j, &rest) && i < levels) {
+            snprintf(head, sizeof head, "%sdecoder.up.%d.block.%d.", P, levels - 1 - i, j);
+            return rename_head(out, cap, head, rest, res, 5);
+        }
+        if (!enc && idx1(s, "up_blocks.%d.upsamplers.0.%n", &i, &rest) && i < levels)
+            return put(out, cap, "%sdecoder.up.%d.upsample.%s", P, levels - 1 - i, rest);
+    }
+    return -1;
+}
+
+int sdc_diffusers_to_original(int component, const char *name, int R, int levels,
+                              int (*up_attn)(void *ctx, int i), void *ctx, char *out, size_t cap) {
+    switch (component) {
+    case 'u': return unet_name(name, R, up_attn, ctx, out, cap);
+    case 'v': return vae_name(name, levels, out, cap);
+    case 't':   /* CLIPTextModel: SD 1.x keeps transformers' names under cond_stage_model.transformer. */
+        if (strncmp(name, "text_model.", 11)) return -1;
+        return put(out, cap, "cond_stage_model.transformer.%s", name);
+    default: return -1;
+    }
+}
+
+/* One diffusers component found in one file of a store: its name prefix and its counts. */
+typedef struct comp {
+    int kind;                    /* 'u', 'v', 't' */
+    char prefix[NAME_MAX_LEN];
+    int R, levels;
+} comp;
+
+typedef struct up_ctx { const sdc_store *st; const char *prefix; } up_ctx;
+
+static int up_has_attn(void *p, int i) {
+    const up_ctx *c = p;
+    char pre[NAME_MAX_LEN + 64];
+    snprintf(pre, sizeof pre, "%sup_blocks.%d.attentions.", c->prefix, i);
+    return sdc_store_count_prefix(c->st, pre) > 0;
+}
+
+/* The components of file f: a name ending in the component's marker gives its prefix. */
+static int find_comps(const sdc_store *st, const sdc_store_file *f, comp *c) {
+    static const struct { int kind; const char *marker; } mk[] = {
+        {'u', "time_embedding.linear_1.weight"},
+        {'v', "decoder.up_blocks.0.resnets.0.conv1.weight"},
+        {'t', "text_model.embeddings.token_embedding.weight"}};
+    int n = 0;
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = f->first_tensor; i < f->first_tensor + f->n_tensors; i++) {
+            const char *nm = sdc_store_at(st, i)->name;
+            size_t l = strlen(nm), m = strlen(mk[k].marker);
+            if (l < m || strcmp(nm + l - m, mk[k].marker) || (l > m && nm[l - m - 1] != '.')) continue;
+            if (l - m >= NAME_MAX_LEN) continue;
+            if (mk[k].kind == 't' && l - m >= 29 && !strncmp(nm + l - m - 29, "cond_stage_model.transformer.", 29))
+                continue;   /* the original layout already */
+            if (mk[k].kind == 'v' && l - m >= 18 && !strncmp(nm + l - m - 18, "first_stage_model.", 18))
+                continue;
+            comp *x = &c[n++];
+            x->kind = mk[k].kind;
+            memcpy(x->prefix, nm, l - m);
+            x->prefix[l - m] = 0;
+            char pre[NAME_MAX_LEN + 64];
+            for (x->R = 0; x->R < DIFF_MAX_BLOCKS; x->R++) {
+                snprintf(pre, sizeof pre, "%sdown_blocks.0.resnets.%d.", x->prefix, x->R);
+                if (!sdc_store_count_prefix(st, pre)) break;
+            }
+            for (x->levels = 0; x->levels < DIFF_MAX_BLOCKS; x->levels++) {
+                snprintf(pre, sizeof pre, "%sdecoder.up_blocks.%d.", x->prefix, x->levels);
+                if (!sdc_store_count_prefix(st, pre)) break;
+            }
+            break;
+        }
+    }
+    return n;
+}
+
+static int comp_longer_first(const void *x, const void *y) {
+    size_t a = strlen(((const comp *)x)->prefix), b = strlen(((const comp *)y)->prefix);
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- the two sides */
+
+typedef struct key { const char *key; const sdc_tensor *t; } key;
+
+typedef struct side {
+    key   *k;      size_t n;       /* selected tensors in store order */
+    key   *sorted;                 /* the same, by key */
+    size_t mapped;
+} side;
+
+static int key_cmp(const void *x, const void *y) {
+    return strcmp(((const key *)x)->key, ((const key *)y)->key);
+}
+
+static const key *side_find(const side *s, const char *k) {
+    key probe = {k, NULL};
+    return bsearch(&probe, s->sorted, s->n, sizeof probe, key_cmp);
+}
+
+static int own_name(sdc_cmp_result *r, const char *name, const char **out, sdc_err *e) {
+    size_t bytes;
+    if (sdc_mul_overflow(r->n_own + 1, sizeof *r->own, &bytes)) return sdc_errf(e, "compare: too many names");
+    char **p = realloc(r->own, bytes);
+    if (!p) return sdc_errf(e, "compare: out of memory");
+    r->own = p;
+    if (!(r->own[r->n_own] = strdup(name))) return sdc_errf(e, "compare: out of memory");
+    *out = r->own[r->n_own++];
+    return 0;
+}
+
+/* The keys of one store: its names, renamed to the original layout under map_diffusers. */
+static int side_build(side *s, const sdc_store *st, const sdc_cmp_opts *o, const char *label,
+                      sdc_cmp_result *r, sdc_err *e) {
+    size_t n = sdc_store_count(st);
+    memset(s, 0, sizeof *s);
+    if (!(s->k = calloc(n ? n : 1, sizeof *s->k)) || !(s->sorted = calloc(n ? n : 1, sizeof *s->sorted)))
+        return sdc_errf(e, "compare: out of memory");
+    for (size_t f = 0; f < sdc_store_nfiles(st); f++) {
+        const sdc_store_file *file = sdc_store_file_at(st, f);
+        comp c[3];
+        int nc = o->map_diffusers ? find_comps(st, file, c) : 0;
+        qsort(c, (size_t)nc, sizeof *c, comp_longer_first);
+        for (size_t i = file->first_tensor; i < file->first_tensor + file->n_tensors; i++) {
+            const sdc_tensor *t = sdc_store_at(st, i);
+            if (sdc_store_get(st, t->name) != t) continue;   /* shadowed by a later file */
+            const char *k = t->name;
+            /* the longest matching prefix first (c is sorted so); the first table that knows it wins */
+            for (int x = 0; x < nc; x++) {
+                size_t pl = strlen(c[x].prefix);
+                char buf[NAME_MAX_LEN + 128];
+                up_ctx u = {st, c[x].prefix};
+                if (strncmp(t->name, c[x].prefix, pl) ||
+                    sdc_diffusers_to_original(c[x].kind, t->name + pl, c[x].R, c[x].levels, up_has_attn, &u,
+                                              buf, sizeof buf))
+                    continue;
+                if (own_name(r, buf, &k, e)) return -1;
+                s->mapped++;
+                break;
+            }
+            if (!selected(o, k)) { r->n_skipped++; continue; }
+            s->k[s->n].key = k;
+            s->k[s->n++].t = t;
+        }
+    }
+    memcpy(s->sorted, s->k, s->n * sizeof *s->k);
+    qsort(s->sorted, s->n, sizeof *s->sorted, key_cmp);
+    for (size_t i = 1; i < s->n; i++)
+        if (!strcmp(s->sorted[i].key, s->sorted[i - 1].key))
+            return sdc_errf(e, "%s: two tensors under one name after renaming to the original layout: "
+                            "'%s' and '%s' are both '%s'", label, s->sorted[i - 1].t->name,
+                            s->sorted[i].t->name, s->sorted[i].key);
+    return 0;
+}
+
+static void side_free(side *s) {
+    free(s->k);
+    free(s->sorted);
+}
+
+/* Shapes equal, or (loose) equal once the size-1 dims are dropped. Returns 1 equal, 2 loose. */
+static int shapes_match(const sdc_tensor *a, const sdc_tensor *b, int loose) {
+    if (same_shape(a, b)) return 1;
+    if (!loose || a->numel != b->numel) return 0;
+    int i = 0, j = 0;
+    for (;;) {
+        while (i < a->ndim && a->shape[i] == 1) i++;
+        while (j < b->ndim && b->shape[j] == 1) j++;
+        if (i == a->ndim || j == b->ndim) return i == a->ndim && j == b->ndim ? 2 : 0;
+        if (a->shape[i++] != b->shape[j++]) return 0;
+    }
+}
+
 int sdc_compare_stores(const sdc_store *a, const sdc_store *b, const sdc_cmp_opts *opts,
                        sdc_cmp_result *r, sdc_err *e) {
-    static const sdc_cmp_opts exact = {0, 0, NULL, 0};
+    static const sdc_cmp_opts exact = {0, 0, NULL, 0, 0};
     const sdc_cmp_opts *o = opts ? opts : &exact;
     memset(r, 0, sizeof *r);
     size_t cap = 0;
+    side sa, sb;
+    memset(&sa, 0, sizeof sa);
+    memset(&sb, 0, sizeof sb);
     cmp_buf buf = {malloc(CMP_CHUNK * sizeof(double)), malloc(CMP_CHUNK * sizeof(double)),
                    malloc(CMP_CHUNK * sizeof(float))};
     int rc = -1;
     if (!buf.a || !buf.b || !buf.tmp) { sdc_errf(e, "compare: out of memory"); goto done; }
+    if (side_build(&sa, a, o, "A", r, e) || side_build(&sb, b, o, "B", r, e)) goto done;
+    r->n_mapped_a = sa.mapped;
+    r->n_mapped_b = sb.mapped;
 
-    for (size_t i = 0; i < sdc_store_count(a); i++) {
+    for (size_t i = 0; i < sa.n; i++) {
         sdc_cmp_entry c = {0};
-        c.a = sdc_store_at(a, i);
-        c.name = c.a->name;
-        if (!selected(o, c.name)) { r->n_skipped++; continue; }
-        c.b = sdc_store_get(b, c.name);
+        c.a = sa.k[i].t;
+        c.name = sa.k[i].key;
+        c.name_a = c.a->name;
+        const key *kb = side_find(&sb, c.name);
         c.at = -1;
-        if (!c.b) {
+        if (!kb) {
             c.kind = SDC_CMP_ONLY_A;
         } else {
+            c.b = kb->t;
+            c.name_b = c.b->name;
             if (c.a->dtype != c.b->dtype) r->n_dtype_diff++;
-            if (!same_shape(c.a, c.b)) {
+            int sm = shapes_match(c.a, c.b, o->map_diffusers && (sa.mapped || sb.mapped));
+            if (!sm) {
                 c.kind = SDC_CMP_SHAPE;
             } else {
+                c.reshaped = sm == 2;
                 if (compare_values(&c, o, &buf, e)) goto done;
+                if (c.reshaped && c.kind == SDC_CMP_IDENTICAL) c.kind = SDC_CMP_EQUAL;
                 r->elems_compared += (uint64_t)c.a->numel;
                 if (c.n_diff && (c.max_abs > r->max_abs || !r->max_abs_name)) {
                     r->max_abs = c.max_abs;
@@ -159,24 +462,56 @@ int sdc_compare_stores(const sdc_store *a, const sdc_store *b, const sdc_cmp_opt
         }
         if (append(r, &cap, c, e)) goto done;
     }
-    for (size_t i = 0; i < sdc_store_count(b); i++) {
-        const sdc_tensor *t = sdc_store_at(b, i);
-        if (!selected(o, t->name)) { r->n_skipped++; continue; }
-        if (sdc_store_get(a, t->name)) continue;
-        sdc_cmp_entry c = {.name = t->name, .b = t, .kind = SDC_CMP_ONLY_B, .at = -1};
+    for (size_t i = 0; i < sb.n; i++) {
+        if (side_find(&sa, sb.k[i].key)) continue;
+        sdc_cmp_entry c = {.name = sb.k[i].key, .name_b = sb.k[i].t->name, .b = sb.k[i].t,
+                           .kind = SDC_CMP_ONLY_B, .at = -1};
         if (append(r, &cap, c, e)) goto done;
     }
     rc = 0;
 done:
+    side_free(&sa);
+    side_free(&sb);
     free(buf.a);
     free(buf.b);
     free(buf.tmp);
     return rc;
 }
 
+/* The files of a diffusers folder, per component: the first that exists is opened. */
+static const char *const diffusers_files[][3] = {
+    {"unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+     "unet/diffusion_pytorch_model.bin"},
+    {"vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors",
+     "vae/diffusion_pytorch_model.bin"},
+    {"text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors",
+     "text_encoder/pytorch_model.bin"}};
+
+int sdc_cmp_open(sdc_store *s, const char *path, const sdc_load_opts *opts, sdc_err *e) {
+    struct stat st;
+    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return sdc_store_open(s, path, opts, e);
+    int opened = 0;
+    for (size_t c = 0; c < 3; c++)
+        for (size_t k = 0; k < 3; k++) {
+            char p[4096];
+            if (put(p, sizeof p, "%s/%s", path, diffusers_files[c][k]))
+                return sdc_errf(e, "%s: path too long", path);
+            if (stat(p, &st) || !S_ISREG(st.st_mode)) continue;
+            if (sdc_store_open(s, p, opts, e)) return -1;
+            opened++;
+            break;
+        }
+    if (!opened)
+        return sdc_errf(e, "%s: a directory, but not a diffusers folder: no unet/, vae/ or text_encoder/ "
+                        "weights (diffusion_pytorch_model.safetensors, model.safetensors)", path);
+    return 0;
+}
+
 void sdc_cmp_result_free(sdc_cmp_result *r) {
     if (!r) return;
     free(r->e);
+    for (size_t i = 0; i < r->n_own; i++) free(r->own[i]);
+    free(r->own);
     memset(r, 0, sizeof *r);
 }
 

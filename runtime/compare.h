@@ -4,7 +4,9 @@
  * sdc_cmp_result_free). Does not own the stores: the records point at their tensors and names,
  * so the stores must outlive the result.
  *
- * Tensors are matched by name (exactly). For a common name with equal shapes the values are
+ * Tensors are matched by name: the name itself, or with opts->map_diffusers its name in the original
+ * (ldm single-file) layout, so that a diffusers folder or a diffusers-layout file (UNet, VAE, SD 1.x
+ * CLIP text encoder) lines up with an original checkpoint. For a common name with equal shapes the values are
  * compared as numbers, whatever the dtypes: every float dtype is widened to f32 by
  * sdc_tensor_to_f32 (exact for F16/BF16/F8) and then to f64; F64 and the integer dtypes are read
  * straight into f64 (exact up to 2^53). So an F16 file and the F32 file it came from compare
@@ -25,7 +27,19 @@ typedef struct sdc_cmp_opts {
      * sides); the others are skipped and not counted (e.g. "model.diffusion_model."). */
     const char *const *only;
     int n_only;
+    /* 1: rename diffusers-layout tensors to their original-layout names before matching, as
+     * diffusers' convert_diffusers_to_original_stable_diffusion.py does (UNet2DConditionModel →
+     * model.diffusion_model.*, AutoencoderKL → first_stage_model.*, CLIPTextModel →
+     * cond_stage_model.transformer.*), and, when a side had names renamed, let shapes that differ
+     * only by size-1 dims match (the VAE attention's Linear [C,C] vs the original 1x1 conv
+     * [C,C,1,1]). Original-layout names are never touched. */
+    int map_diffusers;
 } sdc_cmp_opts;
+
+/* Opens a model into s for comparison: a model file (any format the store reads), or a diffusers
+ * folder: the safetensors (else .bin) files of its unet/, vae/ and text_encoder/ subfolders,
+ * each one file of the store. Returns 0, or -1 with e set. */
+int sdc_cmp_open(sdc_store *s, const char *path, const sdc_load_opts *opts, sdc_err *e);
 
 /* Per tensor, from best to worst. Values are stable (appended only). */
 typedef enum sdc_cmp_kind {
@@ -42,7 +56,10 @@ typedef enum sdc_cmp_kind {
 const char *sdc_cmp_kind_name(sdc_cmp_kind k);  /* "identical", "equal values", ... */
 
 typedef struct sdc_cmp_entry {
-    const char       *name;      /* A's name (B's when only in B); owned by that store */
+    const char       *name;      /* the matched name (original layout when mapped); owned by the
+                                    store or the result */
+    const char       *name_a, *name_b;  /* as stored in A / B (NULL on the side that lacks it) */
+    int               reshaped;  /* shapes equal only after dropping size-1 dims (map_diffusers) */
     const sdc_tensor *a, *b;     /* NULL on the side that lacks it */
     sdc_cmp_kind      kind;
     /* Only for tensors whose values were compared (kind <= SDC_CMP_DIFFERENT): */
@@ -63,14 +80,25 @@ typedef struct sdc_cmp_result {
     const char    *max_abs_name, *max_rel_name;  /* NULL when nothing differs */
     uint64_t       elems_compared;
     size_t         n_skipped;    /* tensors (of A and of B) left out by opts->only */
+    size_t         n_mapped_a, n_mapped_b;  /* diffusers names renamed (map_diffusers) */
+    char         **own;  size_t n_own;      /* the renamed names (freed with the result) */
 } sdc_cmp_result;
 
 /* Compares every tensor of a with b by name. opts may be NULL (exact). Returns 0 (whatever
  * the differences: they are in r), or -1 with e set (out of memory, a tensor that cannot be
- * converted). r is zeroed first; free it with sdc_cmp_result_free either way. */
+ * converted, two tensors of one side under one name after renaming). r is zeroed first; free it
+ * with sdc_cmp_result_free either way. */
 int  sdc_compare_stores(const sdc_store *a, const sdc_store *b, const sdc_cmp_opts *opts,
                         sdc_cmp_result *r, sdc_err *e);
 void sdc_cmp_result_free(sdc_cmp_result *r);
+
+/* The original-layout name of a diffusers-layout name (without any file prefix) of component
+ * 'u' (UNet2DConditionModel), 'v' (AutoencoderKL) or 't' (CLIPTextModel), into out. R is the
+ * number of resnets per down block (UNet: counted from down_blocks.0), levels the number of
+ * VAE decoder up blocks; up_attn(i) says whether UNet up block i has attentions. Returns 0, or -1
+ * when the name is not one the tables know (or does not fit in cap). */
+int sdc_diffusers_to_original(int component, const char *name, int R, int levels,
+                              int (*up_attn)(void *ctx, int i), void *ctx, char *out, size_t cap);
 
 /* 1 when a and b hold the same tensors with values equal or within the tolerance (dtypes may
  * differ), else 0: the answer `sdc compare` turns into its exit status. */

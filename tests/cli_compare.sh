@@ -116,10 +116,28 @@ else
     ok "a file against itself: identical"
 fi
 
-# --- 5. bad input: one line on stderr, exit 2
+# --- 5. layouts: the diffusers UNet (tests/data/tiny-sd1-unet-diffusers-fp16.safetensors, renamed by
+# scripts/make_diffusers_unet.py with diffusers' own tables) matches the original file's UNet, as a
+# file and as the unet/ of a diffusers folder; --no-map sees only different names
+DU=$D/tiny-sd1-unet-diffusers-fp16.safetensors
+if run diffusers 0 "$D/tiny-sd1-fp16.safetensors" "$DU" --only model.diffusion_model.; then
+  grep -q "^B: .*; 684 diffusers names matched under their original-layout names)" "$T/diffusers.out" &&
+    grep -q "^  684 identical, 0 equal values" "$T/diffusers.out" && [ "$(summary diffusers)" = identical ] &&
+    ok "original vs diffusers UNet: 684 tensors renamed, identical" || fail "diffusers: $(head -5 "$T/diffusers.out")"
+fi
+mkdir -p "$T/folder/unet" && cp "$DU" "$T/folder/unet/diffusion_pytorch_model.safetensors"
+run folder 0 "$T/folder" "$D/tiny-sd1.ckpt" --only model.diffusion_model. &&
+  case "$(summary folder)" in "equal values (dtypes differ: 684 tensors F16 in A, F32 in B)") ok "diffusers folder vs f32 ckpt: $(summary folder)" ;;
+    *) fail "folder: summary '$(summary folder)'" ;; esac
+run nomap 1 "$D/tiny-sd1-fp16.safetensors" "$DU" --no-map &&
+  grep -q "^tensors: 0 in both, 995 only in A, 684 only in B" "$T/nomap.out" && ok "--no-map: no common names" ||
+  fail "--no-map: $(grep '^tensors' "$T/nomap.out")"
+mkdir -p "$T/emptydir"
+
+# --- 6. bad input: one line on stderr, exit 2
 head -c 5000 "$D/tiny-sd1.safetensors" >"$T/cut.safetensors"
 : >"$T/empty.safetensors"
-for c in "missing:$T/nope.safetensors $F" "dir:$D $F" "truncated:$F $T/cut.safetensors" \
+for c in "missing:$T/nope.safetensors $F" "dir:$T/emptydir $F" "truncated:$F $T/cut.safetensors" \
          "empty:$T/empty.safetensors $F" "onefile:$F" "threefiles:$F $F $F" "badopt:$F $F --bogus" \
          "badtol:$F $F --tol -1" "imagenoprompt:$F $F --image $T/x.png"; do
   name=${c%%:*}; args=${c#*:}

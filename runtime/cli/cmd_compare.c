@@ -33,7 +33,7 @@
 
 typedef struct cmp_args {
     const char *a, *b, *image_out, *config, *vae;
-    int json, all, allow_unsafe, strict;
+    int json, all, allow_unsafe, strict, no_map;
     sdc_cmp_opts tol;
     const char *only[ONLY_MAX];
     int pixel_tol;
@@ -47,9 +47,11 @@ typedef struct cmp_args {
 static void usage(FILE *f) {
     fprintf(f,
         "usage: sdc compare A B [options]\n"
-        "  Compares two checkpoints (any format: .safetensors, .ckpt zip or legacy) tensor by\n"
-        "  tensor: names only in A / only in B, shape and dtype differences, and for common\n"
-        "  tensors bit-identical or max abs / max rel difference of the values (across dtypes).\n"
+        "  Compares two checkpoints (any format: .safetensors, .ckpt zip or legacy, or a diffusers\n"
+        "  folder) tensor by tensor: names only in A / only in B, shape and dtype differences, and\n"
+        "  for common tensors bit-identical or max abs / max rel difference of the values (across\n"
+        "  dtypes). diffusers-layout names (UNet, VAE, SD 1.x text encoder) are matched under their\n"
+        "  original-layout names.\n"
         "  With -p it also generates one image with each (same parameters) and compares them.\n"
         "  Exit status: 0 same (identical, equal values, or within tolerance), 1 different, 2 error.\n"
         "options:\n"
@@ -58,6 +60,7 @@ static void usage(FILE *f) {
         "  --rtol R           relative tolerance R (0)\n"
         "  --only PREFIX      compare only tensors whose names start with PREFIX (repeatable),\n"
         "                     e.g. --only model.diffusion_model. for the UNet alone\n"
+        "  --no-map           match names exactly (no diffusers -> original renaming)\n"
         "  --all              list every differing tensor (default: the first %d of each list)\n"
         "  --allow-unsafe-pickle, --strict   as for generate/inspect\n"
         "output level (needs -p):\n"
@@ -115,6 +118,7 @@ static int parse_args(int argc, char **argv, cmp_args *a) {
     } while (0)
         if (!strcmp(s, "--json")) a->json = 1;
         else if (!strcmp(s, "--all")) a->all = 1;
+        else if (!strcmp(s, "--no-map")) a->no_map = 1;
         else if (!strcmp(s, "--allow-unsafe-pickle")) a->allow_unsafe = 1;
         else if (!strcmp(s, "--strict")) a->strict = 1;
         else if (!strcmp(s, "--tol")) { NEED_VAL(); if (parse_dbl(s, argv[++i], 0, &a->tol.atol)) return -1; }
@@ -158,6 +162,7 @@ static int parse_args(int argc, char **argv, cmp_args *a) {
         return -1;
     }
     a->tol.only = a->only;
+    a->tol.map_diffusers = !a->no_map;
     a->a = pos[0];
     a->b = pos[1];
     if (a->image_out && !a->prompt) {
@@ -174,7 +179,7 @@ static sdc_store *open_store(const char *path, const cmp_args *a) {
     sdc_load_opts o = {.strict = a->strict, .allow_unsafe_pickle = a->allow_unsafe};
     sdc_store *s = sdc_store_new();
     if (!s) { fprintf(stderr, "sdc: %s: out of memory\n", path); return NULL; }
-    if (sdc_store_open(s, path, &o, &e)) {
+    if (sdc_cmp_open(s, path, &o, &e)) {
         fprintf(stderr, "sdc: %s\n", e.msg);
         sdc_store_close(s);
         return NULL;
@@ -208,15 +213,37 @@ static uint64_t params_of(const sdc_store *s) {
     return n;
 }
 
-static void print_file(const char *label, const char *path, const sdc_store *s) {
-    const sdc_store_file *f = sdc_store_file_at(s, 0);
-    printf("%s: %s  (%s, %zu tensors, %.2f M params, %.1f MB)\n", label, path,
-           sdc_format_name(f->format), sdc_store_count(s), params_of(s) / 1e6, f->size / 1e6);
+static uint64_t bytes_of(const sdc_store *s) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < sdc_store_nfiles(s); i++) n += sdc_store_file_at(s, i)->size;
+    return n;
+}
+
+/* "safetensors", or "diffusers folder: 3 files (safetensors)" */
+static void format_of(const sdc_store *s, char *buf, size_t n) {
+    size_t nf = sdc_store_nfiles(s);
+    if (nf == 1) snprintf(buf, n, "%s", sdc_format_name(sdc_store_file_at(s, 0)->format));
+    else snprintf(buf, n, "diffusers folder: %zu files, %s", nf, sdc_format_name(sdc_store_file_at(s, 0)->format));
+}
+
+static void print_file(const char *label, const char *path, const sdc_store *s, size_t mapped) {
+    char fmt[128];
+    format_of(s, fmt, sizeof fmt);
+    printf("%s: %s  (%s, %zu tensors, %.2f M params, %.1f MB", label, path, fmt, sdc_store_count(s),
+           params_of(s) / 1e6, bytes_of(s) / 1e6);
+    if (mapped) printf("; %zu diffusers names matched under their original-layout names", mapped);
+    printf(")\n");
 }
 
 static int by_max_abs_desc(const void *x, const void *y) {
     const sdc_cmp_entry *a = *(const sdc_cmp_entry *const *)x, *b = *(const sdc_cmp_entry *const *)y;
     return a->max_abs < b->max_abs ? 1 : a->max_abs > b->max_abs ? -1 : 0;
+}
+
+/* " (stored as X in B)" when a side's stored name is not the matched one. */
+static void print_stored_as(const sdc_cmp_entry *c) {
+    if (c->name_a && strcmp(c->name_a, c->name)) printf("  (A: %s)", c->name_a);
+    if (c->name_b && strcmp(c->name_b, c->name)) printf("  (B: %s)", c->name_b);
 }
 
 /* Prints the names of entries of one kind (up to LIST_MAX unless all). */
@@ -234,11 +261,13 @@ static void print_list(const sdc_cmp_result *r, sdc_cmp_kind k, const char *titl
         shape_str(t, sh, sizeof sh);
         if (k == SDC_CMP_SHAPE) {
             shape_str(c->b, sh2, sizeof sh2);
-            printf("  %s  %s %s vs %s %s\n", c->name, sdc_dtype_name(c->a->dtype), sh,
+            printf("  %s  %s %s vs %s %s", c->name, sdc_dtype_name(c->a->dtype), sh,
                    sdc_dtype_name(c->b->dtype), sh2);
         } else {
-            printf("  %s  %s %s\n", c->name, sdc_dtype_name(t->dtype), sh);
+            printf("  %s  %s %s", c->name, sdc_dtype_name(t->dtype), sh);
         }
+        print_stored_as(c);
+        printf("\n");
     }
 }
 
@@ -260,10 +289,12 @@ static int print_value_diffs(const sdc_cmp_result *r, int all) {
         char at[160];
         index_str(c->a, c->at, at, sizeof at);
         printf("  %s  %s/%s  max abs %.6g  max rel %.6g  %lld of %lld elements differ  "
-               "(at %s: %.9g vs %.9g)%s\n",
+               "(at %s: %.9g vs %.9g)%s",
                c->name, sdc_dtype_name(c->a->dtype), sdc_dtype_name(c->b->dtype), c->max_abs,
                c->max_rel, (long long)c->n_diff, (long long)c->a->numel, at, c->a_at, c->b_at,
                c->kind == SDC_CMP_WITHIN_TOL ? "  within tolerance" : "");
+        print_stored_as(c);
+        printf("\n");
     }
     free(v);
     return 0;
@@ -419,14 +450,17 @@ done:
 
 /* ---------------------------------------------------------------- reports */
 
-static cJSON *file_json(const char *path, const sdc_store *s) {
-    const sdc_store_file *f = sdc_store_file_at(s, 0);
+static cJSON *file_json(const char *path, const sdc_store *s, size_t mapped) {
+    char fmt[128];
+    format_of(s, fmt, sizeof fmt);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "path", path);
-    cJSON_AddStringToObject(o, "format", sdc_format_name(f->format));
+    cJSON_AddStringToObject(o, "format", fmt);
+    cJSON_AddNumberToObject(o, "files", (double)sdc_store_nfiles(s));
     cJSON_AddNumberToObject(o, "tensors", (double)sdc_store_count(s));
     cJSON_AddNumberToObject(o, "params", (double)params_of(s));
-    cJSON_AddNumberToObject(o, "bytes", (double)f->size);
+    cJSON_AddNumberToObject(o, "bytes", (double)bytes_of(s));
+    cJSON_AddNumberToObject(o, "diffusers_names_mapped", (double)mapped);
     return o;
 }
 
@@ -444,8 +478,8 @@ static void add_num(cJSON *o, const char *k, double v) {
 static int print_json(const cmp_args *a, const sdc_store *sa, const sdc_store *sb,
                       const sdc_cmp_result *r, const char *summary, const img_out *img, int same) {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddItemToObject(root, "a", file_json(a->a, sa));
-    cJSON_AddItemToObject(root, "b", file_json(a->b, sb));
+    cJSON_AddItemToObject(root, "a", file_json(a->a, sa, r->n_mapped_a));
+    cJSON_AddItemToObject(root, "b", file_json(a->b, sb, r->n_mapped_b));
     cJSON *cnt = cJSON_AddObjectToObject(root, "counts");
     static const char *keys[SDC_CMP_KIND_COUNT] = {"identical", "equal_values", "within_tolerance",
                                                    "different", "shape_differs", "only_in_a", "only_in_b"};
@@ -465,6 +499,9 @@ static int print_json(const cmp_args *a, const sdc_store *sa, const sdc_store *s
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", c->name);
         cJSON_AddStringToObject(o, "kind", sdc_cmp_kind_name(c->kind));
+        if (c->name_a && strcmp(c->name_a, c->name)) cJSON_AddStringToObject(o, "name_in_a", c->name_a);
+        if (c->name_b && strcmp(c->name_b, c->name)) cJSON_AddStringToObject(o, "name_in_b", c->name_b);
+        if (c->reshaped) cJSON_AddBoolToObject(o, "reshaped", 1);
         if (c->a) {
             cJSON_AddStringToObject(o, "dtype_a", sdc_dtype_name(c->a->dtype));
             cJSON_AddItemToObject(o, "shape_a", shape_json(c->a));
@@ -539,8 +576,8 @@ int sdc_cmd_compare(int argc, char **argv) {
     if (a.json) {
         if (print_json(&a, sa, sb, &r, summary, have_img ? &img : NULL, same)) goto done;
     } else {
-        print_file("A", a.a, sa);
-        print_file("B", a.b, sb);
+        print_file("A", a.a, sa, r.n_mapped_a);
+        print_file("B", a.b, sb, r.n_mapped_b);
         const size_t *c = r.count;
         size_t common = r.n - c[SDC_CMP_ONLY_A] - c[SDC_CMP_ONLY_B];
         printf("tensors: %zu in both, %zu only in A, %zu only in B", common, c[SDC_CMP_ONLY_A],
