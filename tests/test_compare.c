@@ -66,7 +66,7 @@ static void test_tensors(void) {
     sdc_cmp_result_free(&r);
 
     const char *w[] = {"model.", "first_stage_model.", "cond_stage_model."};
-    sdc_cmp_opts o = {0, 0, w, 3};
+    sdc_cmp_opts o = {0, 0, w, 3, 0};
     CHECK(!sdc_compare_stores(a, b, &o, &r, &e), "%s", e.msg);
     /* 980 float weights equal in value across F32/F16; position_ids (I64) identical */
     CHECK(r.n == 981 && r.count[SDC_CMP_EQUAL] == 980 && r.count[SDC_CMP_IDENTICAL] == 1 &&
@@ -88,8 +88,61 @@ static void test_tensors(void) {
     sdc_store_close(b);
 }
 
+/* diffusers names as diffusers' AutoencoderKL / CLIPTextModel / UNet2DConditionModel store them
+ * (written from diffusers' conversion tables for SD 1.x, by hand) → the original names; every
+ * expected name must also exist in the original-layout fixture, so the targets are real. */
+static int up_attn_sd1(void *ctx, int i) { (void)ctx; return i > 0; }
+
+static void test_names(void) {
+    static const char *const cases[][3] = {
+        {"v", "encoder.down_blocks.2.resnets.0.conv_shortcut.weight", "first_stage_model.encoder.down.2.block.0.nin_shortcut.weight"},
+        {"v", "encoder.down_blocks.1.downsamplers.0.conv.bias", "first_stage_model.encoder.down.1.downsample.conv.bias"},
+        {"v", "encoder.mid_block.attentions.0.group_norm.weight", "first_stage_model.encoder.mid.attn_1.norm.weight"},
+        {"v", "decoder.mid_block.attentions.0.to_q.weight", "first_stage_model.decoder.mid.attn_1.q.weight"},
+        {"v", "decoder.mid_block.attentions.0.query.bias", "first_stage_model.decoder.mid.attn_1.q.bias"},
+        {"v", "decoder.mid_block.attentions.0.to_out.0.weight", "first_stage_model.decoder.mid.attn_1.proj_out.weight"},
+        {"v", "decoder.mid_block.attentions.0.proj_attn.bias", "first_stage_model.decoder.mid.attn_1.proj_out.bias"},
+        {"v", "decoder.mid_block.resnets.1.norm2.bias", "first_stage_model.decoder.mid.block_2.norm2.bias"},
+        {"v", "decoder.up_blocks.0.upsamplers.0.conv.weight", "first_stage_model.decoder.up.3.upsample.conv.weight"},
+        {"v", "decoder.up_blocks.2.resnets.0.conv_shortcut.bias", "first_stage_model.decoder.up.1.block.0.nin_shortcut.bias"},
+        {"v", "decoder.up_blocks.3.resnets.2.conv2.weight", "first_stage_model.decoder.up.0.block.2.conv2.weight"},
+        {"v", "decoder.conv_norm_out.weight", "first_stage_model.decoder.norm_out.weight"},
+        {"v", "post_quant_conv.bias", "first_stage_model.post_quant_conv.bias"},
+        {"t", "text_model.final_layer_norm.weight", "cond_stage_model.transformer.text_model.final_layer_norm.weight"},
+        {"u", "up_blocks.0.upsamplers.0.conv.weight", "model.diffusion_model.output_blocks.2.1.conv.weight"},
+        {"u", "up_blocks.1.upsamplers.0.conv.bias", "model.diffusion_model.output_blocks.5.2.conv.bias"},
+        {"u", "down_blocks.2.downsamplers.0.conv.weight", "model.diffusion_model.input_blocks.9.0.op.weight"},
+        {"u", "down_blocks.1.resnets.1.time_emb_proj.bias", "model.diffusion_model.input_blocks.5.0.emb_layers.1.bias"},
+        {"u", "mid_block.resnets.1.conv2.weight", "model.diffusion_model.middle_block.2.out_layers.3.weight"},
+        {"u", "up_blocks.3.attentions.2.proj_out.bias", "model.diffusion_model.output_blocks.11.1.proj_out.bias"},
+        {"u", "time_embedding.linear_2.weight", "model.diffusion_model.time_embed.2.weight"},
+    };
+    static const char *const bad[][2] = {
+        {"v", "decoder.up_blocks.4.resnets.0.conv1.weight"},   /* 4 levels: no up block 4 */
+        {"v", "encoder.whatever.weight"}, {"u", "down_blocks.-1.resnets.0.norm1.weight"},
+        {"u", "down_blocks.0.resnets.0.bogus.weight"}, {"t", "transformer.text_model.x"}};
+    sdc_store *st = open1("tests/data/tiny-sd1.safetensors");
+    if (!st) return;
+    int n = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[512];
+        int rc = sdc_diffusers_to_original(cases[i][0][0], cases[i][1], 2, 4, up_attn_sd1, NULL, out, sizeof out);
+        CHECK(!rc && !strcmp(out, cases[i][2]), "%s → %s (expected %s)", cases[i][1], rc ? "(none)" : out, cases[i][2]);
+        CHECK(sdc_store_get(st, cases[i][2]) != NULL, "%s is not in the fixture", cases[i][2]);
+        n++;
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char out[512];
+        CHECK(sdc_diffusers_to_original(bad[i][0][0], bad[i][1], 2, 4, up_attn_sd1, NULL, out, sizeof out) == -1,
+              "%s should not map (got %s)", bad[i][1], out);
+    }
+    printf("names: %d diffusers names mapped to fixture names, %zu refused\n", n, sizeof bad / sizeof *bad);
+    sdc_store_close(st);
+}
+
 int main(void) {
     test_images();
+    test_names();
     test_tensors();
     if (fails) { printf("test_compare: %d failure(s)\n", fails); return 1; }
     printf("test_compare: all passed\n");
