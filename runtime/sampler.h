@@ -55,4 +55,25 @@ int sdc_sample(const sdc_sampler_opts *o, sdc_rng *rng, float *x, const float *i
                sdc_model_fn model, void *model_ctx, sdc_progress_fn progress, void *progress_ctx,
                sdc_err *e);
 
+/* The schedule diffusers 0.25.1 computes for these options (set_timesteps, then the img2img
+ * pipeline's get_timesteps), exposed for tests, `inspect`-style output and progress bars.
+ * Arrays are malloc'd; sdc_sampler_plan_free releases them (a zeroed plan is fine). */
+typedef struct sdc_sampler_plan {
+    int     n_timesteps;      /* len(scheduler.timesteps) (Heun: 2·steps−1, PNDM: steps+1) */
+    double *timesteps;        /* scheduler.timesteps, as the UNet receives them (float32- or
+                                 int64-valued) */
+    int     n_sigmas;         /* len(scheduler.sigmas); 0 for DDIM, PNDM, LCM */
+    float  *sigmas;           /* scheduler.sigmas (float32) */
+    float   init_noise_sigma; /* scheduler.init_noise_sigma (txt2img scales the noise by it) */
+    int     start;            /* first timestep index the loop runs (img2img: t_start·order) */
+    int     n_calls;          /* UNet evaluations = n_timesteps − start */
+    sdc_spacing spacing;      /* the spacing used (SDC_SPACING_DEFAULT resolved) */
+} sdc_sampler_plan;
+
+/* Fills p for o. Returns 0, or -1 with e set (bad steps/strength/combination). */
+int  sdc_sampler_plan_make(const sdc_sampler_opts *o, sdc_sampler_plan *p, sdc_err *e);
+void sdc_sampler_plan_free(sdc_sampler_plan *p);
+const char *sdc_spacing_name(sdc_spacing s);      /* "leading", "linspace", "trailing" */
+int         sdc_spacing_from_name(const char *s); /* -1 unknown */
+
 #endif
