@@ -1,0 +1,107 @@
+/* bench_unet.c — UNet load and forward time on a real-size file: load (f16 → f32 once), then
+ * one forward per latent size at the given batch, with the arena's peak and the process's peak
+ * RSS. Prints a table; never pass/fail.
+ * Usage: bench_unet MODEL [--heads N | --head-dim D] [--batch B] [--sizes 64,32] [--runs R] [-t T] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+#include "models/unet.h"
+#include "runtime/store.h"
+
+static double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;   /* Linux: KiB */
+}
+
+static float lcg_normalish(unsigned *s) {   /* sum of 4 uniforms, centred: cheap, deterministic */
+    float a = 0;
+    for (int i = 0; i < 4; i++) { *s = *s * 1664525u + 1013904223u; a += (float)(*s >> 8) / 16777216.0f; }
+    return (a - 2.0f) * 1.7f;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL [--heads N | --head-dim D] [--batch B] [--sizes 64,32] [--runs R] [-t T]\n", argv[0]);
+        return 2;
+    }
+    sdc_unet_params p = {8, 0};
+    int batch = 2, runs = 1, threads = 0, ctx_len = 77;
+    char sizes[128] = "64,32";
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--heads")) { p.num_heads = atoi(argv[i + 1]); p.head_dim = 0; }
+        else if (!strcmp(argv[i], "--head-dim")) { p.head_dim = atoi(argv[i + 1]); p.num_heads = 0; }
+        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--sizes")) snprintf(sizes, sizeof sizes, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
+        else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
+    }
+    if (batch < 1 || runs < 1) { fprintf(stderr, "bad --batch/--runs\n"); return 2; }
+    sdc_kernels_set_threads(threads);
+    sdc_err e = {{0}};
+    sdc_store *st = sdc_store_new();
+    double t0 = bench_now();
+    if (sdc_store_open(st, argv[1], NULL, &e)) { fprintf(stderr, "%s\n", e.msg); return 2; }
+    double t1 = bench_now();
+    sdc_unet *u = sdc_unet_load(st, &p, &e);
+    if (!u) { fprintf(stderr, "%s\n", e.msg); return 2; }
+    double t2 = bench_now();
+    const sdc_unet_info *in = sdc_unet_get_info(u);
+    printf("model %s\nthreads %d  batch %d  heads %d  head_dim %d\n", argv[1], sdc_kernels_get_threads(),
+           batch, p.num_heads, p.head_dim);
+    printf("unet: mc %d levels %d res %d ctx %d depth %d linear_proj %d temb %d\n", in->model_channels,
+           in->n_levels, in->num_res_blocks, in->context_dim, in->transformer_depth, in->linear_proj,
+           in->time_embed_dim);
+    printf("store open %.3f s, unet load (to f32) %.3f s, peak RSS after load %.0f MiB\n", t1 - t0, t2 - t1,
+           peak_rss_mib());
+    printf("%-8s %-6s %-12s %-12s %-14s %-10s\n", "latent", "batch", "forward s", "s/image", "arena peak MiB",
+           "out std");
+    sdc_arena a;
+    sdc_arena_init(&a, 0);
+    unsigned seed = 42;
+    for (char *tok = strtok(sizes, ","); tok; tok = strtok(NULL, ",")) {
+        int s = atoi(tok);
+        if (s <= 0) continue;
+        size_t nx = (size_t)batch * in->in_channels * s * s, nc = (size_t)batch * ctx_len * in->context_dim;
+        float *x = malloc(nx * 4), *y = malloc((size_t)batch * in->out_channels * s * s * 4);
+        float *ctx = malloc((nc ? nc : 1) * 4), *t = malloc((size_t)batch * 4);
+        for (size_t i = 0; i < nx; i++) x[i] = lcg_normalish(&seed);
+        for (size_t i = 0; i < nc; i++) ctx[i] = lcg_normalish(&seed);
+        for (int b = 0; b < batch; b++) t[b] = 500.0f;
+        double best = 1e30;
+        a.peak = 0;
+        for (int r = 0; r < runs; r++) {
+            double f0 = bench_now();
+            if (sdc_unet_forward(u, &a, y, x, t, ctx, batch, s, s, ctx_len, &e)) {
+                fprintf(stderr, "%s\n", e.msg);
+                return 2;
+            }
+            double dt = bench_now() - f0;
+            if (dt < best) best = dt;
+        }
+        double sum = 0, sq = 0;
+        size_t ny = (size_t)batch * in->out_channels * s * s;
+        for (size_t i = 0; i < ny; i++) { sum += y[i]; sq += (double)y[i] * y[i]; }
+        double sd = sqrt(fmax(0, sq / ny - (sum / ny) * (sum / ny)));
+        printf("%3dx%-4d %-6d %-12.3f %-12.3f %-14.1f %-10.4f\n", s, s, batch, best, best / batch,
+               a.peak / 1048576.0, sd);
+        free(x); free(y); free(ctx); free(t);
+    }
+    printf("peak RSS %.0f MiB\n", peak_rss_mib());
+    sdc_arena_free(&a);
+    sdc_unet_free(u);
+    sdc_store_close(st);
+    return 0;
+}
