@@ -408,6 +408,7 @@ static float f16_scalar(uint16_t h) {
 }
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 __attribute__((target("avx,f16c")))
 static void f16_run_f16c(float *dst, const uint8_t *src, size_t n) {
@@ -418,9 +419,15 @@ static void f16_run_f16c(float *dst, const uint8_t *src, size_t n) {
     }
     for (; i < n; i++) { uint16_t h; memcpy(&h, src + 2 * i, 2); dst[i] = f16_scalar(h); }
 }
+/* F16C and AVX present and the OS saves YMM state (cpuid leaf 1 ecx bits 29, 28, 27; XCR0 bits 1-2).
+ * Asked per call (a cpuid costs far less than converting a tensor); no global state. */
 static int have_f16c(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 29)) || !(c & (1u << 28)) || !(c & (1u << 27))) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6) == 6;
 }
 #endif
 
