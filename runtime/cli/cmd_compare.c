@@ -166,8 +166,8 @@ static int parse_args(int argc, char **argv, cmp_args *a) {
     a->a = pos[0];
     a->b = pos[1];
     if ((a->width > 0 && a->width % 8) || (a->height > 0 && a->height % 8)) {
-        fprintf(stderr, "sdc: compare: image size %dx%d: width and height must be multiples of 8\n",
-                a->width, a->height);
+        fprintf(stderr, "sdc: compare: %s %d is not a multiple of 8\n", a->width % 8 ? "width" : "height",
+                a->width % 8 ? a->width : a->height);
         return -1;
     }
     if (a->image_out && !a->prompt) {
