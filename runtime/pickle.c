@@ -166,6 +166,7 @@ static void *blob(sdc_pickle *p, size_t size) {
     return b;
 }
 
+size_t sdc_pickle_nobjects(const sdc_pickle *p) { return p->nobjects; }
 size_t sdc_pickle_nstorages(const sdc_pickle *p) { return p->nst; }
 sdc_pickle_storage *sdc_pickle_storage_at(sdc_pickle *p, size_t i) { return i < p->nst ? p->st[i] : NULL; }
 size_t sdc_pickle_nseen(const sdc_pickle *p) { return p->nseen; }
@@ -241,6 +242,7 @@ typedef struct vm {
     size_t *marks; size_t nmarks, markcap;
     sdc_pval **memo; size_t memocap, memocount;
     int danger;                                     /* refused dangerous globals named */
+    size_t max_objects;
     sdc_err *e;
 } vm;
 
@@ -257,8 +259,8 @@ static int fail(vm *m, const char *fmt, ...) {
 
 static sdc_pval *newv(vm *m, sdc_pkind kind) {
     sdc_pickle *p = m->p;
-    if (p->nobjects >= SDC_PICKLE_MAX_OBJECTS) {
-        fail(m, "more than %u objects (limit)", SDC_PICKLE_MAX_OBJECTS);
+    if (p->nobjects >= m->max_objects) {
+        fail(m, "more than %zu objects (limit)", m->max_objects);
         return NULL;
     }
     if (!p->chunks || p->chunks->used == CHUNK) {
@@ -737,8 +739,8 @@ static int persistent_load(vm *m, sdc_pval *pid) {
         if (st->dtype != dt || st->numel != (uint64_t)numel)
             return fail(m, "storage '%s' named twice with different type or size", key);
     } else {
-        if (m->p->nobjects >= SDC_PICKLE_MAX_OBJECTS)
-            return fail(m, "more than %u objects (limit)", SDC_PICKLE_MAX_OBJECTS);
+        if (m->p->nobjects >= m->max_objects)
+            return fail(m, "more than %zu objects (limit)", m->max_objects);
         st = blob(m->p, sizeof *st);
         char *k = blob(m->p, strlen(key) + 1);
         if (!st || !k) return fail(m, "out of memory");
@@ -817,7 +819,9 @@ static int target(vm *m, sdc_pkind want, sdc_pval **t) {
     if (top(m, t)) return -1;
     if ((*t)->kind == SDC_PV_OPAQUE) return 0;
     if ((*t)->kind != want || (want == SDC_PV_SET && (*t)->u.seq.ordered))
-        return fail(m, "%s on a %s (needs a %s)", opname(m->d[m->op]), sdc_pkind_name((*t)->kind),
+        return fail(m, "%s on a %s (needs a %s)", opname(m->d[m->op]),
+                    (*t)->kind == SDC_PV_SET && (*t)->u.seq.ordered ? "frozenset"
+                                                                    : sdc_pkind_name((*t)->kind),
                     sdc_pkind_name(want));
     return 0;
 }
@@ -1052,6 +1056,8 @@ static int step(vm *m, int first) {
 int sdc_pickle_run(sdc_pickle *p, const uint8_t *data, size_t size, const sdc_pickle_cfg *cfg,
                    sdc_pval **result, size_t *end, sdc_err *e) {
     vm m = {.p = p, .cfg = cfg, .d = data, .size = size, .e = e};
+    m.max_objects = cfg->max_objects && cfg->max_objects < SDC_PICKLE_MAX_OBJECTS
+                        ? cfg->max_objects : SDC_PICKLE_MAX_OBJECTS;
     int rc = 0;
     for (int first = 1;; first = 0) {
         if (m.pos >= m.size) {

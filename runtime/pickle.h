@@ -99,6 +99,7 @@ typedef struct sdc_pickle_cfg {
     void *ctx;
     const char *where;          /* for messages: "archive/data.pkl" */
     size_t base;                /* added to byte offsets in messages (where data starts) */
+    size_t max_objects;         /* 0 = SDC_PICKLE_MAX_OBJECTS; lower for tests and fuzzing */
 } sdc_pickle_cfg;
 
 /* A global the file named that is not on the allowlist. */
@@ -118,6 +119,9 @@ void        sdc_pickle_free(sdc_pickle *p);    /* NULL is fine; every value dies
  * Returns 0, or -1 with e set ("what is wrong: WHERE byte N"); the caller prefixes the path. */
 int sdc_pickle_run(sdc_pickle *p, const uint8_t *data, size_t size, const sdc_pickle_cfg *cfg,
                    sdc_pval **result, size_t *end, sdc_err *e);
+
+/* Values built so far in this context (what SDC_PICKLE_MAX_OBJECTS bounds). */
+size_t sdc_pickle_nobjects(const sdc_pickle *p);
 
 /* The storages named so far (distinct keys, in first-seen order). */
 size_t              sdc_pickle_nstorages(const sdc_pickle *p);
