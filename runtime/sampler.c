@@ -406,6 +406,7 @@ static int plan_make(const resolved *r, const tables *tb, sdc_sampler_plan *p, s
         for (int i = 0; i < m; i++) sd[i] = np_interp_index(p->timesteps[i], tb->sig, T);
         if (r->schedule == SDC_SCHED_KARRAS) {
             double smin = sd[m - 1], smax = sd[0];
+            m = n;                              /* _convert_to_karras(…, num_inference_steps) */
             karras_sigmas(smin, smax, m, sd);
             for (int i = 0; i < m; i++) p->timesteps[i] = (float)sigma_to_t(sd[i], logsig, T);
         }
