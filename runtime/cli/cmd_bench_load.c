@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +37,7 @@
 typedef struct run_result {      /* what a child sends back over its pipe */
     int    ok;
     double open_s, ready_s;
+    double cpu_s;                /* user + system CPU time of the ready phase (whole run) */
     uint64_t n_tensors, params, f32_bytes;
     long   hwm_kb, rss_start_kb;
     long long io_read;           /* -1 when /proc/self/io is not readable */
@@ -47,7 +49,7 @@ typedef struct file_stats {
     const char *path;
     uint64_t size;
     run_result first;            /* tensor count, format, ... of run 1 */
-    double open_s[RUNS_MAX], ready_s[RUNS_MAX], hwm_mb[RUNS_MAX], io_mb[RUNS_MAX];
+    double open_s[RUNS_MAX], ready_s[RUNS_MAX], cpu_s[RUNS_MAX], hwm_mb[RUNS_MAX], io_mb[RUNS_MAX];
     double resident_after_evict[RUNS_MAX]; /* --cold: share of pages still cached (-1 unknown) */
     int runs;
 } file_stats;
@@ -71,6 +73,13 @@ static long status_kb(const char *key) {
     return v;
 }
 
+static double cpu_now(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
 static long long io_read_bytes(void) {
     FILE *f = fopen("/proc/self/io", "r");
     if (!f) return -1;
@@ -91,6 +100,7 @@ static void child_run(const char *path, run_result *r) {
     r->rss_start_kb = status_kb("VmRSS");
     long long io0 = io_read_bytes();
     sdc_err e = {{0}};
+    double c0 = cpu_now();
     double t0 = now_s();
     sdc_store *s = sdc_store_new();
     if (!s || sdc_store_open(s, path, NULL, &e)) {
@@ -123,6 +133,7 @@ static void child_run(const char *path, run_result *r) {
     }
     if (!bufs) snprintf(r->err, sizeof r->err, "%s: out of memory", path);
     double t2 = now_s();
+    r->cpu_s = cpu_now() - c0;
     r->ok = bufs && !failed;
     r->open_s = t1 - t0;
     r->ready_s = t2 - t0;
@@ -268,6 +279,8 @@ static int print_json(file_stats *fs, int nf, int runs, int cold) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "runs", runs);
     cJSON_AddStringToObject(root, "cache", cold ? "cold" : "warm");
+    double la[3];
+    if (getloadavg(la, 3) == 3) cJSON_AddNumberToObject(root, "loadavg_1min", la[0]);
     cJSON *arr = cJSON_AddArrayToObject(root, "files");
     double first_ready = stats(fs[0].ready_s, runs).med, first_open = stats(fs[0].open_s, runs).med;
     for (int i = 0; i < nf; i++) {
@@ -282,6 +295,7 @@ static int print_json(file_stats *fs, int nf, int runs, int cold) {
         cJSON_AddNumberToObject(o, "f32_bytes", (double)f->first.f32_bytes);
         cJSON_AddItemToObject(o, "open_s", mmm_json(op));
         cJSON_AddItemToObject(o, "ready_s", mmm_json(rd));
+        cJSON_AddItemToObject(o, "ready_cpu_s", mmm_json(stats(f->cpu_s, runs)));
         cJSON_AddNumberToObject(o, "mb_per_s_median", rd.med > 0 ? f->size / 1e6 / rd.med : 0);
         cJSON_AddItemToObject(o, "peak_rss_mb", mmm_json(stats(f->hwm_mb, runs)));
         cJSON_AddItemToObject(o, "storage_read_mb", mmm_json(stats(f->io_mb, runs)));
@@ -301,24 +315,29 @@ static int print_json(file_stats *fs, int nf, int runs, int cold) {
 static void print_table(file_stats *fs, int nf, int runs, int cold) {
     printf("bench-load: %d run%s per file, each in a fresh process, page cache %s\n", runs,
            runs == 1 ? "" : "s", cold ? "cold (evicted before each run)" : "warm (file read once before the runs)");
-    printf("times in ms as median [min-max]; MB/s = file size / median ready; x first = median ready / first file's\n");
+    double la[3];
+    if (getloadavg(la, 3) == 3)
+        printf("load average %.2f %.2f %.2f on %ld CPUs (wall times stretch when the machine is busy; cpu ms does less)\n",
+               la[0], la[1], la[2], sysconf(_SC_NPROCESSORS_ONLN));
+    printf("times in ms as median [min-max]; cpu ms = user+sys CPU of the whole run (median);\n"
+           "MB/s = file size / median ready; x first = median / the first file's median\n");
     int w = 4;
     for (int i = 0; i < nf; i++) if ((int)strlen(base(fs[i].path)) > w) w = (int)strlen(base(fs[i].path));
-    printf("%-*s  %-14s %7s %9s  %-26s %-26s %8s %9s %9s %7s %7s\n", w, "file", "format", "tensors", "MB",
-           "open ms", "ready ms", "MB/s", "peakRSS", "disk MB", "open x", "ready x");
+    printf("%-*s  %-14s %7s %9s  %-26s %-26s %9s %8s %9s %9s %7s %7s\n", w, "file", "format", "tensors", "MB",
+           "open ms", "ready ms", "cpu ms", "MB/s", "peakRSS", "disk MB", "open x", "ready x");
     double f_open = stats(fs[0].open_s, runs).med, f_ready = stats(fs[0].ready_s, runs).med;
     for (int i = 0; i < nf; i++) {
         file_stats *f = &fs[i];
         mmm op = stats(f->open_s, runs), rd = stats(f->ready_s, runs), hw = stats(f->hwm_mb, runs),
-            io = stats(f->io_mb, runs);
+            io = stats(f->io_mb, runs), cpu = stats(f->cpu_s, runs);
         char o[64], r[64], d[32];
         snprintf(o, sizeof o, "%.2f [%.2f-%.2f]", op.med * 1e3, op.min * 1e3, op.max * 1e3);
         snprintf(r, sizeof r, "%.2f [%.2f-%.2f]", rd.med * 1e3, rd.min * 1e3, rd.max * 1e3);
         if (io.min < 0) snprintf(d, sizeof d, "n/a");
         else snprintf(d, sizeof d, "%.1f", io.med);
-        printf("%-*s  %-14s %7llu %9.1f  %-26s %-26s %8.0f %9.1f %9s %7.2f %7.2f\n", w, base(f->path),
+        printf("%-*s  %-14s %7llu %9.1f  %-26s %-26s %9.2f %8.0f %9.1f %9s %7.2f %7.2f\n", w, base(f->path),
                sdc_format_name((sdc_format)f->first.format), (unsigned long long)f->first.n_tensors,
-               f->size / 1e6, o, r, rd.med > 0 ? f->size / 1e6 / rd.med : 0, hw.med, d,
+               f->size / 1e6, o, r, cpu.med * 1e3, rd.med > 0 ? f->size / 1e6 / rd.med : 0, hw.med, d,
                f_open > 0 ? op.med / f_open : 0, f_ready > 0 ? rd.med / f_ready : 0);
     }
     printf("peakRSS: MB, median; it counts the touched pages of the file mapping and the f32 copies."
@@ -387,6 +406,7 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             if (r == 0) f->first = rr;
             f->open_s[r] = rr.open_s;
             f->ready_s[r] = rr.ready_s;
+            f->cpu_s[r] = rr.cpu_s;
             f->hwm_mb[r] = rr.hwm_kb * 1024 / 1e6;
             f->io_mb[r] = rr.io_read < 0 ? -1 : rr.io_read / 1e6;
             f->runs = r + 1;
