@@ -33,7 +33,7 @@ sdc_family sdc_detect(const sdc_store *s, sdc_detect_info *o) {
         const char *nm = sdc_store_at(s, i)->name;
         if (is_lora_name(nm)) lora++;
         if (!to_k && strstr(nm, "attn2.to_k.weight")) to_k = sdc_store_at(s, i);
-        if (!proj_in && strstr(nm, "diffusion_model.") && ends_with(nm, ".proj_in.weight"))
+        if (!proj_in && ends_with(nm, ".proj_in.weight"))
             proj_in = sdc_store_at(s, i);
     }
     if (to_k && to_k->ndim == 2) o->context_dim = to_k->shape[1];
@@ -43,6 +43,15 @@ sdc_family sdc_detect(const sdc_store *s, sdc_detect_info *o) {
         o->unet_prefix = "model.diffusion_model.";
     const sdc_tensor *in0 = sdc_store_get(s, "model.diffusion_model.input_blocks.0.0.weight");
     if (in0 && in0->ndim >= 1) o->model_channels = in0->shape[0];
+    /* a UNet in the diffusers layout (unet/diffusion_pytorch_model.safetensors): bare names */
+    int diffusers_unet = 0;
+    const sdc_tensor *dconv = sdc_store_get(s, "conv_in.weight");
+    if (!o->unet_prefix && dconv && sdc_store_get(s, "time_embedding.linear_1.weight")) {
+        diffusers_unet = 1;
+        o->unet_prefix = "";
+        o->unet_tensors = n;
+        if (dconv->ndim >= 1) o->model_channels = dconv->shape[0];
+    }
     if ((o->vae_tensors = sdc_store_count_prefix(s, "first_stage_model.")))
         o->vae_prefix = "first_stage_model.";
     else if (sdc_store_get(s, "encoder.conv_in.weight") || sdc_store_get(s, "decoder.conv_in.weight")) {
@@ -68,6 +77,9 @@ sdc_family sdc_detect(const sdc_store *s, sdc_detect_info *o) {
     } else if (o->unet_prefix && o->text_prefix && !strcmp(o->text_prefix, "cond_stage_model.model.")) {
         o->family = SDC_FAMILY_SD2;
         o->reason = "UNet with an OpenCLIP text encoder (cond_stage_model.model.)";
+    } else if (diffusers_unet && sdc_store_get(s, "add_embedding.linear_1.weight")) {
+        o->family = SDC_FAMILY_SDXL;
+        o->reason = "diffusers-layout UNet with add_embedding (SDXL conditioning)";
     } else if (o->unet_prefix) {
         /* no text encoder: the UNet's own shape says which */
         if (o->context_dim == 2048) { o->family = SDC_FAMILY_SDXL; o->reason = "UNet cross-attention width 2048"; }

@@ -20,7 +20,8 @@ typedef struct sdc_detect_info {
     sdc_family  family;
     const char *name;            /* "SD 1.x", "SD 2.x", "SDXL", "VAE only", "LoRA", "unknown" */
     const char *reason;          /* static text: what decided it */
-    const char *unet_prefix;     /* "model.diffusion_model." or NULL when absent */
+    const char *unet_prefix;     /* "model.diffusion_model.", "" (a diffusers-layout UNet file),
+                                    or NULL when absent */
     const char *vae_prefix;      /* "first_stage_model." or "" (a bare VAE file) or NULL */
     const char *text_prefix;     /* "cond_stage_model.transformer.", "cond_stage_model.model.",
                                     "conditioner.embedders." or NULL */

@@ -124,10 +124,11 @@ static void print_text(const sdc_store *s, const sdc_detect_info *di, const int6
             printf("  %-8s %12lld in %zu tensors\n", sdc_dtype_name((sdc_dtype)d), (long long)params[d], counts[d]);
     printf("family:      %s (%s)\n", di->name, di->reason);
     if (di->unet_prefix)
-        printf("  unet:      %s* (%zu tensors, model_channels %lld, context_dim %lld)\n", di->unet_prefix,
+        printf("  unet:      %s (%zu tensors, model_channels %lld, context_dim %lld)\n",
+               *di->unet_prefix ? di->unet_prefix : "diffusers names",
                di->unet_tensors, (long long)di->model_channels, (long long)di->context_dim);
-    if (di->vae_prefix) printf("  vae:       %s* (%zu tensors)\n", di->vae_prefix, di->vae_tensors);
-    if (di->text_prefix) printf("  text:      %s* (%zu tensors)\n", di->text_prefix, di->text_tensors);
+    if (di->vae_prefix) printf("  vae:       %s (%zu tensors)\n", *di->vae_prefix ? di->vae_prefix : "bare names", di->vae_tensors);
+    if (di->text_prefix) printf("  text:      %s (%zu tensors)\n", di->text_prefix, di->text_tensors);
     printf("metadata:    %zu keys\n", sdc_store_meta_count(s));
     for (size_t i = 0; i < sdc_store_meta_count(s); i++) {
         const char *k, *v;
