@@ -416,6 +416,11 @@ int main(void) {
     conv_case("conv 1x1 (bias)", 2, 9, 7, 6, 11, 1, 1, 0, 0, 0, 0, 1);
     conv_case("conv 1x1 (no bias)", 1, 16, 5, 5, 3, 1, 1, 0, 0, 0, 0, 0);
     conv_case("conv 3x3 no pad, no bias", 1, 3, 8, 9, 2, 3, 1, 0, 0, 0, 0, 0);
+    conv_case("conv 3x3 s1 pad 1 on 1x1 and 2x2 images", 2, 3, 1, 1, 4, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s1 pad 1 on 2x3 image", 1, 3, 2, 3, 4, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s2 pad (0,1,0,1) on 2x2 image", 1, 3, 2, 2, 4, 3, 2, 0, 0, 1, 1, 1);
+    conv_case("conv 3x3 s1 asymmetric pad (2,0,1,1)", 1, 5, 9, 7, 3, 3, 1, 2, 0, 1, 1, 1);
+    conv_case("conv 3x3 s1 2000ch 30x30 (shared tile, 2 tiles)", 1, 2000, 30, 30, 2, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 128ch 96x96 (several row tiles)", 1, 128, 96, 96, 4, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s2 64ch 70x70 (several row tiles)", 1, 64, 70, 70, 3, 3, 2, 0, 0, 1, 1, 1);
     att_case("attention self B2 H3 D8 Lq=Lk=37", 2, 37, 37, 3, 8, 0, 0);
