@@ -10,6 +10,9 @@
 
 #include "tokenizer/tokenizer.h"
 
+/* the library's prompt limit (SDC_TOK_MAX_BYTES in tokenizer.c): 64 KiB is accepted */
+#define SDC_TOK_MAX_BYTES_TEST (64 * 1024)
+
 static int g_fail;
 #define CHECK(cond, ...) do { if (!(cond)) { g_fail++; printf("FAIL: " __VA_ARGS__); printf("\n"); } } while (0)
 
@@ -100,7 +103,6 @@ static int tok_equal(const char *a, const char *b) {
     sdc_err e = {{0}};
     int ok = sdc_tokenize(a, &x, &nx, &e) == 0 && sdc_tokenize(b, &y, &ny, &e) == 0 && nx == ny &&
              (nx == 0 || memcmp(x, y, nx * sizeof *x) == 0);
-    if (!ok) { print_ids("a", x, nx); print_ids("b", y, ny); }
     free(x);
     free(y);
     return ok;
@@ -157,6 +159,29 @@ static void test_limits(void) {
     sdc_err e = {{0}};
     CHECK(sdc_tokenize(s, &ids, &n, &e) < 0 && e.msg[0], "a 70 KiB prompt must be refused");
     printf("70 KiB prompt: %s\n", e.msg);
+    free(ids);
+    free(s);
+    /* ftfy undoes one level of nested escaping per pass; 62 levels settle within the 64-pass
+     * limit ("&" + 62 x "amp;" + "lt;" is "<"), 63 do not and are refused with a message */
+    char nest[512] = "&";
+    for (int i = 0; i < 62; i++) strcat(nest, "amp;");
+    strcat(nest, "lt;");
+    CHECK(tok_equal(nest, "<"), "62 nested entities");
+    memmove(nest + 5, nest + 1, strlen(nest));
+    memcpy(nest + 1, "amp;", 4);
+    CHECK(sdc_tokenize(nest, &ids, &n, &e) < 0 && strstr(e.msg, "clean-up passes"),
+          "63 nested entities must be refused");
+    printf("63 nested entities: %s\n", e.msg);
+    /* one 64 KiB word: BPE stays fast (heap merges) */
+    s = malloc(SDC_TOK_MAX_BYTES_TEST + 1);
+    for (size_t i = 0; i < SDC_TOK_MAX_BYTES_TEST; i++) s[i] = (char)('a' + (i * 7 + i / 13) % 26);
+    s[SDC_TOK_MAX_BYTES_TEST] = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(sdc_tokenize(s, &ids, &n, &e) == 0 && n > 1000, "64 KiB word: %s", e.msg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("64 KiB single word: %zu tokens in %.1f ms\n", n,
+           (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
     free(ids);
     free(s);
     CHECK(sdc_token_str(-1) == NULL && sdc_token_str(SDC_TOK_VOCAB) == NULL, "token_str range");

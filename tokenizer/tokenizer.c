@@ -34,6 +34,9 @@
  * any UI's prompt, and it bounds the work of the quadratic steps (BPE on one long word, ftfy's
  * repeat-until-stable loop) to well under a second. */
 #define SDC_TOK_MAX_BYTES (64u * 1024u)
+/* ftfy repeats its fixes until the text is stable, one pass per level of nested HTML
+ * escaping; 64 levels ("&amp;amp;amp;..." 63 times) is far beyond any real prompt. */
+#define SDC_TOK_MAX_FIX_PASSES 64
 #define N_MERGES (SDC_TOK_VOCAB - 512 - 2)
 #define PAIR_SLOTS (1u << 17)    /* open addressing, > 2 x 48894 merges */
 #define STR_SLOTS (1u << 17)     /* > 2 x 49408 token strings */
@@ -402,6 +405,39 @@ static uint32_t compose_pair(uint32_t a, uint32_t b) {
     return 0;
 }
 
+/* Canonical ordering: each run of non-starters sorted stably by combining class. Short runs
+ * by insertion; long ones (only adversarial text has them) by a counting sort, so a run of
+ * k marks costs O(k) rather than O(k^2). */
+static void canonical_order(cpbuf *d) {
+    for (size_t i = 0; i < d->n;) {
+        if (u_ccc(d->v[i]) == 0) { i++; continue; }
+        size_t j = i;
+        while (j < d->n && u_ccc(d->v[j]) != 0) j++;
+        size_t len = j - i;
+        uint32_t *tmp = len > 32 ? malloc(len * sizeof *tmp) : NULL;
+        if (tmp) {
+            size_t count[257] = {0};
+            for (size_t k = i; k < j; k++) count[u_ccc(d->v[k]) + 1]++;
+            for (int c = 1; c < 257; c++) count[c] += count[c - 1];
+            for (size_t k = i; k < j; k++) tmp[count[u_ccc(d->v[k])]++] = d->v[k];
+            memcpy(d->v + i, tmp, len * sizeof *tmp);
+            free(tmp);
+        } else if (len > 32) {
+            d->oom = 1;
+            return;
+        } else {
+            for (size_t k = i + 1; k < j; k++) {
+                uint32_t c = d->v[k];
+                int cc = u_ccc(c);
+                size_t m = k;
+                for (; m > i && u_ccc(d->v[m - 1]) > cc; m--) d->v[m] = d->v[m - 1];
+                d->v[m] = c;
+            }
+        }
+        i = j;
+    }
+}
+
 static void nfc(const cpbuf *in, cpbuf *o) {
     cpbuf d = {0};
     for (size_t i = 0; i < in->n; i++) {                  /* full canonical decomposition */
@@ -418,15 +454,7 @@ static void nfc(const cpbuf *in, cpbuf *o) {
         else cb_push(&d, c);
     }
     if (d.oom) { o->oom = 1; cb_free(&d); return; }
-    for (size_t i = 1; i < d.n; i++) {                    /* canonical ordering (stable) */
-        int cc = u_ccc(d.v[i]);
-        if (cc == 0) continue;
-        for (size_t j = i; j > 0; j--) {
-            int pc = u_ccc(d.v[j - 1]);
-            if (pc <= cc) break;
-            uint32_t t = d.v[j]; d.v[j] = d.v[j - 1]; d.v[j - 1] = t;
-        }
-    }
+    canonical_order(&d);
     long sp = -1;                                         /* canonical composition */
     int prev_cc = -1;
     for (size_t i = 0; i < d.n; i++) {
@@ -448,14 +476,19 @@ static void nfc(const cpbuf *in, cpbuf *o) {
 
 /* ------------------------------------------------------------------ ftfy.fix_text */
 
-/* fix_and_explain on one segment: every step, repeated until the text no longer changes.
- * Each pass either changes nothing or shortens/settles the text; the pass limit only guards
- * against a cycle that ftfy's steps cannot produce. */
+/* fix_and_explain on one segment: every step, repeated until the text no longer changes. A
+ * pass undoes one level of nested HTML escaping ("&amp;amp;" needs two), so the number of
+ * passes is the nesting depth + 1; a real prompt needs 2 or 3. Text that still changes after
+ * SDC_TOK_MAX_FIX_PASSES is refused (the reference would go on, taking quadratic time). */
 static int fix_segment(const tok_tables *t, cpbuf *seg, int unescape, sdc_err *e) {
     cpbuf a = {0}, b = {0};
-    size_t max_pass = seg->n + 16;
-    for (size_t pass = 0;; pass++) {
-        if (pass > max_pass) { cb_free(&a); cb_free(&b); return sdc_errf(e, "tokenizer: text clean-up did not settle"); }
+    for (int pass = 0;; pass++) {
+        if (pass == SDC_TOK_MAX_FIX_PASSES) {
+            cb_free(&a);
+            cb_free(&b);
+            return sdc_errf(e, "tokenizer: prompt still changes after %d clean-up passes "
+                               "(HTML entities nested %d deep?)", pass, pass - 1);
+        }
         a.n = 0;
         if (unescape) fx_unescape_html(t, seg, &a);
         else for (size_t i = 0; i < seg->n; i++) cb_push(&a, seg->v[i]);
@@ -567,36 +600,93 @@ static size_t lit_match(const uint32_t *s, size_t i, size_t n, const char *lit) 
     return k;
 }
 
-/* bpe(): byte symbols of one pre-token (last one with "</w>"), merged by rank. */
-static void bpe_word(const tok_tables *t, const uint32_t *s, size_t n, idbuf *out, idbuf *sym) {
-    sym->n = 0;
+/* Scratch of bpe_word, reused across the words of one prompt. */
+typedef struct bpe_scratch {
+    int32_t *sym, *nxt, *prv;      /* [cap] symbol ids (-1 = merged away) and list links */
+    uint64_t *heap;                /* [hcap] (rank << 32 | position), a min-heap */
+    size_t cap, hcap, hn;
+    int oom;
+} bpe_scratch;
+
+static void heap_push(bpe_scratch *b, uint64_t key) {
+    if (b->hn == b->hcap) {
+        size_t cap = b->hcap ? b->hcap * 2 : 256;
+        uint64_t *h = realloc(b->heap, cap * sizeof *h);
+        if (!h) { b->oom = 1; return; }
+        b->heap = h;
+        b->hcap = cap;
+    }
+    size_t i = b->hn++;
+    while (i > 0 && b->heap[(i - 1) / 2] > key) { b->heap[i] = b->heap[(i - 1) / 2]; i = (i - 1) / 2; }
+    b->heap[i] = key;
+}
+
+static uint64_t heap_pop(bpe_scratch *b) {
+    uint64_t top = b->heap[0], last = b->heap[--b->hn];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= b->hn) break;
+        if (c + 1 < b->hn && b->heap[c + 1] < b->heap[c]) c++;
+        if (b->heap[c] >= last) break;
+        b->heap[i] = b->heap[c];
+        i = c;
+    }
+    if (b->hn) b->heap[i] = last;
+    return top;
+}
+
+static void push_pair(const tok_tables *t, bpe_scratch *b, int32_t p) {
+    int32_t q = b->nxt[p];
+    if (q < 0) return;
+    int r = pair_rank(t, b->sym[p], b->sym[q]);
+    if (r >= 0) heap_push(b, (uint64_t)r << 32 | (uint32_t)p);
+}
+
+/* CLIPTokenizer.bpe(): byte symbols of one pre-token (the last one with "</w>"); then, while
+ * some adjacent pair is a merge, every occurrence (left to right) of the lowest-ranked pair
+ * is merged. Here with a heap of (rank, position): the same result, because a merge's parts
+ * always have lower ids than its result (checked by the generator), so the pairs a merge
+ * creates rank after it and the occurrences of one rank pop in position order; an entry
+ * whose pair has changed since it was pushed is skipped. O(n log n) for a word of n bytes. */
+static void bpe_word(const tok_tables *t, const uint32_t *s, size_t n, idbuf *out, bpe_scratch *b) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) m += s[i] < 0x80 ? 1 : s[i] < 0x800 ? 2 : s[i] < 0x10000 ? 3 : 4;
+    if (m == 0) return;
+    if (m > b->cap) {
+        int32_t *x;
+        if ((x = realloc(b->sym, m * sizeof *x))) b->sym = x;
+        if (x && (x = realloc(b->nxt, m * sizeof *x))) b->nxt = x;
+        if (x && (x = realloc(b->prv, m * sizeof *x))) b->prv = x;
+        if (!x) { b->oom = out->oom = 1; return; }
+        b->cap = m;
+    }
     char u[4];
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t k = utf8_put(u, s[i]);
-        for (size_t j = 0; j < k; j++) ib_push(sym, sdc_tokd_byte_id[(unsigned char)u[j]]);
-    }
-    if (sym->oom || sym->n == 0) { if (sym->oom) out->oom = 1; return; }
-    sym->v[sym->n - 1] += 256;                   /* "x" → "x</w>" */
-    while (sym->n > 1) {
-        int best = -1;
-        for (size_t i = 0; i + 1 < sym->n; i++) {
-            int r = pair_rank(t, sym->v[i], sym->v[i + 1]);
-            if (r >= 0 && (best < 0 || r < best)) best = r;
+        size_t l = utf8_put(u, s[i]);
+        for (size_t j = 0; j < l; j++, k++) {
+            b->sym[k] = sdc_tokd_byte_id[(unsigned char)u[j]];
+            b->prv[k] = (int32_t)k - 1;
+            b->nxt[k] = k + 1 < m ? (int32_t)k + 1 : -1;
         }
-        if (best < 0) break;
-        int32_t merged = 512 + best;
-        size_t w = 0;
-        for (size_t i = 0; i < sym->n;) {        /* every occurrence, left to right */
-            if (i + 1 < sym->n && pair_rank(t, sym->v[i], sym->v[i + 1]) == best) {
-                sym->v[w++] = merged;
-                i += 2;
-            } else {
-                sym->v[w++] = sym->v[i++];
-            }
-        }
-        sym->n = w;
     }
-    for (size_t i = 0; i < sym->n; i++) ib_push(out, sym->v[i]);
+    b->sym[m - 1] += 256;                        /* "x" → "x</w>" */
+    b->hn = 0;
+    for (size_t i = 0; i + 1 < m; i++) push_pair(t, b, (int32_t)i);
+    while (b->hn && !b->oom) {
+        uint64_t key = heap_pop(b);
+        int32_t p = (int32_t)(key & 0xffffffffu), r = (int32_t)(key >> 32), q;
+        if (b->sym[p] < 0 || (q = b->nxt[p]) < 0 || pair_rank(t, b->sym[p], b->sym[q]) != r) continue;
+        b->sym[p] = 512 + r;                     /* p absorbs q */
+        b->sym[q] = -1;
+        b->nxt[p] = b->nxt[q];
+        if (b->nxt[q] >= 0) b->prv[b->nxt[q]] = p;
+        if (b->prv[p] >= 0) push_pair(t, b, b->prv[p]);
+        push_pair(t, b, p);
+    }
+    if (b->oom) { out->oom = 1; return; }
+    for (int32_t p = 0; p >= 0; p = b->nxt[p]) ib_push(out, b->sym[p]);
 }
 
 /* re.findall(pat, text) and bpe on each match */
@@ -604,7 +694,7 @@ static void pretokenize(const tok_tables *t, const cpbuf *in, idbuf *out) {
     static const char *const contractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
     const uint32_t *s = in->v;
     size_t n = in->n;
-    idbuf sym = {0};
+    bpe_scratch sym = {0};
     for (size_t i = 0; i < n;) {
         size_t k;
         if ((k = lit_match(s, i, n, "<|startoftext|>")) || (k = lit_match(s, i, n, "<|endoftext|>"))) {
@@ -630,7 +720,10 @@ static void pretokenize(const tok_tables *t, const cpbuf *in, idbuf *out) {
         i += k;
     }
     if (sym.oom) out->oom = 1;
-    free(sym.v);
+    free(sym.sym);
+    free(sym.nxt);
+    free(sym.prv);
+    free(sym.heap);
 }
 
 /* CLIPTokenizer._tokenize on one piece between special tokens */
