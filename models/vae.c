@@ -92,6 +92,7 @@ struct sdc_vae {
     vae_decoder dec;
     sdc_vae_tap tap;
     void *tap_user;
+    size_t last_peak;                /* arena bytes the last decode/encode used at most */
     float **owned;                   /* every malloc'd weight, freed by sdc_vae_free */
     size_t n_owned, cap_owned;
 };
@@ -530,8 +531,26 @@ static size_t decoder_max(const vae_decoder *d, int h, int w) {
     return mx;
 }
 
-int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
-                   sdc_err *e) {
+/* Arena high-water mark of one call: peak_begin makes a->peak the bytes in use now,
+ * peak_end stores the call's own peak in v->last_peak and restores the arena's overall peak. */
+typedef struct vae_peak { size_t saved, base; } vae_peak;
+
+static vae_peak peak_begin(sdc_arena *a) {
+    vae_peak p = {a->peak, a->in_use};
+    a->peak = a->in_use;
+    return p;
+}
+
+static int peak_end(sdc_vae *v, sdc_arena *a, vae_peak p, int rc) {
+    v->last_peak = a->peak - p.base;
+    if (p.saved > a->peak) a->peak = p.saved;
+    return rc;
+}
+
+size_t sdc_vae_last_peak(const sdc_vae *v) { return v->last_peak; }
+
+static int decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
+                  sdc_err *e) {
     const int f = v->down_factor;
     if (N < 1 || h < 1 || w < 1 || h > VAE_MAX_SIDE / f || w > VAE_MAX_SIDE / f)
         return sdc_errf(e, "vae: cannot decode %d latents of %dx%d (sides 1..%d)", N, h, w,
@@ -556,6 +575,124 @@ int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, 
         if (rc) return -1;
     }
     return 0;
+}
+
+int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
+                   sdc_err *e) {
+    vae_peak p = peak_begin(a);
+    return peak_end(v, a, p, decode(v, a, img, z, N, h, w, e));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tiled decode: overlapping latent tiles decoded one at a time, blended with linear ramps.
+ *
+ * Along each axis of n latents, k tiles of t latents (t = min(tile, n)) start at
+ * p_i = floor(i·(n-t)/(k-1)), k = ceil((n-ov)/(t-ov)): neighbours overlap by >= ov latents and
+ * the last tile ends at n. A tile's 1-D weight at its pixel j (of L = t·f) is 1, falling
+ * linearly to (0.5/O) over the O = ov·f pixels at each side that has a neighbour:
+ * min(1, (j+0.5)/O, (L-j-0.5)/O). A tile's 2-D weight is wy·wx, and the weights of the tiles
+ * covering a pixel sum to Sy[y]·Sx[x] (the grid is separable), so
+ *   img[c,y,x] = Σ_tiles wy·wx·tile[c,y-Y0,x-X0] / (Sy[y]·Sx[x]).
+ * GroupNorm statistics are per tile, so the result is close to, not equal to, the untiled
+ * decode; a tile that covers the whole latent gives exactly sdc_vae_decode. */
+
+static int tiles_along(int n, int t, int ov) {
+    return n <= t ? 1 : (n - ov + (t - ov) - 1) / (t - ov);
+}
+
+static int tile_start(int i, int k, int n, int t) {
+    return k == 1 ? 0 : (int)((int64_t)i * (n - t) / (k - 1));
+}
+
+/* 1-D weight of pixel j of tile i (of k), L pixels long, ramps of O pixels. */
+static float tile_ramp(int i, int k, int j, int L, int O) {
+    float wgt = 1.0f;
+    if (O <= 0) return wgt;
+    if (i > 0 && j < O) wgt = (j + 0.5f) / O;
+    if (i < k - 1 && L - 1 - j < O) {
+        float r = (L - j - 0.5f) / O;
+        if (r < wgt) wgt = r;
+    }
+    return wgt;
+}
+
+/* S[P] = Σ over the k tiles (t latents, f pixels each) of their 1-D weights at each pixel. */
+static void ramp_sums(float *S, int n, int t, int k, int f, int O) {
+    for (int g = 0; g < n * f; g++) S[g] = 0.0f;
+    for (int i = 0; i < k; i++) {
+        int p = tile_start(i, k, n, t) * f;
+        for (int j = 0; j < t * f; j++) S[p + j] += tile_ramp(i, k, j, t * f, O);
+    }
+}
+
+/* wt[L] = normalised 1-D weights of tile i: ramp / S at each of its pixels. */
+static void tile_weights(float *wt, const float *S, int i, int k, int n, int t, int f, int O) {
+    int p = tile_start(i, k, n, t) * f;
+    for (int j = 0; j < t * f; j++) wt[j] = tile_ramp(i, k, j, t * f, O) / S[p + j];
+}
+
+/* One image: img[3,H,W] from z[E,h,w], tiles of th x tw latents (ky x kx of them). */
+static int decode_tiles(sdc_vae *v, sdc_arena *a, float *img, const float *z, int h, int w,
+                        int th, int tw, int ov, sdc_err *e) {
+    const int f = v->down_factor, E = v->E, H = h * f, W = w * f, O = ov * f;
+    const int ky = tiles_along(h, th, ov), kx = tiles_along(w, tw, ov);
+    const int TH = th * f, TW = tw * f;
+    float *Sy = sdc_arena_f32(a, (size_t)H), *Sx = sdc_arena_f32(a, (size_t)W);
+    float *wy = sdc_arena_f32(a, (size_t)TH), *wx = sdc_arena_f32(a, (size_t)TW);
+    float *zt = sdc_arena_f32(a, (size_t)E * th * tw);            /* (E, th, tw) */
+    float *it = sdc_arena_f32(a, (size_t)3 * TH * TW);            /* (3, TH, TW) */
+    if (!Sy || !Sx || !wy || !wx || !zt || !it)
+        return sdc_errf(e, "vae: out of memory for a tiled %dx%d decode", W, H);
+    ramp_sums(Sy, h, th, ky, f, O);
+    ramp_sums(Sx, w, tw, kx, f, O);
+    memset(img, 0, (size_t)3 * H * W * sizeof(float));
+    for (int ty = 0; ty < ky; ty++) {
+        const int y0 = tile_start(ty, ky, h, th);
+        tile_weights(wy, Sy, ty, ky, h, th, f, O);
+        for (int tx = 0; tx < kx; tx++) {
+            const int x0 = tile_start(tx, kx, w, tw);
+            tile_weights(wx, Sx, tx, kx, w, tw, f, O);
+            for (int c = 0; c < E; c++)                            /* crop (E, th, tw) */
+                for (int y = 0; y < th; y++)
+                    memcpy(zt + ((size_t)c * th + y) * tw, z + ((size_t)c * h + y0 + y) * w + x0,
+                           (size_t)tw * sizeof(float));
+            if (decode(v, a, it, zt, 1, th, tw, e)) return -1;     /* (3, TH, TW) */
+            for (int c = 0; c < 3; c++)                            /* blend into (3, H, W) */
+                for (int y = 0; y < TH; y++) {
+                    float *o = img + ((size_t)c * H + (size_t)y0 * f + y) * W + (size_t)x0 * f;
+                    const float *s = it + ((size_t)c * TH + y) * TW;
+                    for (int x = 0; x < TW; x++) o[x] += wy[y] * wx[x] * s[x];
+                }
+        }
+    }
+    return 0;
+}
+
+static int decode_tiled(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h,
+                        int w, int tile, int ov, sdc_err *e) {
+    const int f = v->down_factor;
+    if (N < 1 || h < 1 || w < 1 || h > VAE_MAX_SIDE / f || w > VAE_MAX_SIDE / f)
+        return sdc_errf(e, "vae: cannot decode %d latents of %dx%d (sides 1..%d)", N, h, w,
+                        VAE_MAX_SIDE / f);
+    if (tile < 1 || ov < 0 || ov >= tile)
+        return sdc_errf(e, "vae: bad decode tiling: tile %d, overlap %d (need tile >= 1 and "
+                           "0 <= overlap < tile)", tile, ov);
+    if (tile >= h && tile >= w) return decode(v, a, img, z, N, h, w, e);
+    const int th = tile < h ? tile : h, tw = tile < w ? tile : w;
+    const size_t in = (size_t)v->E * h * w, out = (size_t)3 * h * f * w * f;
+    for (int n = 0; n < N; n++) {
+        sdc_arena_mark m = sdc_arena_get_mark(a);
+        int rc = decode_tiles(v, a, img + n * out, z + n * in, h, w, th, tw, ov, e);
+        sdc_arena_reset(a, m);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+int sdc_vae_decode_tiled(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h,
+                         int w, int tile, int overlap, sdc_err *e) {
+    vae_peak p = peak_begin(a);
+    return peak_end(v, a, p, decode_tiled(v, a, img, z, N, h, w, tile, overlap, e));
 }
 
 /* ldm Encoder: moments[z2, H/f, W/f] = conv_out(silu(norm_out(mid(down[0..L)(conv_in(img)))))).
@@ -606,8 +743,8 @@ static size_t encoder_max(const vae_encoder *en, int H, int W) {
     return mx;
 }
 
-int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
-                   int N, int H, int W, sdc_err *e) {
+static int encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
+                  int N, int H, int W, sdc_err *e) {
     if (!v->has_encoder) return sdc_errf(e, "vae: this autoencoder has no encoder weights");
     const int f = v->enc_factor;
     if (N < 1 || H < f || W < f || H > VAE_MAX_SIDE || W > VAE_MAX_SIDE || H % f || W % f)
@@ -639,4 +776,10 @@ int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const f
         sdc_arena_reset(a, m);
     }
     return 0;
+}
+
+int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
+                   int N, int H, int W, sdc_err *e) {
+    vae_peak p = peak_begin(a);
+    return peak_end(v, a, p, encode(v, a, mean, logvar, img, N, H, W, e));
 }

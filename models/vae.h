@@ -24,6 +24,21 @@ int      sdc_vae_downscale(const sdc_vae *v);         /* 8 */
 int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
                    sdc_err *e);
 
+/* The same image decoded in overlapping tiles (for machines with little RAM: activation memory
+ * is one tile's, whatever the image size): tiles of tile x tile latents (tile * 8 pixels a side)
+ * whose neighbours overlap by at least `overlap` latents, blended with linear ramps across the
+ * overlap (as stable-diffusion.cpp and diffusers' tiled_decode do). GroupNorm statistics are per
+ * tile, so the result is close to, not equal to, sdc_vae_decode's; when one tile covers the
+ * whole latent (tile >= h and tile >= w) the result is sdc_vae_decode's, bit for bit.
+ * Needs tile >= 1 and 0 <= overlap < tile (e.g. 32 and 8). */
+int sdc_vae_decode_tiled(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h,
+                         int w, int tile, int overlap, sdc_err *e);
+
+/* Arena bytes the last sdc_vae_decode / _decode_tiled / _encode used at most, above what was in
+ * use in a when it was called (its activation peak; the arena's own a->peak keeps the overall
+ * high-water mark). */
+size_t sdc_vae_last_peak(const sdc_vae *v);
+
 /* mean, logvar [N,4,H/8,W/8] of quant_conv(encoder(img[N,3,H,W])) (logvar clamped to [-30,20]),
  * UNscaled (multiply mean by 0.18215 for latents). logvar may be NULL. */
 int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
