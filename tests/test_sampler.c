@@ -340,6 +340,447 @@ done:
     sdc_store_close(sa);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Invariants for the samplers and options no fixture covers                                   */
+
+/* The same training schedule in double precision (independent of the sampler's float32
+ * tables): ᾱ = cumprod(1 − linspace(√0.00085, √0.012, 1000)²). */
+static double g_ac[1000];
+static void make_double_schedule(void) {
+    double a = sqrt(0.00085), b = sqrt(0.012), acc = 1.0;
+    for (int i = 0; i < 1000; i++) {
+        double sb = a + (b - a) * i / 999.0;
+        acc *= 1.0 - sb * sb;
+        g_ac[i] = acc;
+    }
+}
+
+static int is_kdiff(sdc_sample_method m) {
+    return m == SDC_SAMPLE_EULER || m == SDC_SAMPLE_EULER_A || m == SDC_SAMPLE_HEUN;
+}
+
+/* Data x0 ~ N(μ, s²) per element: the exact denoiser is D(x̃, σ) = μ + s²/(s²+σ²)·(x̃ − μ)
+ * (x̃ = x0 + σ·n, the variance-exploding variable; the UNet input is x̃/√(1+σ²)), and the
+ * probability-flow ODE has the exact solution x̃(σ) − μ ∝ √(s² + σ²). */
+typedef struct gauss {
+    double mu, s2;
+    const sdc_sampler_plan *p;
+    sdc_sample_method m;
+    sdc_prediction pred;
+    int call;
+    size_t n;
+} gauss;
+
+/* σ at UNet call c: the sampler's own σ where it has a table, else from ᾱ[t]. */
+static double gauss_sigma(const gauss *g, float t) {
+    if (g->p->n_sigmas) return g->p->sigmas[g->p->start + g->call];
+    double ac = g_ac[(int)t];
+    return sqrt((1 - ac) / ac);
+}
+
+static int gauss_model(void *ctx, const float *x_in, float t, float *out, sdc_err *e) {
+    gauss *g = ctx;
+    double sigma = gauss_sigma(g, t), alpha = 1.0 / sqrt(1.0 + sigma * sigma);
+    for (size_t i = 0; i < g->n; i++) {
+        double xt = x_in[i] / alpha;
+        double D = g->mu + g->s2 / (g->s2 + sigma * sigma) * (xt - g->mu);
+        double eps = (xt - D) / sigma;
+        out[i] = (float)(g->pred == SDC_PRED_EPS ? eps : alpha * (eps - sigma * D));
+    }
+    g->call++;
+    (void)e;
+    return 0;
+}
+
+/* Runs a deterministic sampler on the Gaussian model; returns max |x − exact ODE solution|. */
+static double gauss_run(sdc_sample_method m, sdc_schedule sch, sdc_prediction pred, int steps,
+                        const float *noise, size_t n) {
+    sdc_sampler_opts o = {.method = m, .schedule = sch, .spacing = SDC_SPACING_DEFAULT,
+                          .prediction = pred, .steps = steps, .strength = 1.0f};
+    sdc_sampler_plan p;
+    sdc_err e = {{0}};
+    if (sdc_sampler_plan_make(&o, &p, &e) < 0) { CHECK(0, "gauss: %s", e.msg); return INFINITY; }
+    gauss g = {.mu = 0.3, .s2 = 0.25, .p = &p, .m = m, .pred = pred, .n = n};
+    float *x = malloc(n * sizeof *x);
+    memcpy(x, noise, n * sizeof *x);
+    int rc = sdc_sample(&o, NULL, x, NULL, n, gauss_model, &g, NULL, NULL, &e);
+    CHECK(rc == 0, "gauss %s: %s", sdc_sample_method_name(m), e.msg);
+    /* start and end points of the sampler's trajectory, in x̃ */
+    double sT, sF, scale_in, scale_out;
+    if (is_kdiff(m)) {
+        sT = p.sigmas[0]; sF = 0; scale_in = p.init_noise_sigma; scale_out = 1;
+    } else if (m == SDC_SAMPLE_DPMPP_2M) {
+        sT = p.sigmas[0]; sF = p.sigmas[p.n_sigmas - 1];
+        scale_in = sqrt(1 + sT * sT); scale_out = 1 / sqrt(1 + sF * sF);
+    } else {                                        /* ddim, pndm: ᾱ[t0] → ᾱ[0] */
+        double a0 = g_ac[(int)p.timesteps[0]], aF = g_ac[0];
+        sT = sqrt((1 - a0) / a0); sF = sqrt((1 - aF) / aF);
+        scale_in = 1 / sqrt(a0); scale_out = sqrt(aF);
+    }
+    double k = sqrt((g.s2 + sF * sF) / (g.s2 + sT * sT)), err = 0;
+    for (size_t i = 0; i < n; i++) {
+        double xT = noise[i] * scale_in;
+        double want = (g.mu + (xT - g.mu) * k) * scale_out;
+        double d = fabs(x[i] - want);
+        if (!(d <= err)) err = d;
+    }
+    CHECK(g.call == p.n_calls, "gauss %s: %d model calls, plan says %d", sdc_sample_method_name(m),
+          g.call, p.n_calls);
+    free(x);
+    sdc_sampler_plan_free(&p);
+    return err;
+}
+
+/* Global error must fall like h^order: e(N)/e(2N) ≈ 2^order. Expected orders, as the schedules
+ * make them: Euler, DDIM (Euler in x̃ vs σ) 1; Heun 2; PLMS on ε 2 (v: 1 — diffusers' PNDM
+ * converts the combined v to ε with the current sample, which is first order); DPM-Solver++ 2M
+ * 2 with Karras σ, but 1 with discrete σ: its last step jumps to σ(t=0) and that step's log-σ
+ * length shrinks only like ½·log t_last, so it dominates at these step counts. */
+static void test_convergence(void) {
+    enum { N = 256 };
+    float noise[N];
+    sdc_rng r;
+    sdc_rng_seed(&r, 1234);
+    sdc_rng_randn(&r, noise, N);
+    static const struct { sdc_sample_method m; sdc_schedule s; int order_eps, order_v; } C[] = {
+        {SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, 1, 1}, {SDC_SAMPLE_EULER, SDC_SCHED_KARRAS, 1, 1},
+        {SDC_SAMPLE_HEUN, SDC_SCHED_DISCRETE, 2, 2}, {SDC_SAMPLE_HEUN, SDC_SCHED_KARRAS, 2, 2},
+        {SDC_SAMPLE_DDIM, SDC_SCHED_DISCRETE, 1, 1}, {SDC_SAMPLE_PNDM, SDC_SCHED_DISCRETE, 2, 1},
+        {SDC_SAMPLE_DPMPP_2M, SDC_SCHED_DISCRETE, 1, 1}, {SDC_SAMPLE_DPMPP_2M, SDC_SCHED_KARRAS, 2, 2},
+    };
+    printf("analytic Gaussian model, max |x − exact ODE solution| at 10/20/40 steps:\n");
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
+        for (int pred = 0; pred < 2; pred++) {
+            double e1 = gauss_run(C[i].m, C[i].s, pred, 10, noise, N);
+            double e2 = gauss_run(C[i].m, C[i].s, pred, 20, noise, N);
+            double e3 = gauss_run(C[i].m, C[i].s, pred, 40, noise, N);
+            double o1 = log2(e1 / e2), o2 = log2(e2 / e3);
+            int order = pred ? C[i].order_v : C[i].order_eps;
+            printf("  %-8s %-8s %-3s %.3g %.3g %.3g  observed order %.2f %.2f (expected %d)\n",
+                   sdc_sample_method_name(C[i].m), C[i].s == SDC_SCHED_KARRAS ? "karras" : "discrete",
+                   pred ? "v" : "eps", e1, e2, e3, o1, o2, order);
+            CHECK(e3 < e2 && e2 < e1, "%s: error does not fall with steps", sdc_sample_method_name(C[i].m));
+            CHECK(o2 > order - 0.35, "%s %s: observed order %.2f, expected %d",
+                  sdc_sample_method_name(C[i].m), pred ? "v" : "eps", o2, order);
+        }
+}
+
+/* Stochastic samplers on the Gaussian model: the mean and variance of x after the loop follow a
+ * linear recursion through each step (drift, plus fresh N(0,1) scaled as the sampler scales it);
+ * the empirical moments over 16384 elements must match it. */
+static void moments(const float *x, size_t n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    *mean = s / n;
+    for (size_t i = 0; i < n; i++) q += (x[i] - *mean) * (x[i] - *mean);
+    *sd = sqrt(q / (n - 1));
+}
+
+static void test_stochastic(void) {
+    enum { N = 16384 };
+    float *x = malloc(N * sizeof *x);
+    sdc_err e = {{0}};
+    const double mu = 0.3, s2 = 0.25;
+    /* Euler a: x̃' − μ = a·(x̃ − μ) + σ_up·n, a = 1 + (1 − g)(σ_down − σ)/σ, g = s²/(s²+σ²) */
+    for (int steps = 5; steps <= 20; steps += 15) {
+        sdc_sampler_opts o = {.method = SDC_SAMPLE_EULER_A, .spacing = SDC_SPACING_DEFAULT,
+                              .steps = steps, .strength = 1.0f};
+        sdc_sampler_plan p;
+        if (sdc_sampler_plan_make(&o, &p, &e) < 0) { CHECK(0, "euler_a: %s", e.msg); break; }
+        double m = -mu, v = (double)p.init_noise_sigma * p.init_noise_sigma, v_dry = v;
+        for (int i = 0; i + 1 < p.n_sigmas; i++) {
+            double sg = p.sigmas[i], to = p.sigmas[i + 1];
+            double up = sqrt(to * to * (sg * sg - to * to) / (sg * sg)), down = sqrt(to * to - up * up);
+            double g = s2 / (s2 + sg * sg), a = 1 + (1 - g) * (down - sg) / sg;
+            m = a * m;
+            v = a * a * v + up * up;
+            v_dry = a * a * v_dry;                 /* the same loop without its noise */
+        }
+        sdc_rng r;
+        sdc_rng_seed(&r, 99);
+        sdc_rng_randn(&r, x, N);
+        gauss g = {.mu = mu, .s2 = s2, .p = &p, .m = o.method, .pred = SDC_PRED_EPS, .n = N};
+        int rc = sdc_sample(&o, &r, x, NULL, N, gauss_model, &g, NULL, NULL, &e);
+        CHECK(rc == 0, "euler_a: %s", e.msg);
+        double mean, sd;
+        moments(x, N, &mean, &sd);
+        printf("euler_a %2d steps on the Gaussian model: mean %.4f (expected %.4f), sd %.4f "
+               "(expected %.4f)\n", steps, mean, mu + m, sd, sqrt(v));
+        CHECK(fabs(mean - (mu + m)) < 5 * sqrt(v / N), "euler_a: mean %.4f, expected %.4f", mean, mu + m);
+        CHECK(fabs(sd / sqrt(v) - 1) < 0.03, "euler_a: sd %.4f, expected %.4f", sd, sqrt(v));
+        /* without (or with misscaled) ancestral noise the sd would be far off: the check can fail */
+        CHECK(fabs(sqrt(v_dry) / sqrt(v) - 1) > 0.3, "euler_a: moment test cannot tell noise from none");
+        sdc_sampler_plan_free(&p);
+    }
+    /* LCM (VP x): denoised = A·x + B, A = c_out·g/α + c_skip, B = c_out·(1 − g)·μ; then
+     * x' = √ᾱ_prev·denoised + √(1 − ᾱ_prev)·n, except after the last step */
+    for (int steps = 4; steps <= 8; steps += 4) {
+        sdc_sampler_opts o = {.method = SDC_SAMPLE_LCM, .spacing = SDC_SPACING_DEFAULT,
+                              .steps = steps, .strength = 1.0f};
+        sdc_sampler_plan p;
+        if (sdc_sampler_plan_make(&o, &p, &e) < 0) { CHECK(0, "lcm: %s", e.msg); break; }
+        double m = 0, v = 1;
+        for (int i = 0; i < p.n_timesteps; i++) {
+            int t = (int)p.timesteps[i];
+            double ac = g_ac[t], al = sqrt(ac), sg = sqrt((1 - ac) / ac);
+            double st = 10.0 * t, c_skip = 0.25 / (st * st + 0.25), c_out = st / sqrt(st * st + 0.25);
+            double g = s2 / (s2 + sg * sg), A = c_out * g / al + c_skip, B = c_out * (1 - g) * mu;
+            m = A * m + B;
+            v = A * A * v;
+            if (i + 1 < p.n_timesteps) {
+                double ap = g_ac[(int)p.timesteps[i + 1]];
+                m = sqrt(ap) * m;
+                v = ap * v + (1 - ap);
+            }
+        }
+        sdc_rng r;
+        sdc_rng_seed(&r, 7);
+        sdc_rng_randn(&r, x, N);
+        gauss g = {.mu = mu, .s2 = s2, .p = &p, .m = o.method, .pred = SDC_PRED_EPS, .n = N};
+        int rc = sdc_sample(&o, &r, x, NULL, N, gauss_model, &g, NULL, NULL, &e);
+        CHECK(rc == 0, "lcm: %s", e.msg);
+        double mean, sd;
+        moments(x, N, &mean, &sd);
+        printf("lcm %d steps [", steps);
+        for (int i = 0; i < p.n_timesteps; i++) printf("%s%g", i ? " " : "", p.timesteps[i]);
+        printf("] on the Gaussian model: mean %.4f (expected %.4f), sd %.4f (expected %.4f)\n",
+               mean, m, sd, sqrt(v));
+        CHECK(fabs(mean - m) < 5 * sqrt(v / N), "lcm: mean %.4f, expected %.4f", mean, m);
+        CHECK(fabs(sd / sqrt(v) - 1) < 0.03, "lcm: sd %.4f, expected %.4f", sd, sqrt(v));
+        CHECK(g.call == steps, "lcm: %d calls for %d steps", g.call, steps);
+        sdc_sampler_plan_free(&p);
+    }
+    /* the ancestral samplers need a generator */
+    sdc_sampler_opts o = {.method = SDC_SAMPLE_EULER_A, .spacing = SDC_SPACING_DEFAULT, .steps = 3,
+                          .strength = 1.0f};
+    sdc_sampler_plan p;
+    if (sdc_sampler_plan_make(&o, &p, &e) == 0) {
+        gauss g = {.mu = mu, .s2 = s2, .p = &p, .m = o.method, .n = N};
+        CHECK(sdc_sample(&o, NULL, x, NULL, N, gauss_model, &g, NULL, NULL, &e) < 0,
+              "euler_a without a generator was accepted");
+        sdc_sampler_plan_free(&p);
+    }
+    free(x);
+}
+
+static int plan_of(sdc_sample_method m, sdc_schedule sch, sdc_spacing sp, int steps, float strength,
+                   sdc_sampler_plan *p, sdc_err *e) {
+    sdc_sampler_opts o = {.method = m, .schedule = sch, .spacing = sp, .steps = steps,
+                          .strength = strength};
+    return sdc_sampler_plan_make(&o, p, e);
+}
+
+static void expect_ts(sdc_sample_method m, sdc_spacing sp, int steps, const double *want, int nw) {
+    sdc_sampler_plan p;
+    sdc_err e = {{0}};
+    if (plan_of(m, SDC_SCHED_DISCRETE, sp, steps, 1.0f, &p, &e) < 0) {
+        CHECK(0, "%s %s %d: %s", sdc_sample_method_name(m), sdc_spacing_name(sp), steps, e.msg);
+        return;
+    }
+    int ok = p.n_timesteps == nw;
+    for (int i = 0; ok && i < nw; i++) ok = p.timesteps[i] == want[i];
+    CHECK(ok, "%s %s %d steps: timesteps differ from diffusers'", sdc_sample_method_name(m),
+          sdc_spacing_name(sp), steps);
+    sdc_sampler_plan_free(&p);
+}
+
+/* Schedules with known values (the spacing table of arXiv 2305.08891, LCM's documented 4- and
+ * 8-step schedules, numpy's half-to-even rounding) and structural invariants. */
+static void test_schedules(void) {
+    sdc_err e = {{0}};
+    static const double trail[] = {999, 799, 599, 399, 199};
+    static const double ddim_lin[] = {999, 749, 500, 250, 0};       /* 499.5 → 500, 249.75 → 250 */
+    static const double dpm_lin[] = {999, 799, 599, 400, 200};      /* linspace(0, 999, 6) */
+    static const double pndm_trail[] = {999, 799, 799, 599, 399, 199};
+    static const double lcm4[] = {999, 759, 499, 259};
+    static const double lcm8[] = {999, 879, 759, 639, 499, 379, 259, 139};
+    static const double lcm1[] = {999};
+    static const double eul_trail_50[] = {999, 979, 959};            /* first three */
+    expect_ts(SDC_SAMPLE_DDIM, SDC_SPACING_TRAILING, 5, trail, 5);
+    expect_ts(SDC_SAMPLE_EULER, SDC_SPACING_TRAILING, 5, trail, 5);
+    expect_ts(SDC_SAMPLE_DPMPP_2M, SDC_SPACING_TRAILING, 5, trail, 5);
+    expect_ts(SDC_SAMPLE_DDIM, SDC_SPACING_LINSPACE, 5, ddim_lin, 5);
+    expect_ts(SDC_SAMPLE_DPMPP_2M, SDC_SPACING_LINSPACE, 5, dpm_lin, 5);
+    expect_ts(SDC_SAMPLE_PNDM, SDC_SPACING_TRAILING, 5, pndm_trail, 6);
+    expect_ts(SDC_SAMPLE_LCM, SDC_SPACING_DEFAULT, 4, lcm4, 4);
+    expect_ts(SDC_SAMPLE_LCM, SDC_SPACING_DEFAULT, 8, lcm8, 8);
+    expect_ts(SDC_SAMPLE_LCM, SDC_SPACING_DEFAULT, 1, lcm1, 1);
+    {
+        sdc_sampler_plan p;
+        if (plan_of(SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, SDC_SPACING_TRAILING, 50, 1, &p, &e) == 0) {
+            CHECK(p.n_timesteps == 50 && !memcmp(p.timesteps, eul_trail_50, sizeof eul_trail_50) &&
+                  p.timesteps[49] == 19, "euler trailing 50 steps");
+            sdc_sampler_plan_free(&p);
+        }
+    }
+    /* default spacings = the class defaults SD 1.5's config leaves in place */
+    CHECK(sdc_default_spacing(SDC_SAMPLE_EULER) == SDC_SPACING_LINSPACE &&
+          sdc_default_spacing(SDC_SAMPLE_EULER_A) == SDC_SPACING_LINSPACE &&
+          sdc_default_spacing(SDC_SAMPLE_HEUN) == SDC_SPACING_LINSPACE &&
+          sdc_default_spacing(SDC_SAMPLE_DPMPP_2M) == SDC_SPACING_LINSPACE &&
+          sdc_default_spacing(SDC_SAMPLE_DDIM) == SDC_SPACING_LEADING &&
+          sdc_default_spacing(SDC_SAMPLE_PNDM) == SDC_SPACING_LEADING &&
+          sdc_default_spacing(SDC_SAMPLE_LCM) == SDC_SPACING_LEADING, "default spacings");
+    /* names round-trip */
+    for (int m = 0; m <= SDC_SAMPLE_LCM; m++)
+        CHECK(sdc_sample_method_from_name(sdc_sample_method_name(m)) == m, "name of method %d", m);
+    CHECK(sdc_sample_method_from_name("dpm++2m") == SDC_SAMPLE_DPMPP_2M &&
+          sdc_sample_method_from_name("euler_a") == SDC_SAMPLE_EULER_A &&
+          sdc_sample_method_from_name("k_lms") == -1 && sdc_sample_method_from_name(NULL) == -1,
+          "method names");
+    CHECK(sdc_spacing_from_name("trailing") == SDC_SPACING_TRAILING && sdc_spacing_from_name("x") == -1,
+          "spacing names");
+
+    /* Heun = Euler's σ and t with every entry after the first doubled, ending at σ = 0 */
+    for (int sch = 0; sch < 2; sch++)
+        for (int sp = 0; sp < 3; sp++) {
+            sdc_sampler_plan pe, ph;
+            if (plan_of(SDC_SAMPLE_EULER, sch, sp, 7, 1, &pe, &e) < 0 ||
+                plan_of(SDC_SAMPLE_HEUN, sch, sp, 7, 1, &ph, &e) < 0) { CHECK(0, "heun: %s", e.msg); continue; }
+            int ok = ph.n_timesteps == 13 && ph.n_sigmas == 14 && ph.sigmas[13] == 0 &&
+                     ph.timesteps[0] == pe.timesteps[0] && ph.sigmas[0] == pe.sigmas[0] &&
+                     ph.init_noise_sigma == pe.init_noise_sigma;
+            for (int i = 1; ok && i < 7; i++)
+                ok = ph.timesteps[2 * i - 1] == pe.timesteps[i] && ph.timesteps[2 * i] == pe.timesteps[i] &&
+                     ph.sigmas[2 * i - 1] == pe.sigmas[i] && ph.sigmas[2 * i] == pe.sigmas[i];
+            CHECK(ok, "heun plan (%s, %s) is not euler's doubled", sch ? "karras" : "discrete",
+                  sdc_spacing_name(sp));
+            sdc_sampler_plan_free(&pe);
+            sdc_sampler_plan_free(&ph);
+        }
+
+    /* Karras: σ_i^(1/7) linear in i between the discrete schedule's end points; σ decreasing;
+     * init_noise_sigma = σmax (linspace) or √(σmax²+1) (leading) */
+    for (int sp = 0; sp < 2; sp++) {
+        sdc_sampler_plan pd, pk;
+        if (plan_of(SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, sp, 12, 1, &pd, &e) < 0 ||
+            plan_of(SDC_SAMPLE_EULER, SDC_SCHED_KARRAS, sp, 12, 1, &pk, &e) < 0) { CHECK(0, "karras: %s", e.msg); continue; }
+        double a = pow(pk.sigmas[0], 1 / 7.0), b = pow(pk.sigmas[11], 1 / 7.0), worst = 0;
+        for (int i = 0; i < 12; i++) {
+            double want = pow(a + (b - a) * i / 11.0, 7.0);
+            double d = fabs(pk.sigmas[i] - want) / want;
+            if (d > worst) worst = d;
+            if (i) CHECK(pk.sigmas[i] < pk.sigmas[i - 1] && pk.timesteps[i] < pk.timesteps[i - 1],
+                         "karras not decreasing at %d", i);
+        }
+        CHECK(worst < 1e-6, "karras σ off the ρ=7 ramp by %.3g", worst);
+        CHECK(fabs(pk.sigmas[0] / pd.sigmas[0] - 1) < 1e-6 && fabs(pk.sigmas[11] / pd.sigmas[11] - 1) < 1e-6,
+              "karras end points differ from the discrete schedule's");
+        /* σ→t inverts log σ(t) piecewise linearly: σ(t_i) from the double table matches σ_i */
+        double tw = 0;
+        for (int i = 0; i < 12; i++) {
+            double t = pk.timesteps[i];
+            int lo = (int)floor(t);
+            if (lo > 998) lo = 998;
+            double w = t - lo, s0 = sqrt((1 - g_ac[lo]) / g_ac[lo]), s1 = sqrt((1 - g_ac[lo + 1]) / g_ac[lo + 1]);
+            double sig = exp((1 - w) * log(s0) + w * log(s1));
+            double d = fabs(sig / pk.sigmas[i] - 1);
+            if (d > tw) tw = d;
+        }
+        CHECK(tw < 1e-4, "karras timesteps do not map back to their σ (%.3g)", tw);
+        float mx = pk.sigmas[0];
+        CHECK(pk.init_noise_sigma == (sp == SDC_SPACING_LEADING ? sqrtf(mx * mx + 1) : mx),
+              "karras init_noise_sigma");
+        printf("euler karras %s 12 steps: σ %.4f … %.4f, ρ-ramp error %.2g, σ(t) error %.2g\n",
+               sdc_spacing_name(sp), pk.sigmas[0], pk.sigmas[11], worst, tw);
+        sdc_sampler_plan_free(&pd);
+        sdc_sampler_plan_free(&pk);
+    }
+    /* DPM++ Karras ends on σmin twice (diffusers 0.25 does not step to σ = 0) */
+    {
+        sdc_sampler_plan p;
+        if (plan_of(SDC_SAMPLE_DPMPP_2M, SDC_SCHED_KARRAS, SDC_SPACING_DEFAULT, 9, 1, &p, &e) == 0) {
+            CHECK(p.n_sigmas == 10 && p.sigmas[9] == p.sigmas[8] && p.timesteps[8] == 0 &&
+                  p.timesteps[0] == 999, "dpm++2m karras ends");
+            sdc_sampler_plan_free(&p);
+        }
+    }
+
+    /* bad options: one clear error each */
+    sdc_sampler_plan p;
+    static const struct { sdc_sample_method m; sdc_schedule s; int steps; float str; const char *what; } B[] = {
+        {SDC_SAMPLE_DDIM, SDC_SCHED_KARRAS, 5, 1, "karras with ddim"},
+        {SDC_SAMPLE_PNDM, SDC_SCHED_KARRAS, 5, 1, "karras with pndm"},
+        {SDC_SAMPLE_EULER_A, SDC_SCHED_KARRAS, 5, 1, "karras with euler_a"},
+        {SDC_SAMPLE_LCM, SDC_SCHED_KARRAS, 4, 1, "karras with lcm"},
+        {SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, 0, 1, "0 steps"},
+        {SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, 1001, 1, "1001 steps"},
+        {SDC_SAMPLE_LCM, SDC_SCHED_DISCRETE, 51, 1, "lcm 51 steps"},
+        {SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, 5, 0, "strength 0"},
+        {SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, 5, 1.5f, "strength 1.5"},
+        {SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, 5, 0.1f, "strength 0.1 of 5 steps (no step left)"},
+        {(sdc_sample_method)42, SDC_SCHED_DISCRETE, 5, 1, "unknown method"},
+    };
+    for (size_t i = 0; i < sizeof B / sizeof B[0]; i++) {
+        e.msg[0] = 0;
+        int rc = plan_of(B[i].m, B[i].s, SDC_SPACING_DEFAULT, B[i].steps, B[i].str, &p, &e);
+        CHECK(rc < 0 && e.msg[0], "%s was accepted", B[i].what);
+        if (rc == 0) sdc_sampler_plan_free(&p);
+        else printf("  rejected %-40s: %s\n", B[i].what, e.msg);
+    }
+}
+
+/* img2img: get_timesteps (t_start·order) and add_noise at the first timestep. */
+typedef struct first_in { float *x_in; size_t n; int calls; float t; } first_in;
+
+static int record_first(void *ctx, const float *x_in, float t, float *out, sdc_err *e) {
+    first_in *f = ctx;
+    if (f->calls++ == 0) { memcpy(f->x_in, x_in, f->n * sizeof *x_in); f->t = t; }
+    memset(out, 0, f->n * sizeof *out);
+    (void)e;
+    return 0;
+}
+
+static void test_img2img(void) {
+    enum { N = 64 };
+    float init[N], noise[N], x[N], xin[N];
+    sdc_rng r;
+    sdc_rng_seed(&r, 5);
+    sdc_rng_randn(&r, noise, N);
+    for (int i = 0; i < N; i++) init[i] = 0.5f * sinf((float)i);
+    static const struct { sdc_sample_method m; int steps; float strength; int start, calls; } C[] = {
+        {SDC_SAMPLE_EULER, 20, 0.75f, 5, 15}, {SDC_SAMPLE_EULER, 20, 0.7f, 6, 14},  /* int(20·0.7) = 14 */
+        {SDC_SAMPLE_HEUN, 20, 0.75f, 10, 29}, {SDC_SAMPLE_DDIM, 10, 0.3f, 7, 3},
+        {SDC_SAMPLE_PNDM, 10, 0.5f, 5, 6}, {SDC_SAMPLE_DPMPP_2M, 10, 0.6f, 4, 6},
+        {SDC_SAMPLE_EULER_A, 8, 1.0f, 0, 8}, {SDC_SAMPLE_LCM, 4, 0.5f, 2, 2},
+    };
+    for (size_t k = 0; k < sizeof C / sizeof C[0]; k++) {
+        sdc_sampler_opts o = {.method = C[k].m, .spacing = SDC_SPACING_DEFAULT, .steps = C[k].steps,
+                              .strength = C[k].strength};
+        sdc_sampler_plan p;
+        sdc_err e = {{0}};
+        if (sdc_sampler_plan_make(&o, &p, &e) < 0) { CHECK(0, "img2img: %s", e.msg); continue; }
+        CHECK(p.start == C[k].start && p.n_calls == C[k].calls, "img2img %s strength %g: start %d, "
+              "%d calls; want %d, %d", sdc_sample_method_name(C[k].m), (double)C[k].strength,
+              p.start, p.n_calls, C[k].start, C[k].calls);
+        memcpy(x, noise, sizeof x);
+        first_in f = {.x_in = xin, .n = N};
+        sdc_rng_seed(&r, 6);
+        int rc = sdc_sample(&o, &r, x, init, N, record_first, &f, NULL, NULL, &e);
+        CHECK(rc == 0 && f.calls == p.n_calls, "img2img %s: %s", sdc_sample_method_name(C[k].m), e.msg);
+        /* the first UNet input: the noised init (scaled to unit variance for σ schedulers) */
+        double t0 = p.timesteps[p.start], worst = 0;
+        CHECK(f.t == (float)t0, "img2img first t %g, want %g", (double)f.t, t0);
+        for (int i = 0; i < N; i++) {
+            double want;
+            if (p.n_sigmas) {
+                double sg = p.sigmas[p.start];
+                want = (init[i] + (double)noise[i] * sg) / sqrt(1 + sg * sg);
+            } else {
+                double ac = g_ac[(int)t0];
+                want = sqrt(ac) * init[i] + sqrt(1 - ac) * noise[i];
+            }
+            double d = fabs(xin[i] - want);
+            if (d > worst) worst = d;
+        }
+        printf("img2img %-8s %2d steps strength %.2f: starts at t=%g (index %d), %d UNet calls, "
+               "noised input max |Δ| %.2g\n", sdc_sample_method_name(C[k].m), C[k].steps,
+               (double)C[k].strength, t0, p.start, p.n_calls, worst);
+        CHECK(worst < 1e-5, "img2img %s: noised input off by %.3g", sdc_sample_method_name(C[k].m), worst);
+        sdc_sampler_plan_free(&p);
+    }
+}
+
 int main(void) {
     static const char *files[] = {
         "sd1_pipe_64x64_ddim", "sd1_pipe_64x64_pndm", "sd1_pipe_64x64_euler",
@@ -349,6 +790,11 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) test_pipe(files[i]);
     test_seeded();
+    make_double_schedule();
+    test_convergence();
+    test_stochastic();
+    test_schedules();
+    test_img2img();
     if (failures) { printf("test_sampler: %d failure(s)\n", failures); return 1; }
     printf("test_sampler: ok\n");
     return 0;
