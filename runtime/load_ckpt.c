@@ -252,6 +252,12 @@ static int zip_open(const char *path, const uint8_t *m, size_t size, zipf *z, sd
     int rc = 0;
     for (uint64_t i = 0; i < count && !rc; i++) {
         zentry *ze = &z->e[i];
+        if (p == cd_end) {
+            rc = sdc_errf(e, "%s: zip entry count %llu disagrees with the central directory, which "
+                          "holds %llu entries: byte %llu", path, (unsigned long long)count,
+                          (unsigned long long)i, (unsigned long long)cd_off);
+            break;
+        }
         rc = zip_central(path, m, cd_end, &p, (int)i, ze, e) ||
              zip_local(path, m, size, cd_off, ze, e) ? -1 : 0;
         if (rc) break;
@@ -361,12 +367,34 @@ static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, co
     return rc;
 }
 
-static int add_globals(const char *path, const sdc_pickle *p, sdc_file_index *out, sdc_err *e) {
-    for (size_t i = 0; i < sdc_pickle_nseen(p); i++) {
-        const sdc_pickle_seen *g = sdc_pickle_seen_at(p, i);
-        if (sdc_index_add_global(out, g->name, g->dangerous, e)) return sdc_err_prefix(e, "%s", path);
+/* Records the non-allowlisted globals. `sdc inspect` must report a hostile file, not refuse it:
+ * in inspect mode, once a dangerous global has been seen, whatever else is wrong with the file
+ * (no weights, not a checkpoint after all, cut short), the open succeeds with the globals and
+ * without tensors, so the caller can name them and exit 3. Returns the final status. */
+static int finish(const char *path, const sdc_pickle *p, const sdc_load_opts *opts, int rc,
+                  size_t before, sdc_file_index *out, sdc_err *e) {
+    int danger = 0;
+    for (size_t i = 0; p && i < sdc_pickle_nseen(p); i++) danger |= sdc_pickle_seen_at(p, i)->dangerous;
+    if (rc && opts && opts->inspect && danger) {
+        for (size_t i = before; i < out->n; i++) free(out->t[i].name);
+        out->n = before;
+        e->msg[0] = 0;
+        rc = 0;
     }
-    return 0;
+    for (size_t i = 0; !rc && p && i < sdc_pickle_nseen(p); i++) {
+        const sdc_pickle_seen *g = sdc_pickle_seen_at(p, i);
+        if (sdc_index_add_global(out, g->name, g->dangerous, e)) rc = sdc_err_prefix(e, "%s", path);
+    }
+    return rc;
+}
+
+/* Messages are one line: names from the file (zip entries, globals, keys) may hold control
+ * characters, which become '?'. Returns rc. */
+static int one_line(int rc, sdc_err *e) {
+    if (rc && e)
+        for (char *c = e->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    return rc;
 }
 
 static sdc_pickle_cfg make_cfg(const sdc_load_opts *opts, const char *where) {
@@ -449,15 +477,17 @@ static int zip_check_records(const char *path, const uint8_t *map, const zipf *z
     size_t i = 0;
     while (i < n && i < 8 && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
     while (i < n && (s[i] == '\n' || s[i] == '\r')) i++;
+    size_t shown = n > 16 ? 16 : n;
+    while (shown && (s[shown - 1] == '\n' || s[shown - 1] == '\r')) shown--;
     if (i == 0 || i != n || v < 1 || v > TORCH_MAX_VERSION)
         return sdc_errf(e, "%s: checkpoint format version '%.*s' outside the supported range 1..%d:"
-                        " %.*sversion", path, (int)(n > 16 ? 16 : n), s, TORCH_MAX_VERSION,
+                        " %.*sversion", path, (int)shown, s, TORCH_MAX_VERSION,
                         (int)plen, prefix);
     return 0;
 }
 
-int sdc_load_ckpt_zip(const char *path, const uint8_t *map, size_t size,
-                      const sdc_load_opts *opts, sdc_file_index *out, sdc_err *e) {
+static int load_zip(const char *path, const uint8_t *map, size_t size,
+                    const sdc_load_opts *opts, sdc_file_index *out, sdc_err *e) {
     zipf z;
     if (zip_open(path, map, size, &z, e)) return -1;
     /* the archive folder is whatever holds data.pkl ("archive/", "tiny-sd1-fp16/", ...) */
@@ -500,8 +530,9 @@ int sdc_load_ckpt_zip(const char *path, const uint8_t *map, size_t size,
     int rc = p ? 0 : sdc_errf(e, "%s: out of memory", path);
     if (!rc && sdc_pickle_run(p, map + pkl->data, (size_t)pkl->size, &cfg, &root, &end, e))
         rc = sdc_err_prefix(e, "%s", path);
-    if (!rc) rc = add_globals(path, p, out, e);
+    size_t before = out->n;
     if (!rc) rc = add_weights(path, p, root, where, out, e);
+    rc = finish(path, p, opts, rc, before, out, e);
     sdc_pickle_free(p);
     zip_free(&z);
     return rc;
@@ -531,8 +562,8 @@ static int legacy_pickle(const char *path, sdc_pickle *p, const uint8_t *map, si
     return 0;
 }
 
-int sdc_load_ckpt_legacy(const char *path, const uint8_t *map, size_t size,
-                         const sdc_load_opts *opts, sdc_file_index *out, sdc_err *e) {
+static int load_legacy(const char *path, const uint8_t *map, size_t size,
+                       const sdc_load_opts *opts, sdc_file_index *out, sdc_err *e) {
     sdc_pickle *p = sdc_pickle_new();
     if (!p) return sdc_errf(e, "%s: out of memory", path);
     size_t pos = 0;
@@ -617,8 +648,21 @@ int sdc_load_ckpt_legacy(const char *path, const uint8_t *map, size_t size,
                       size - pos, pos);
     char where[64];
     snprintf(where, sizeof where, "legacy object pickle at byte %zu", objat);
-    if (!rc) rc = add_globals(path, p, out, e);
+    size_t before = out->n;
     if (!rc) rc = add_weights(path, p, root, where, out, e);
+    rc = finish(path, p, opts, rc, before, out, e);
     sdc_pickle_free(p);
     return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int sdc_load_ckpt_zip(const char *path, const uint8_t *map, size_t size,
+                      const sdc_load_opts *opts, sdc_file_index *out, sdc_err *e) {
+    return one_line(load_zip(path, map, size, opts, out, e), e);
+}
+
+int sdc_load_ckpt_legacy(const char *path, const uint8_t *map, size_t size,
+                         const sdc_load_opts *opts, sdc_file_index *out, sdc_err *e) {
+    return one_line(load_legacy(path, map, size, opts, out, e), e);
 }
