@@ -49,7 +49,13 @@ typedef void (*sdc_progress_fn)(void *ctx, int step, int steps);
  *   sdc_rng_randn(rng, x, n)); the sampler scales it by init_noise_sigma.
  * img2img (init != NULL): init = the encoded image latents (×0.18215); x holds N(0,1) noise;
  *   the first (1-strength) of the schedule is skipped and init is noised to the start
- *   timestep as diffusers' img2img pipeline does.
+ *   timestep as diffusers' img2img pipeline does. (diffusers draws from the one generator
+ *   first the VAE posterior sample, init = 0.18215·(mean + std·randn), then this noise.)
+ * Karras sigmas exist for euler, heun and dpm++2m (diffusers 0.25's use_karras_sigmas); other
+ * methods with SDC_SCHED_KARRAS are refused with an error, as are steps outside
+ * [1, num_train_timesteps] (lcm: [1, 50]) and spacings that give a timestep below 0.
+ * rng may be NULL only for methods that draw no noise (all but euler_a and lcm; euler draws
+ * and discards one block per step when rng is given, as diffusers 0.25.1 does). */
  * On return x holds the final latents. Returns 0, or -1 with e set. */
 int sdc_sample(const sdc_sampler_opts *o, sdc_rng *rng, float *x, const float *init, size_t n,
                sdc_model_fn model, void *model_ctx, sdc_progress_fn progress, void *progress_ctx,
