@@ -55,7 +55,7 @@ typedef void (*sdc_progress_fn)(void *ctx, int step, int steps);
  * methods with SDC_SCHED_KARRAS are refused with an error, as are steps outside
  * [1, num_train_timesteps] (lcm: [1, 50]) and spacings that give a timestep below 0.
  * rng may be NULL only for methods that draw no noise (all but euler_a and lcm; euler draws
- * and discards one block per step when rng is given, as diffusers 0.25.1 does). */
+ * and discards one block per step when rng is given, as diffusers 0.25.1 does).
  * On return x holds the final latents. Returns 0, or -1 with e set. */
 int sdc_sample(const sdc_sampler_opts *o, sdc_rng *rng, float *x, const float *init, size_t n,
                sdc_model_fn model, void *model_ctx, sdc_progress_fn progress, void *progress_ctx,
