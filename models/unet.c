@@ -1,8 +1,13 @@
 /* unet.c — the SD UNet (ldm.modules.diffusionmodules.openaimodel.UNetModel), f32, NCHW.
  *
  * Owns: the UNet's weights converted once to f32 at load (bump-allocated in big anonymous
- * mappings, sdc_unet.chunks, with transparent huge pages requested) and the block graph read from the tensor names and shapes. Does not own:
- * the store (only read at load) or any activation (they come from the caller's arena).
+ * mappings, sdc_unet.chunks, with transparent huge pages requested) and the block graph read
+ * from the tensor names and shapes. Does not own: the store (only read at load) or any
+ * activation (they come from the caller's arena; only the skip tensors live across blocks).
+ *
+ * Layouts: the original model.diffusion_model.* names, or a diffusers UNet2DConditionModel
+ * (down_blocks.i.resnets.j, ...: each name mapped to its ldm name once at load, see
+ * build_diffusers_table), so one graph serves both.
  *
  * The graph is discovered, never assumed: input_blocks.N is conv_in (N = 0), a ResBlock with an
  * optional SpatialTransformer, or a Downsample; output_blocks.N a ResBlock on cat(h, skip) with
