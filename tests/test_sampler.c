@@ -13,7 +13,8 @@
  * seed, prompt and first UNet input, so the euler run gives the first model output exactly
  * (ε0 = (x1 − x0)/Δσ); from it and sdc_rng's next draw, Euler a's first step must land on its
  * stored step0.latents — this checks the initial draw and the first ancestral draw come from one
- * generator in diffusers' order.
+ * generator in diffusers' order. Then both seeded runs are repeated end to end with the tiny
+ * model (tokenizer, CLIP, UNet with CFG) driving the sampler: x after every step must match.
  *
  * Samplers with no reference run (heun, lcm, euler karras, trailing spacings) are checked on
  * invariants: schedule shapes, values from the closed forms, consistency between samplers. */
@@ -23,9 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/arena.h"
+#include "models/clip.h"
+#include "models/unet.h"
+#include "runtime/modelcfg.h"
 #include "runtime/rng.h"
 #include "runtime/sampler.h"
 #include "runtime/store.h"
+#include "tokenizer/tokenizer.h"
 
 static int failures;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); failures++; } } while (0)
@@ -338,6 +344,127 @@ done:
     sdc_sampler_plan_free(&pa);
     sdc_store_close(se);
     sdc_store_close(sa);
+}
+
+/* End to end: tokenizer → CLIP → UNet (CFG batch [uncond, cond]) driving sdc_sample with the
+ * generator seeded as the fixture's. */
+typedef struct e2e {
+    sdc_unet *unet;
+    sdc_arena *arena;
+    const float *ctx;        /* [2, L, C]: negative first */
+    int h, w, L;
+    float g;
+    size_t n;
+    float *xb, *ob;          /* [2, 4, h, w] */
+    const sdc_store *ref;    /* the seeded fixture */
+    const float *x;
+    errstat lat;
+    int missing;
+} e2e;
+
+static int e2e_model(void *ctx, const float *x_in, float t, float *out, sdc_err *e) {
+    e2e *m = ctx;
+    float tb[2] = {t, t};
+    memcpy(m->xb, x_in, m->n * sizeof *x_in);
+    memcpy(m->xb + m->n, x_in, m->n * sizeof *x_in);
+    sdc_arena_mark mk = sdc_arena_get_mark(m->arena);
+    int rc = sdc_unet_forward(m->unet, m->arena, m->ob, m->xb, tb, m->ctx, 2, m->h, m->w, m->L, e);
+    sdc_arena_reset(m->arena, mk);
+    if (rc < 0) return -1;
+    const float *u = m->ob, *c = m->ob + m->n;
+    for (size_t i = 0; i < m->n; i++) {
+        float d = c[i] - u[i];
+        out[i] = u[i] + m->g * d;
+    }
+    return 0;
+}
+
+static void e2e_progress(void *ctx, int step, int steps) {
+    e2e *m = ctx;
+    char name[64];
+    size_t n = 0;
+    snprintf(name, sizeof name, "step%d.latents", step - 1);
+    float *ref = load(m->ref, name, &n);
+    if (!ref || n != m->n) { m->missing++; free(ref); return; }
+    errstat s = {0, 0};
+    err_update(&s, m->x, ref, n);
+    printf("    step %d/%d: max |Δ| %.3g (max|ref| %.3g)\n", step, steps, s.max_abs, s.ref_max);
+    err_update(&m->lat, m->x, ref, n);
+    free(ref);
+}
+
+static int encode_prompt(sdc_clip *clip, sdc_arena *a, const char *text, float *out, sdc_err *e) {
+    int32_t *ids = NULL, win[SDC_TOK_CTX];
+    size_t n = 0;
+    if (sdc_tokenize(text, &ids, &n, e) < 0) return -1;
+    sdc_tokens_window(win, ids, n, SDC_TOK_EOS);        /* SD 1.x pads with EOS */
+    free(ids);
+    sdc_arena_mark mk = sdc_arena_get_mark(a);
+    int rc = sdc_clip_encode(clip, a, win, SDC_TOK_CTX, 0, out, e);
+    sdc_arena_reset(a, mk);
+    return rc;
+}
+
+static void test_seeded_e2e(const char *which) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/refs/sd1_seeded_64x64_%s_seed42.safetensors", which);
+    sdc_store *ref = sdc_store_new(), *st = sdc_store_new();
+    sdc_err e = {{0}};
+    sdc_clip *clip = NULL;
+    sdc_unet *unet = NULL;
+    sdc_arena arena = {0};
+    float *ctx = NULL, *x = NULL, *fin = NULL, *xb = NULL, *ob = NULL;
+    sdc_arena_init(&arena, (size_t)16 << 20);
+    printf("seeded %s end to end (tiny-sd1, tokenizer + CLIP + UNet + sampler):\n", which);
+    if (sdc_store_open(ref, path, NULL, &e) < 0 ||
+        sdc_store_open(st, "tests/data/tiny-sd1.safetensors", NULL, &e) < 0) { CHECK(0, "%s", e.msg); goto done; }
+    sdc_model_config cfg;
+    if (sdc_model_config_resolve(&cfg, st, NULL, -1, &e) < 0) { CHECK(0, "config: %s", e.msg); goto done; }
+    sdc_clip_params cp = {.n_heads = cfg.text_heads, .act = cfg.text_act};
+    sdc_unet_params up = {.num_heads = cfg.unet_heads, .head_dim = cfg.unet_head_dim};
+    clip = sdc_clip_load(st, &cp, &e);
+    unet = clip ? sdc_unet_load(st, &up, &e) : NULL;
+    if (!clip || !unet) { CHECK(0, "tiny-sd1: %s", e.msg); goto done; }
+    const char *prompt = sdc_store_meta(ref, "prompt"), *neg = sdc_store_meta(ref, "negative_prompt");
+    const char *gs = sdc_store_meta(ref, "guidance_scale"), *hs = sdc_store_meta(ref, "height");
+    const char *ws = sdc_store_meta(ref, "width"), *seed = sdc_store_meta(ref, "seed");
+    sdc_sampler_opts o;
+    if (!prompt || !neg || !gs || !hs || !ws || !seed ||
+        opts_from_config(sdc_store_meta(ref, "scheduler_config"), sdc_store_meta(ref, "sampler"), &o) < 0) {
+        CHECK(0, "%s: metadata", path);
+        goto done;
+    }
+    o.steps = atoi(sdc_store_meta(ref, "num_inference_steps"));
+    int L = sdc_clip_positions(clip), C = sdc_clip_width(clip), h = atoi(hs) / 8, w = atoi(ws) / 8;
+    size_t n = (size_t)4 * h * w, nf = 0;
+    ctx = malloc((size_t)2 * L * C * sizeof *ctx);
+    x = malloc(n * sizeof *x);
+    xb = malloc(2 * n * sizeof *xb);
+    ob = malloc(2 * n * sizeof *ob);
+    if (encode_prompt(clip, &arena, neg, ctx, &e) < 0 ||
+        encode_prompt(clip, &arena, prompt, ctx + (size_t)L * C, &e) < 0) { CHECK(0, "clip: %s", e.msg); goto done; }
+    sdc_rng rng;
+    sdc_rng_seed(&rng, (uint64_t)atoll(seed));
+    sdc_rng_randn(&rng, x, n);                          /* prepare_latents */
+    e2e m = {.unet = unet, .arena = &arena, .ctx = ctx, .h = h, .w = w, .L = L,
+             .g = (float)strtod(gs, NULL), .n = n, .xb = xb, .ob = ob, .ref = ref, .x = x};
+    int rc = sdc_sample(&o, &rng, x, NULL, n, e2e_model, &m, e2e_progress, &m, &e);
+    CHECK(rc == 0, "%s e2e: %s", which, e.msg);
+    fin = load(ref, "final_latents", &nf);
+    errstat fe = {0, 0};
+    if (fin && nf == n) err_update(&fe, x, fin, n);
+    printf("  final latents max |Δ| %.3g (max|ref| %.3g, rel %.3g)\n", fe.max_abs, fe.ref_max,
+           fe.ref_max > 0 ? fe.max_abs / fe.ref_max : 0);
+    CHECK(fin && nf == n && m.missing == 0, "%s e2e: stored latents missing", which);
+    CHECK(err_ok(&m.lat), "%s e2e: step latents off by %.3g", which, m.lat.max_abs);
+    CHECK(err_ok(&fe), "%s e2e: final latents off by %.3g", which, fe.max_abs);
+done:
+    free(ctx); free(x); free(fin); free(xb); free(ob);
+    sdc_unet_free(unet);
+    sdc_clip_free(clip);
+    sdc_arena_free(&arena);
+    sdc_store_close(st);
+    sdc_store_close(ref);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -790,6 +917,8 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) test_pipe(files[i]);
     test_seeded();
+    test_seeded_e2e("euler");
+    test_seeded_e2e("euler_a");
     make_double_schedule();
     test_convergence();
     test_stochastic();
