@@ -429,6 +429,11 @@ int main(void) {
     att_case("attention causal Lq=Lk=40", 1, 40, 40, 2, 8, 1, 0);
     att_case("attention causal Lq=20 Lk=30", 2, 20, 30, 2, 8, 1, 0);
     att_case("attention causal Lq=30 Lk=20", 1, 30, 20, 2, 8, 1, 0);
+    att_case("attention D=80 Lq=50 Lk=70", 2, 50, 70, 2, 80, 0, 0);
+    att_case("attention D=160 Lq=13 Lk=77", 1, 13, 77, 2, 160, 0, 0);
+    att_case("attention D=64 H=12 causal 77 (CLIP)", 1, 77, 77, 12, 64, 1, 0);
+    att_case("attention D=512 H=1 Lq=20 Lk=33 (VAE mid)", 1, 20, 33, 1, 512, 0, 0);
+    att_case("attention D=1 Lq=5 Lk=3", 1, 5, 3, 1, 1, 0, 0);
     att_case("attention Lq=600 Lk=77 (several q tiles)", 1, 600, 77, 2, 40, 0, 0);
     att_case("attention Lq=Lk=1100 (several q tiles)", 1, 1100, 1100, 1, 40, 0, 0);
     att_case("attention causal Lq=Lk=700 (several q tiles)", 1, 700, 700, 1, 16, 1, 0);
