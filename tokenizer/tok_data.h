@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 extern const char sdc_tokd_unicode_version[];
-extern const char sdc_tokd_vocab[];              /* 49408 strings, id order, '\0' after each */
+extern const char sdc_tokd_vocab[];              /* 49408 strings, id order, ' ' after each */
 extern const size_t sdc_tokd_vocab_size;         /* bytes, incl. the literal's final '\0' */
-extern const unsigned char sdc_tokd_merge_left_len[]; /* [49408-514]: bytes of merge r's left part */
+extern const char sdc_tokd_merge_left_len[];     /* [49408-514]: 35 + bytes of merge r's left part */
 extern const uint16_t sdc_tokd_byte_id[256];     /* byte b -> id of its byte-level symbol */
 
 extern const uint32_t sdc_tokd_class[];     extern const size_t sdc_tokd_class_n;     /* lo,hi,cls */

@@ -44,7 +44,8 @@
 /* ------------------------------------------------------------------ tables built once */
 
 typedef struct tok_tables {
-    const char *str[SDC_TOK_VOCAB];     /* into sdc_tokd_vocab */
+    char *strings;                      /* sdc_tokd_vocab with each ' ' made '\0' */
+    const char *str[SDC_TOK_VOCAB];     /* into strings */
     uint32_t pair_key[PAIR_SLOTS];      /* (left << 16 | right) + 1; 0 = empty */
     int32_t pair_rank[PAIR_SLOTS];
     const char *ent_name[4096], *ent_val[4096];
@@ -79,13 +80,19 @@ static void tables_build(void) {
     tok_tables *t = calloc(1, sizeof *t);
     int32_t *slots = malloc(STR_SLOTS * sizeof *slots);
     if (!t || !slots) goto fail;
-    /* token strings: walk the '\0'-separated blob */
-    const char *p = sdc_tokd_vocab, *end = sdc_tokd_vocab + sdc_tokd_vocab_size;
+    /* token strings: the ' '-separated blob, copied with NULs so each is a C string */
+    t->strings = malloc(sdc_tokd_vocab_size);
+    if (!t->strings) goto fail;
+    memcpy(t->strings, sdc_tokd_vocab, sdc_tokd_vocab_size);
+    char *p = t->strings, *end = t->strings + sdc_tokd_vocab_size - 1;
     for (int i = 0; i < SDC_TOK_VOCAB; i++) {
-        if (p >= end) goto fail;
+        char *sp = memchr(p, ' ', (size_t)(end - p));
+        if (!sp) goto fail;
+        *sp = 0;
         t->str[i] = p;
-        p += strlen(p) + 1;
+        p = sp + 1;
     }
+    if (p != end) goto fail;
     memset(slots, 0xff, STR_SLOTS * sizeof *slots);
     for (int i = 0; i < SDC_TOK_VOCAB; i++) {
         size_t n = strlen(t->str[i]);
@@ -96,7 +103,7 @@ static void tables_build(void) {
     /* merge r: token 512 + r = left + right, left = its first sdc_tokd_merge_left_len[r] bytes */
     for (int r = 0; r < N_MERGES; r++) {
         const char *m = t->str[512 + r];
-        size_t n = strlen(m), l = sdc_tokd_merge_left_len[r];
+        size_t n = strlen(m), l = (size_t)(unsigned char)sdc_tokd_merge_left_len[r] - 35;
         if (l == 0 || l >= n) goto fail;
         int a = str_find(t, slots, m, l), b = str_find(t, slots, m + l, n - l);
         if (a < 0 || b < 0) goto fail;
@@ -108,11 +115,11 @@ static void tables_build(void) {
     }
     t->comma_id = str_find(t, slots, ",</w>", 5);
     /* entities: "name;\0value\0" pairs */
-    p = sdc_tokd_entities;
+    const char *q = sdc_tokd_entities;
     if (sdc_tokd_entities_n > sizeof t->ent_name / sizeof t->ent_name[0]) goto fail;
     for (size_t i = 0; i < sdc_tokd_entities_n; i++) {
-        t->ent_name[i] = p; p += strlen(p) + 1;
-        t->ent_val[i] = p;  p += strlen(p) + 1;
+        t->ent_name[i] = q; q += strlen(q) + 1;
+        t->ent_val[i] = q;  q += strlen(q) + 1;
     }
     t->n_ent = sdc_tokd_entities_n;
     t->ok = 1;
@@ -121,6 +128,7 @@ static void tables_build(void) {
     return;
 fail:
     free(slots);
+    if (t) free(t->strings);
     free(t);
     g_tab = NULL;
 }
