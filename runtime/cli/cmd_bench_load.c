@@ -29,7 +29,8 @@
 
 #define RUNS_DEFAULT 5
 #define RUNS_MAX 1000        /* more runs than anyone waits for; bounds the sample arrays */
-#define FILES_MAX 64         /* one table row per file: a table of more is not a table */
+#define FILES_MAX 64
+#define THREADS_MAX 4096     /* as -t of generate: more than any machine sdc runs on */         /* one table row per file: a table of more is not a table */
 /* After an eviction, more than this share of the file still resident means the kernel kept it
  * (mapped by another process, dirty, or the advice ignored): reported, never hidden. */
 #define COLD_RESIDENT_WARN 0.01
@@ -91,8 +92,14 @@ static long long io_read_bytes(void) {
     return v;
 }
 
+/* Tensors are converted in slices of this many elements, so that the 38 M-value token embedding
+ * does not leave one thread working alone. */
+#define SLICE ((int64_t)1 << 22)
+
+typedef struct slice { const sdc_tensor *t; int64_t off, n; float *dst; } slice;
+
 /* The measured work of one run, in the child. Fills r; never exits on bad input. */
-static void child_run(const char *path, run_result *r) {
+static void child_run(const char *path, int threads, run_result *r) {
     memset(r, 0, sizeof *r);
     /* Reset VmHWM to the current RSS (Linux >= 4.0) so the peak is this run's alone. */
     FILE *cr = fopen("/proc/self/clear_refs", "w");
@@ -110,10 +117,12 @@ static void child_run(const char *path, run_result *r) {
     }
     double t1 = now_s();
     size_t n = sdc_store_count(s);
-    float **bufs = calloc(n ? n : 1, sizeof *bufs);
+    /* The weights' f32 home, as the model loaders make it: one anonymous mapping advised for
+     * transparent huge pages, each tensor 64-byte aligned; filled by slices in parallel. */
+    size_t total = 0, njobs = 0;
     volatile unsigned sink = 0;
     int failed = 0;
-    for (size_t i = 0; i < n && bufs && !failed; i++) {
+    for (size_t i = 0; i < n && !failed; i++) {
         const sdc_tensor *t = sdc_store_at(s, i);
         r->params += (uint64_t)t->numel;
         if (!sdc_dtype_is_float(t->dtype)) {   /* read it through, as a model would */
@@ -122,19 +131,53 @@ static void child_run(const char *path, run_result *r) {
             continue;
         }
         size_t bytes;
-        if (sdc_mul_overflow((size_t)t->numel, sizeof(float), &bytes) || !(bufs[i] = malloc(bytes ? bytes : 1))) {
-            snprintf(r->err, sizeof r->err, "%s: tensor '%s': out of memory for its f32 copy", path, t->name);
-            failed = 1;
-        } else if (sdc_tensor_to_f32(t, bufs[i], &e)) {
-            snprintf(r->err, sizeof r->err, "%s", e.msg);
-            failed = 1;
-        }
-        r->f32_bytes += bytes;
+        if (sdc_mul_overflow((size_t)t->numel, sizeof(float), &bytes) || sdc_add_overflow(bytes, 63, &bytes) ||
+            sdc_add_overflow(total, bytes & ~(size_t)63, &total))
+            failed = snprintf(r->err, sizeof r->err, "%s: tensor '%s': size overflows", path, t->name) > 0;
+        njobs += (size_t)((t->numel + SLICE - 1) / SLICE);
     }
-    if (!bufs) snprintf(r->err, sizeof r->err, "%s: out of memory", path);
+    char *home = NULL;
+    slice *jobs = NULL;
+    if (!failed && total) {
+        home = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (home == MAP_FAILED) home = NULL;
+#ifdef MADV_HUGEPAGE
+        if (home) madvise(home, total, MADV_HUGEPAGE);   /* advice only */
+#endif
+        jobs = calloc(njobs ? njobs : 1, sizeof *jobs);
+        if (!home || !jobs)
+            failed = snprintf(r->err, sizeof r->err, "%s: out of memory for %zu bytes of f32 weights", path, total) > 0;
+    }
+    size_t k = 0, off = 0;
+    for (size_t i = 0; i < n && !failed; i++) {
+        const sdc_tensor *t = sdc_store_at(s, i);
+        if (!sdc_dtype_is_float(t->dtype)) continue;
+        for (int64_t o = 0; o < t->numel; o += SLICE)
+            jobs[k++] = (slice){t, o, t->numel - o < SLICE ? t->numel - o : SLICE, (float *)(home + off) + o};
+        off += ((size_t)t->numel * sizeof(float) + 63) & ~(size_t)63;
+    }
+    r->f32_bytes = total;
+    int bad = -1;   /* the first slice that failed */
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (size_t j = 0; j < k; j++) {
+        if (failed) continue;
+        sdc_err je = {{0}};
+        const slice *sl = &jobs[j];
+        sdc_tensor v = *sl->t;   /* a 1-D view of the slice */
+        size_t es = sdc_dtype_size(v.dtype);
+        v.data = (const unsigned char *)sl->t->data + (size_t)sl->off * es;
+        v.ndim = 1;
+        v.shape[0] = v.numel = sl->n;
+        v.nbytes = (size_t)sl->n * es;
+        if (sdc_tensor_to_f32(&v, sl->dst, &je)) {
+            #pragma omp critical(bench_load_err)
+            if (bad < 0) { bad = (int)j; snprintf(r->err, sizeof r->err, "%s", je.msg); }
+        }
+    }
+    if (bad >= 0) failed = 1;
     double t2 = now_s();
     r->cpu_s = cpu_now() - c0;
-    r->ok = bufs && !failed;
+    r->ok = !failed;
     r->open_s = t1 - t0;
     r->ready_s = t2 - t0;
     r->n_tensors = n;
@@ -147,7 +190,7 @@ static void child_run(const char *path, run_result *r) {
 }
 
 /* Runs child_run in a fork and collects its result. Returns 0, or -1 with r->err set. */
-static int run_forked(const char *path, run_result *r) {
+static int run_forked(const char *path, int threads, run_result *r) {
     int fd[2];
     memset(r, 0, sizeof *r);
     if (pipe(fd)) { snprintf(r->err, sizeof r->err, "bench-load: pipe: %s", strerror(errno)); return -1; }
@@ -161,7 +204,7 @@ static int run_forked(const char *path, run_result *r) {
     if (pid == 0) {
         close(fd[0]);
         run_result c;
-        child_run(path, &c);
+        child_run(path, threads, &c);
         const char *p = (const char *)&c;
         size_t left = sizeof c;
         while (left) {
@@ -257,10 +300,11 @@ static const char *base(const char *p) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: sdc bench-load FILE... [-r RUNS] [--cold] [--json]\n"
+        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--cold] [--json]\n"
         "  For each file, over RUNS runs (default %d), each in a fresh process: time to a\n"
         "  validated tensor store (open), time to weights ready for compute (every float tensor\n"
-        "  converted to f32), MB/s (file size / ready time), peak RSS, bytes read from storage.\n"
+        "  converted to f32 into huge-page-advised memory by THREADS threads, default all cores,\n"
+        "  as the model loaders do), MB/s (file size / ready time), peak RSS, bytes read from storage.\n"
         "  Prints min/median/max and the ratio of each file's median to the first file's.\n"
         "  --cold   drop the file from the page cache before each run (posix_fadvise DONTNEED,\n"
         "           checked with mincore); default: warm (the file is read once before the runs)\n"
@@ -275,10 +319,11 @@ static cJSON *mmm_json(mmm m) {
     return o;
 }
 
-static int print_json(file_stats *fs, int nf, int runs, int cold) {
+static int print_json(file_stats *fs, int nf, int runs, int cold, int threads) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "runs", runs);
     cJSON_AddStringToObject(root, "cache", cold ? "cold" : "warm");
+    cJSON_AddNumberToObject(root, "threads", threads);
     double la[3];
     if (getloadavg(la, 3) == 3) cJSON_AddNumberToObject(root, "loadavg_1min", la[0]);
     cJSON *arr = cJSON_AddArrayToObject(root, "files");
@@ -312,9 +357,10 @@ static int print_json(file_stats *fs, int nf, int runs, int cold) {
     return 0;
 }
 
-static void print_table(file_stats *fs, int nf, int runs, int cold) {
-    printf("bench-load: %d run%s per file, each in a fresh process, page cache %s\n", runs,
-           runs == 1 ? "" : "s", cold ? "cold (evicted before each run)" : "warm (file read once before the runs)");
+static void print_table(file_stats *fs, int nf, int runs, int cold, int threads) {
+    printf("bench-load: %d run%s per file, each in a fresh process, %d conversion thread%s, page cache %s\n",
+           runs, runs == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
+           cold ? "cold (evicted before each run)" : "warm (file read once before the runs)");
     double la[3];
     if (getloadavg(la, 3) == 3)
         printf("load average %.2f %.2f %.2f on %ld CPUs (wall times stretch when the machine is busy; cpu ms does less)\n",
@@ -358,7 +404,7 @@ static void print_table(file_stats *fs, int nf, int runs, int cold) {
 }
 
 int sdc_cmd_bench_load(int argc, char **argv) {
-    int runs = RUNS_DEFAULT, cold = 0, json = 0, nf = 0;
+    int runs = RUNS_DEFAULT, cold = 0, json = 0, nf = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *paths[FILES_MAX];
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
@@ -373,6 +419,15 @@ int sdc_cmd_bench_load(int argc, char **argv) {
                 return 2;
             }
             runs = (int)v;
+            i++;
+        } else if (!strcmp(s, "-t") || !strcmp(s, "--threads")) {
+            char *end;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || !*argv[i + 1] || *end || v < 1 || v > THREADS_MAX) {
+                fprintf(stderr, "sdc: bench-load: %s needs a thread count in [1, %d]\n", s, THREADS_MAX);
+                return 2;
+            }
+            threads = (int)v;
             i++;
         } else if (s[0] == '-' && s[1]) {
             fprintf(stderr, "sdc: bench-load: unknown option '%s' (try sdc bench-load --help)\n", s);
@@ -402,7 +457,7 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             file_stats *f = &fs[i];
             run_result rr;
             f->resident_after_evict[r] = cold ? evict(f->path, f->size) : -1;
-            if (run_forked(f->path, &rr)) { fprintf(stderr, "sdc: %s\n", rr.err); goto done; }
+            if (run_forked(f->path, threads, &rr)) { fprintf(stderr, "sdc: %s\n", rr.err); goto done; }
             if (r == 0) f->first = rr;
             f->open_s[r] = rr.open_s;
             f->ready_s[r] = rr.ready_s;
@@ -411,8 +466,9 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             f->io_mb[r] = rr.io_read < 0 ? -1 : rr.io_read / 1e6;
             f->runs = r + 1;
         }
-    if (json) { if (print_json(fs, nf, runs, cold)) goto done; }
-    else print_table(fs, nf, runs, cold);
+    if (threads < 1) threads = 1;
+    if (json) { if (print_json(fs, nf, runs, cold, threads)) goto done; }
+    else print_table(fs, nf, runs, cold, threads);
     status = 0;
 done:
     free(fs);
