@@ -368,74 +368,96 @@ void sdc_sampler_plan_free(sdc_sampler_plan *p) {
     p->sigmas = NULL;
 }
 
+/* DPM-Solver++: σ by interpolation (+ σ(t=0) appended) or Karras over the whole table (+ σmin
+ * repeated); t rounded from σ for Karras. Scratch sd has room for 2·steps + 2. */
+static int plan_dpm(const resolved *r, const tables *tb, const float *logsig, double *sd,
+                    sdc_sampler_plan *p, int cap) {
+    int n = r->steps, T = r->T, nt;
+    if (r->schedule == SDC_SCHED_KARRAS) {
+        karras_sigmas(tb->sig[0], tb->sig[T - 1], n, sd);
+        for (int i = 0; i < n; i++) p->timesteps[i] = np_round(sigma_to_t(sd[i], logsig, T));
+        for (int i = 0; i < n; i++) p->sigmas[i] = (float)sd[i];
+        p->sigmas[n] = (float)sd[n - 1];
+        nt = n;
+    } else {
+        nt = dpm_timesteps(r, p->timesteps, cap);
+        for (int i = 0; i < nt; i++) p->sigmas[i] = (float)np_interp_index(p->timesteps[i], tb->sig, T);
+        p->sigmas[nt] = tb->sig[0];
+    }
+    p->n_sigmas = nt + 1;
+    return nt;
+}
+
+/* Euler, Euler a, Heun: float32 t, σ interpolated in float64 (or Karras between the first and
+ * last interpolated σ, t = σ→t unrounded), 0 appended; Heun doubles every entry after the
+ * first. init_noise_sigma = σmax, or √(σmax² + 1) for "leading". */
+static int plan_kdiff(const resolved *r, const tables *tb, const float *logsig, double *sd,
+                      sdc_sampler_plan *p, int cap) {
+    int n = r->steps, T = r->T;
+    int m = euler_timesteps(r, p->timesteps, cap);
+    for (int i = 0; i < m; i++) sd[i] = np_interp_index(p->timesteps[i], tb->sig, T);
+    if (r->schedule == SDC_SCHED_KARRAS) {
+        double smin = sd[m - 1], smax = sd[0];
+        m = n;                                  /* _convert_to_karras(…, num_inference_steps) */
+        karras_sigmas(smin, smax, m, sd);
+        for (int i = 0; i < m; i++) p->timesteps[i] = (float)sigma_to_t(sd[i], logsig, T);
+    }
+    int k = 0;
+    if (r->method == SDC_SAMPLE_HEUN) {
+        /* σ: [s0, s1, s1, …, s(m−1), s(m−1), 0]; t: [t0, t1, t1, …, t(m−1), t(m−1)] */
+        for (int i = m - 1; i >= 1; i--) {      /* in place, from the end (2m − 1 ≤ cap) */
+            p->timesteps[2 * i] = p->timesteps[2 * i - 1] = p->timesteps[i];
+            p->sigmas[2 * i] = p->sigmas[2 * i - 1] = (float)sd[i];
+        }
+        p->sigmas[0] = (float)sd[0];
+        k = 2 * m - 1;
+    } else {
+        for (int i = 0; i < m; i++) p->sigmas[i] = (float)sd[i];
+        k = m;
+    }
+    p->sigmas[k] = 0.0f;
+    p->n_sigmas = k + 1;
+    float mx = 0.0f;
+    for (int i = 0; i < p->n_sigmas; i++) if (p->sigmas[i] > mx) mx = p->sigmas[i];
+    p->init_noise_sigma = r->spacing == SDC_SPACING_LEADING ? sqrtf(mx * mx + 1.0f) : mx;
+    return k;
+}
+
+/* img2img (StableDiffusionImg2ImgPipeline.get_timesteps): init_timestep = min(int(steps ·
+ * strength), steps), the loop starts at (steps − init_timestep)·order; strength 1 starts at 0. */
+static int plan_start(const resolved *r, sdc_sampler_plan *p, sdc_err *e) {
+    int n = r->steps;
+    int init_ts = (int)((double)n * r->strength);
+    if (init_ts > n) init_ts = n;
+    int t_start = n - init_ts > 0 ? n - init_ts : 0;
+    int order = r->method == SDC_SAMPLE_HEUN ? 2 : 1;
+    p->start = t_start * order;
+    if (p->start >= p->n_timesteps)
+        return sdc_errf(e, "sampler: strength %g with %d steps leaves no denoising step",
+                        r->strength, n);
+    p->n_calls = p->n_timesteps - p->start;
+    return 0;
+}
+
 static int plan_make(const resolved *r, const tables *tb, sdc_sampler_plan *p, sdc_err *e) {
     memset(p, 0, sizeof *p);
     p->spacing = r->spacing;
-    int n = r->steps, T = r->T, cap = 2 * n + 2;
+    p->init_noise_sigma = 1.0f;
+    int n = r->steps, T = r->T, cap = 2 * n + 2, nt = 0;
     p->timesteps = calloc((size_t)cap, sizeof *p->timesteps);
     p->sigmas = calloc((size_t)cap, sizeof *p->sigmas);
     double *sd = calloc((size_t)cap, sizeof *sd);
     float *logsig = malloc((size_t)T * sizeof *logsig);
-    if (!p->timesteps || !p->sigmas || !sd || !logsig) {
-        free(sd); free(logsig); sdc_sampler_plan_free(p);
-        return sdc_errf(e, "sampler: out of memory");
-    }
-    for (int i = 0; i < T; i++) logsig[i] = logf(tb->sig[i]);
-    p->init_noise_sigma = 1.0f;
-    int nt = 0;
-    switch (r->method) {
-    case SDC_SAMPLE_DDIM: nt = ddim_timesteps(r, p->timesteps, cap); break;
-    case SDC_SAMPLE_PNDM: nt = pndm_timesteps(r, p->timesteps, cap); break;
-    case SDC_SAMPLE_LCM: nt = lcm_timesteps(r, p->timesteps); break;
-    case SDC_SAMPLE_DPMPP_2M:
-        if (r->schedule == SDC_SCHED_KARRAS) {
-            karras_sigmas(tb->sig[0], tb->sig[T - 1], n, sd);
-            for (int i = 0; i < n; i++) p->timesteps[i] = np_round(sigma_to_t(sd[i], logsig, T));
-            for (int i = 0; i < n; i++) p->sigmas[i] = (float)sd[i];
-            p->sigmas[n] = (float)sd[n - 1];
-            nt = n;
-        } else {
-            nt = dpm_timesteps(r, p->timesteps, cap);
-            for (int i = 0; i < nt; i++) p->sigmas[i] = (float)np_interp_index(p->timesteps[i], tb->sig, T);
-            p->sigmas[nt] = tb->sig[0];
+    if (!p->timesteps || !p->sigmas || !sd || !logsig) nt = -1;
+    else {
+        for (int i = 0; i < T; i++) logsig[i] = logf(tb->sig[i]);
+        switch (r->method) {
+        case SDC_SAMPLE_DDIM: nt = ddim_timesteps(r, p->timesteps, cap); break;
+        case SDC_SAMPLE_PNDM: nt = pndm_timesteps(r, p->timesteps, cap); break;
+        case SDC_SAMPLE_LCM: nt = lcm_timesteps(r, p->timesteps); break;
+        case SDC_SAMPLE_DPMPP_2M: nt = plan_dpm(r, tb, logsig, sd, p, cap); break;
+        default: nt = plan_kdiff(r, tb, logsig, sd, p, cap); break;
         }
-        p->n_sigmas = nt + 1;
-        break;
-    case SDC_SAMPLE_EULER: case SDC_SAMPLE_EULER_A: case SDC_SAMPLE_HEUN: {
-        int m = euler_timesteps(r, p->timesteps, cap);
-        for (int i = 0; i < m; i++) sd[i] = np_interp_index(p->timesteps[i], tb->sig, T);
-        if (r->schedule == SDC_SCHED_KARRAS) {
-            double smin = sd[m - 1], smax = sd[0];
-            m = n;                              /* _convert_to_karras(…, num_inference_steps) */
-            karras_sigmas(smin, smax, m, sd);
-            for (int i = 0; i < m; i++) p->timesteps[i] = (float)sigma_to_t(sd[i], logsig, T);
-        }
-        if (r->method == SDC_SAMPLE_HEUN) {
-            /* σ: [s0, s1, s1, …, s(m−1), s(m−1), 0]; t: [t0, t1, t1, …, t(m−1), t(m−1)] */
-            double *t2 = malloc((size_t)cap * sizeof *t2);
-            if (!t2) { free(sd); free(logsig); sdc_sampler_plan_free(p); return sdc_errf(e, "sampler: out of memory"); }
-            int k = 0;
-            t2[k] = p->timesteps[0]; p->sigmas[k++] = (float)sd[0];
-            for (int i = 1; i < m; i++) {
-                t2[k] = p->timesteps[i]; p->sigmas[k++] = (float)sd[i];
-                t2[k] = p->timesteps[i]; p->sigmas[k++] = (float)sd[i];
-            }
-            p->sigmas[k] = 0.0f;
-            memcpy(p->timesteps, t2, (size_t)k * sizeof *t2);
-            free(t2);
-            nt = k;
-            p->n_sigmas = k + 1;
-        } else {
-            for (int i = 0; i < m; i++) p->sigmas[i] = (float)sd[i];
-            p->sigmas[m] = 0.0f;
-            nt = m;
-            p->n_sigmas = m + 1;
-        }
-        float mx = 0.0f;
-        for (int i = 0; i < p->n_sigmas; i++) if (p->sigmas[i] > mx) mx = p->sigmas[i];
-        p->init_noise_sigma = r->spacing == SDC_SPACING_LEADING ? sqrtf(mx * mx + 1.0f) : mx;
-        break;
-    }
     }
     free(sd);
     free(logsig);
@@ -449,18 +471,7 @@ static int plan_make(const resolved *r, const tables *tb, sdc_sampler_plan *p, s
             return sdc_errf(e, "sampler: %s with %d steps gives timestep %g outside [0, %d]",
                             spacing_names[r->spacing], n, bad, T - 1);
         }
-    /* img2img (StableDiffusionImg2ImgPipeline.get_timesteps); strength 1 starts at 0 */
-    int init_ts = (int)((double)n * r->strength);
-    if (init_ts > n) init_ts = n;
-    int t_start = n - init_ts > 0 ? n - init_ts : 0;
-    int order = r->method == SDC_SAMPLE_HEUN ? 2 : 1;
-    p->start = t_start * order;
-    if (p->start >= nt) {
-        sdc_sampler_plan_free(p);
-        return sdc_errf(e, "sampler: strength %g with %d steps leaves no denoising step",
-                        r->strength, n);
-    }
-    p->n_calls = nt - p->start;
+    if (plan_start(r, p, e) < 0) { sdc_sampler_plan_free(p); return -1; }
     return 0;
 }
 
