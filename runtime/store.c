@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +76,9 @@ struct sdc_store {
     store_file  *files;   size_t nfiles, filecap;
     sdc_tensor **order;   size_t n, ordercap;     /* all tensors, file after file */
     uint32_t    *hash;    size_t hashcap;         /* open addressing: order index + 1, 0 = empty */
+    uint64_t     key[2];                          /* random SipHash key: names come from files, so
+                                                     their hash must not be predictable (a file of
+                                                     colliding names would make loading quadratic) */
     char       **meta;    size_t nmeta;           /* key0, val0, ... (unique keys, last file wins) */
     sdc_pickle_global *globals; size_t nglobals;
 };
@@ -81,16 +86,41 @@ struct sdc_store {
 /* Tensor counts are kept below this so the hash's uint32 slots and its load factor hold. */
 #define STORE_MAX_TENSORS (1u << 28)
 
-static uint64_t name_hash(const char *s) {   /* FNV-1a, 64-bit */
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
+/* SipHash-1-3 of a NUL-terminated name under a 128-bit key. */
+#define SIP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND(v0, v1, v2, v3) do { \
+    v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32); \
+    v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2; \
+    v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0; \
+    v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32); } while (0)
+
+static uint64_t name_hash(const uint64_t key[2], const char *str) {
+    uint64_t v0 = key[0] ^ 0x736f6d6570736575ull, v1 = key[1] ^ 0x646f72616e646f6dull;
+    uint64_t v2 = key[0] ^ 0x6c7967656e657261ull, v3 = key[1] ^ 0x7465646279746573ull;
+    size_t len = strlen(str), i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t m;
+        memcpy(&m, str + i, 8);          /* little-endian hosts; any order hashes equally well */
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t j = 0; i + j < len; j++) b |= (uint64_t)(uint8_t)str[i + j] << (8 * j);
+    v3 ^= b;
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* Inserts order[i] into a hash table of capacity cap (power of two); a same-name entry is
  * replaced, so the last inserted (the later file) wins. */
-static void hash_insert(uint32_t *hash, size_t cap, sdc_tensor *const *order, size_t i) {
-    size_t mask = cap - 1, h = (size_t)name_hash(order[i]->name) & mask;
+static void hash_insert(const uint64_t key[2], uint32_t *hash, size_t cap, sdc_tensor *const *order, size_t i) {
+    size_t mask = cap - 1, h = (size_t)name_hash(key, order[i]->name) & mask;
     for (;; h = (h + 1) & mask) {
         if (!hash[h] || !strcmp(order[hash[h] - 1]->name, order[i]->name)) {
             hash[h] = (uint32_t)(i + 1);
@@ -100,7 +130,16 @@ static void hash_insert(uint32_t *hash, size_t cap, sdc_tensor *const *order, si
 }
 
 sdc_store *sdc_store_new(void) {
-    return calloc(1, sizeof(sdc_store));
+    sdc_store *s = calloc(1, sizeof(sdc_store));
+    if (!s) return NULL;
+    /* the key only spreads names over buckets: lookups give the same answers whatever it is */
+    if (getrandom(s->key, sizeof s->key, GRND_NONBLOCK) != (ssize_t)sizeof s->key) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s->key[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)s;
+        s->key[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&ts;
+    }
+    return s;
 }
 
 static void file_free(store_file *f) {
@@ -169,7 +208,7 @@ static int store_commit(sdc_store *s, store_file *nf, sdc_file_index *ix, sdc_er
         s->ordercap = total ? total : 1;
     }
     for (size_t i = 0; i < ix->n; i++) s->order[s->n + i] = &tens[i];
-    for (size_t i = 0; i < total; i++) hash_insert(hash, hcap, s->order, i);
+    for (size_t i = 0; i < total; i++) hash_insert(s->key, hash, hcap, s->order, i);
     free(s->hash);
     s->hash = hash;
     s->hashcap = hcap;
@@ -255,7 +294,7 @@ int sdc_store_open(sdc_store *s, const char *path, const sdc_load_opts *opts, sd
     static const sdc_load_opts defaults = {0, 0, 0};
     if (!opts) opts = &defaults;
     if (!s || !path) return sdc_errf(e, "sdc_store_open: no store or no path");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);   /* a FIFO must not block us */
     if (fd < 0) return sdc_errf(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -334,7 +373,7 @@ const sdc_tensor *sdc_store_at(const sdc_store *s, size_t i) {
 
 const sdc_tensor *sdc_store_get(const sdc_store *s, const char *name) {
     if (!s || !name || !s->hashcap) return NULL;
-    size_t mask = s->hashcap - 1, h = (size_t)name_hash(name) & mask;
+    size_t mask = s->hashcap - 1, h = (size_t)name_hash(s->key, name) & mask;
     for (;; h = (h + 1) & mask) {
         uint32_t v = s->hash[h];
         if (!v) return NULL;

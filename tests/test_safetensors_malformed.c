@@ -162,7 +162,14 @@ static void directories(void) {
     rmdir(dir);
     CHECK(sdc_store_open(s, "tests/data/no-such.safetensors", NULL, &e) < 0 && strstr(e.msg, "cannot open"),
           "missing: %s", e.msg);
-    CHECK(sdc_store_open(s, "/dev/null", NULL, &e) < 0, "/dev/null accepted");
+    CHECK(sdc_store_open(s, "/dev/null", NULL, &e) < 0 && strstr(e.msg, "not a regular file"), "/dev/null: %s", e.msg);
+    char fifo[] = "/tmp/sdc-fifo-XXXXXX";
+    int fd = mkstemp(fifo);
+    if (fd >= 0) { close(fd); unlink(fifo); }
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    CHECK(sdc_store_open(s, fifo, NULL, &e) < 0 && strstr(e.msg, "not a regular file"), "fifo: %s", e.msg);
+    printf("fifo (must not block): %s\n", e.msg);
+    unlink(fifo);
     CHECK(sdc_store_count(s) == 0 && sdc_store_nfiles(s) == 0, "store changed");
     sdc_store_close(s);
 }
