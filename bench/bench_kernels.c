@@ -3,7 +3,7 @@
  * attention at each level's self/cross shapes, group norm (+SiLU) and GEGLU. GFLOP/s (direct
  * method FLOPs: conv 2·N·Cout·Ho·Wo·Cin·kh·kw, attention 4·B·H·Lq·Lk·D) and % of the FMA-loop peak
  * on all threads, median of N runs; the memory-bound kernels as GB/s. Prints tables, never fails.
- * Usage: bench_kernels [--quick] [--runs N] [--only conv|attn|norm] [--cpu-time]
+ * Usage: bench_kernels [--quick] [--runs N] [--only conv|attn|norm] [--cpu-time] [--threads N]
  * --cpu-time times by process CPU time (for A/B comparisons on a busy machine; with T threads
  * the rates are then per core-second, compared against the one-thread peak).
  * The UNet/VAE sums weight each shape by how often the graph runs it. */
@@ -213,17 +213,19 @@ static void bench_norms(int runs, int quick) {
 int main(int argc, char **argv) {
     int quick = 0, runs = 5;
     const char *only = NULL;
+    int threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--cpu-time")) bench_use_cpu_time = 1;
-        else { fprintf(stderr, "usage: bench_kernels [--quick] [--runs N] [--only conv|attn|norm] [--cpu-time]\n"); return 2; }
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: bench_kernels [--quick] [--runs N] [--only conv|attn|norm] [--cpu-time] [--threads N]\n"); return 2; }
     }
     if (quick && runs > 3) runs = 3;
     if (runs < 1) runs = 1;
     if (runs > 32) runs = 32;
-    sdc_kernels_set_threads(0);
+    sdc_kernels_set_threads(threads);
     int nthr = sdc_kernels_get_threads();
     double peak = bench_use_cpu_time ? bench_fma_peak(1, 20000000L, 3) : bench_fma_peak(nthr, 20000000L, 3);
     printf("# bench_kernels: %d threads, OpenBLAS core %s, FMA-loop peak %.1f GFLOP/s (%s), median of %d runs%s%s\n",
