@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "kernels/arena.h"
+#include "kernels/kernels.h"
 #include "models/unet.h"
 #include "runtime/store.h"
 
@@ -302,6 +303,10 @@ static void shape_errors(void) {
 }
 
 int main(void) {
+    /* One thread for most runs: the tiny model's many small kernels gain nothing from threads, and
+     * a loaded 2-core machine makes OpenMP barriers slow. The SD 2.x run uses 2 threads so the
+     * threaded kernel paths are checked against the reference too. */
+    sdc_kernels_set_threads(1);
     run_model("sd1 fp16", "tests/data/tiny-sd1-fp16.safetensors", "tests/data/tiny-sd1.config.json",
               "tests/data/refs/sd1_unet.safetensors", "out_x8x8_t999", 1);
     run_model("sd1 fp32", "tests/data/tiny-sd1.safetensors", "tests/data/tiny-sd1.config.json",
@@ -309,6 +314,8 @@ int main(void) {
     /* The same UNet under diffusers names (scripts/make_diffusers_unet.py). */
     run_model("sd1 diffusers layout", "tests/data/tiny-sd1-unet-diffusers-fp16.safetensors",
               "tests/data/tiny-sd1.config.json", "tests/data/refs/sd1_unet.safetensors", "out_x8x8_t999", 0);
+    sdc_kernels_set_threads(2);
+    printf("(threads: %d)\n", sdc_kernels_get_threads());
     run_model("sd2 fp16", "tests/data/tiny-sd2-fp16.safetensors", "tests/data/tiny-sd2.config.json",
               "tests/data/refs/sd2_unet.safetensors", "out_x8x8_t999", -1);
     for (int i = 0; i < nkept; i++) free(kept[i].y);
