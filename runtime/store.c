@@ -276,6 +276,25 @@ static file_kind detect_kind(const uint8_t *p, size_t n) {
     return KIND_UNKNOWN;
 }
 
+/* The last line of defence, whatever the loader: every view lies inside the mapping, at its
+ * stated offset, and its size has no overflow. Nothing escapes the file even if a loader erred. */
+static int check_views(const char *path, const uint8_t *map, size_t size, const sdc_file_index *ix, sdc_err *e) {
+    for (size_t i = 0; i < ix->n; i++) {
+        const sdc_index_entry *t = &ix->t[i];
+        size_t numel = 1, nbytes, end;
+        for (int d = 0; d < t->ndim; d++)
+            if (t->shape[d] < 0 || sdc_mul_overflow(numel, (size_t)t->shape[d], &numel))
+                return sdc_errf(e, "%s: tensor '%s': bad shape: dim %d", path, t->name, d);
+        if (numel > (size_t)INT64_MAX || sdc_mul_overflow(numel, sdc_dtype_size(t->dtype), &nbytes))
+            return sdc_errf(e, "%s: tensor '%s': size overflows", path, t->name);
+        if (nbytes && (t->offset > size || (const uint8_t *)t->data != map + t->offset ||
+                       sdc_add_overflow((size_t)t->offset, nbytes, &end) || end > size))
+            return sdc_errf(e, "%s: tensor '%s': data outside the file: byte %llu", path, t->name,
+                            (unsigned long long)t->offset);
+    }
+    return 0;
+}
+
 /* Names the diffusers-folder case clearly: a folder with model_index.json or unet/. */
 static int open_directory(const char *path, sdc_err *e) {
     char p[4096];
@@ -349,6 +368,7 @@ int sdc_store_open(sdc_store *s, const char *path, const sdc_load_opts *opts, sd
                           "(starts %02x %02x %02x %02x): byte 0", path, p[0], p[1], p[2], p[3]);
         break;
     }
+    if (rc == 0) rc = check_views(path, p, size, &ix, e);
     if (rc == 0) {
         nf.pub.path = strdup(path);
         if (!nf.pub.path) rc = sdc_errf(e, "%s: out of memory", path);
