@@ -26,6 +26,9 @@
 #define ST_MAX_VALUES (1u << 22)
 /* Largest dim, as in the issue: far beyond any real tensor, small enough to multiply safely. */
 #define ST_MAX_DIM (1ull << 48)
+/* Metadata keys per file: real files carry a few (kohya LoRAs ~60); the bound keeps merging
+ * the metadata of several files cheap. */
+#define ST_MAX_META_KEYS 4096
 /* Offsets must be exact integers in a double. */
 #define ST_MAX_OFFSET (1ull << 53)
 
@@ -139,6 +142,9 @@ static int check_duplicates(const char *path, const cJSON *obj, const char *what
 static int parse_metadata(const char *path, const cJSON *m, sdc_file_index *out, sdc_err *e) {
     if (!cJSON_IsObject(m)) return sdc_errf(e, "%s: __metadata__ is not an object: header", path);
     if (check_duplicates(path, m, "__metadata__", e)) return -1;
+    if (cJSON_GetArraySize(m) > ST_MAX_META_KEYS)
+        return sdc_errf(e, "%s: __metadata__ has %d keys (at most %d): header", path, cJSON_GetArraySize(m),
+                        ST_MAX_META_KEYS);
     for (const cJSON *c = m->child; c; c = c->next) {
         if (!cJSON_IsString(c))
             return sdc_errf(e, "%s: __metadata__ value is not a string: key '%s'", path, c->string);

@@ -228,11 +228,13 @@ static int store_commit(sdc_store *s, store_file *nf, sdc_file_index *ix, sdc_er
     if (s->nmeta) memcpy(meta, s->meta, s->nmeta * 2 * sizeof *meta);
     free(s->meta);
     s->meta = meta;
+    size_t old_nmeta = s->nmeta;   /* a file's own keys are unique: compare with earlier files' only */
     for (size_t i = 0; i < ix->nmeta; i++) {
         char *k = ix->meta[2 * i], *v = ix->meta[2 * i + 1];
         ix->meta[2 * i] = ix->meta[2 * i + 1] = NULL;
         size_t j = 0;
-        while (j < s->nmeta && strcmp(s->meta[2 * j], k)) j++;
+        while (j < old_nmeta && strcmp(s->meta[2 * j], k)) j++;
+        if (j == old_nmeta) j = s->nmeta;
         if (j < s->nmeta) { free(k); free(s->meta[2 * j + 1]); s->meta[2 * j + 1] = v; }
         else { s->meta[2 * j] = k; s->meta[2 * j + 1] = v; s->nmeta++; }
     }
@@ -241,9 +243,11 @@ static int store_commit(sdc_store *s, store_file *nf, sdc_file_index *ix, sdc_er
     if (s->nglobals) memcpy(globs, s->globals, s->nglobals * sizeof *globs);
     free(s->globals);
     s->globals = globs;
+    size_t old_nglobals = s->nglobals;   /* the index records each global once */
     for (size_t i = 0; i < ix->nglobals; i++) {
         size_t j = 0;
-        while (j < s->nglobals && strcmp(s->globals[j].name, ix->globals[i].name)) j++;
+        while (j < old_nglobals && strcmp(s->globals[j].name, ix->globals[i].name)) j++;
+        if (j == old_nglobals) j = s->nglobals;
         if (j < s->nglobals) {
             s->globals[j].dangerous |= ix->globals[i].dangerous;
             free((char *)ix->globals[i].name);

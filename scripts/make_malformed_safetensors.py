@@ -87,6 +87,9 @@ st("c3_metadata_not_object.safetensors", {"__metadata__": "x", "a": ent("F32", [
 st("c3_metadata_duplicate.safetensors",
    '{"__metadata__":{"k":"v","k":"w"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', f32x2, 2,
    "duplicate key 'k'")
+st("c3_metadata_too_many_keys.safetensors",
+   {"__metadata__": {"k%d" % i: "" for i in range(4097)}, "a": ent("F32", [2], 0, 8)}, f32x2, 2,
+   "__metadata__ has 4097 keys (at most 4096)")
 
 # --- 4: dtypes
 st("c4_unknown_dtype.safetensors", {"a": ent("Q7", [2], 0, 8)}, f32x2, 2, "unknown dtype 'Q7'")

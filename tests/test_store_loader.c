@@ -138,6 +138,10 @@ static void two_files(void) {
     const sdc_tensor *t2 = sdc_store_get(s, "model.diffusion_model.out.2.weight");
     CHECK(t2 && t2->dtype == SDC_F16 && t2->file == 1, "later file wins");
     CHECK(sdc_store_count(s) == 2 * n1, "iteration covers both files");
+    CHECK(sdc_store_meta_count(s) == 3, "metadata keys counted once over two files: %zu", sdc_store_meta_count(s));
+    CHECK(!sdc_store_open(s, "tests/data/refs/sd1_unet.safetensors", NULL, &e), "%s", e.msg);
+    CHECK(sdc_store_meta_count(s) > 3 && sdc_store_meta(s, "format") && sdc_store_meta(s, "generator") &&
+          !strcmp(sdc_store_meta(s, "generator"), "make_fixtures.py"), "metadata of a third file added");
     CHECK(sdc_store_at(s, 0) == t0 && sdc_store_get(s, t0->name) != t0, "old pointers stay valid");
     CHECK(sdc_store_count_prefix(s, "model.diffusion_model.") < n1, "prefix view counts names once");
     const sdc_store_file *f = sdc_store_file_at(s, 1);
