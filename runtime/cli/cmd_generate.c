@@ -1,0 +1,278 @@
+/* cmd_generate.c — `sdc generate`: prompt → PNG, flags as stable-diffusion.cpp spells them. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/cli/cli.h"
+#include "runtime/image.h"
+#include "runtime/sampler.h"
+#include "runtime/sha256.h"
+#include "sdc.h"
+
+#define DEMO_MODEL "assets/toy-sd1/toy-sd1.safetensors"
+#define MAX_BATCH 1000
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: sdc generate [-m MODEL] -p PROMPT [options]\n"
+        "  -m, --model FILE          .safetensors or .ckpt (default: the embedded demo model toy-sd1)\n"
+        "  -p, --prompt TEXT         what to draw\n"
+        "  -n, --negative-prompt T   what not to draw (default \"\")\n"
+        "  -s, --seed N              seed of PyTorch's CPU generator (default 42; -1 = random)\n"
+        "      --steps N             sampling steps (default 20, or the model's recommendation)\n"
+        "      --cfg-scale F         classifier-free guidance scale (default 7.0)\n"
+        "      --sampling-method M   euler, euler_a (default), heun, ddim, pndm, dpm++2m, lcm\n"
+        "      --scheduler S         discrete (default) or karras\n"
+        "      --timestep-spacing S  leading, linspace or trailing (default: diffusers' per sampler)\n"
+        "  -W, --width N, -H, --height N   image size, multiples of 8 (default 512x512)\n"
+        "  -b, --batch-count N       N images with seeds S, S+1, ... (OUT_1.png, OUT_2.png, ...)\n"
+        "  -i, --init-img FILE       img2img: start from this image\n"
+        "      --strength F          img2img denoising strength (default 0.75)\n"
+        "      --vae FILE            a separate VAE file\n"
+        "      --clip-skip N         AUTOMATIC1111's clip skip (1 = none)\n"
+        "      --prompt-mode M       chunk (default: 75-token windows) or truncate (diffusers)\n"
+        "      --rng torch           PyTorch's CPU generator (the only one; the default)\n"
+        "      --config FILE         model config JSON (heads, activation, prediction)\n"
+        "      --prediction eps|v    override the model's prediction type\n"
+        "      --strict              refuse unknown pickle globals\n"
+        "      --allow-unsafe-pickle load weights even when the pickle names dangerous globals\n"
+        "  -t, --threads N           threads (default: all cores)\n"
+        "  -o, --output FILE         output PNG (default output.png)\n"
+        "      --grid FILE           also write all images of the batch as one contact sheet PNG\n"
+        "  -q, --quiet               no progress output\n");
+}
+
+static const char *a1111_sampler(int m) {
+    static const char *names[] = {"Euler", "Euler a", "Heun", "DDIM", "PLMS", "DPM++ 2M", "LCM"};
+    return (m >= 0 && m < (int)(sizeof names / sizeof *names)) ? names[m] : "?";
+}
+
+typedef struct progress { int quiet, tty; double t0; int image, images; } progress;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void on_step(void *u, int step, int steps) {
+    progress *p = u;
+    if (p->quiet || !p->tty) return;
+    double el = now_s() - p->t0, per = el / step;
+    int bar = 30, fill = bar * step / steps;
+    fprintf(stderr, "\r[%.*s%*s] %d/%d  %.2f s/step  ETA %.0f s ", fill,
+            "##############################", bar - fill, "", step, steps, per, per * (steps - step));
+    if (step == steps) fputc('\n', stderr);
+}
+
+static int parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "sdc generate: %s '%s': expected an integer in %ld..%ld\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_float(const char *flag, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || *end || end == v || x != x) {
+        fprintf(stderr, "sdc generate: %s '%s': expected a number\n", flag, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* The demo model: beside the binary's source tree (assets/), found from the build's source dir
+ * or the current directory. */
+static const char *demo_model(void) {
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", SDC_SOURCE_DIR, DEMO_MODEL);
+    if (access(path, R_OK) == 0) return path;
+    if (access(DEMO_MODEL, R_OK) == 0) return DEMO_MODEL;
+    return NULL;
+}
+
+static char *numbered(const char *out, int i) {   /* out.png → out_<i>.png */
+    size_t n = strlen(out);
+    char *s = malloc(n + 16);
+    if (!s) return NULL;
+    const char *dot = strrchr(out, '.');
+    int stem = (dot && !strchr(dot, '/')) ? (int)(dot - out) : (int)n;
+    snprintf(s, n + 16, "%.*s_%d%s", stem, out, i, out + stem);
+    return s;
+}
+
+int sdc_cmd_generate(int argc, char **argv) {
+    sdc_model_params mp = sdc_model_default_params();
+    sdc_gen_params gp = sdc_gen_default_params();
+    const char *out = "output.png", *init_path = NULL, *grid_path = NULL;
+    long seed = 42, batch = 1, v;
+    int quiet = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
+    gp.cfg_scale = 7.0f;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define NEXT()                                                                     \
+    ((i + 1 < argc) ? argv[++i]                                                    \
+                    : (fprintf(stderr, "sdc generate: %s needs a value\n", a), (char *)NULL))
+        const char *val = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--strict")) mp.strict = 1;
+        else if (!strcmp(a, "--allow-unsafe-pickle")) mp.allow_unsafe_pickle = 1;
+        else if (!(val = NEXT())) return 2;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) mp.model_path = val;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { gp.prompt = val; have_prompt = 1; }
+        else if (!strcmp(a, "-n") || !strcmp(a, "--negative-prompt")) gp.negative_prompt = val;
+        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) { if (parse_int(a, val, -1, LONG_MAX, &seed)) return 2; }
+        else if (!strcmp(a, "--steps")) { if (parse_int(a, val, 1, 1000, &v)) return 2; gp.steps = (int)v; have_steps = 1; }
+        else if (!strcmp(a, "--cfg-scale")) { if (parse_float(a, val, &gp.cfg_scale)) return 2; have_cfg = 1; }
+        else if (!strcmp(a, "--sampling-method")) {
+            if ((gp.sample_method = sdc_sample_method_from_name(val)) < 0) {
+                fprintf(stderr, "sdc generate: --sampling-method '%s': unknown (euler, euler_a, heun, ddim, pndm, dpm++2m, lcm)\n", val);
+                return 2;
+            }
+        } else if (!strcmp(a, "--scheduler")) {
+            if (!strcmp(val, "discrete")) gp.schedule = SDC_SCHED_DISCRETE;
+            else if (!strcmp(val, "karras")) gp.schedule = SDC_SCHED_KARRAS;
+            else { fprintf(stderr, "sdc generate: --scheduler '%s': unknown (discrete, karras)\n", val); return 2; }
+        } else if (!strcmp(a, "--timestep-spacing")) {
+            if (!strcmp(val, "leading")) gp.spacing = SDC_SPACING_LEADING;
+            else if (!strcmp(val, "linspace")) gp.spacing = SDC_SPACING_LINSPACE;
+            else if (!strcmp(val, "trailing")) gp.spacing = SDC_SPACING_TRAILING;
+            else { fprintf(stderr, "sdc generate: --timestep-spacing '%s': unknown (leading, linspace, trailing)\n", val); return 2; }
+        } else if (!strcmp(a, "-W") || !strcmp(a, "--width")) { if (parse_int(a, val, 8, 8192, &v)) return 2; gp.width = (int)v; have_w = 1; }
+        else if (!strcmp(a, "-H") || !strcmp(a, "--height")) { if (parse_int(a, val, 8, 8192, &v)) return 2; gp.height = (int)v; have_h = 1; }
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch-count")) { if (parse_int(a, val, 1, MAX_BATCH, &batch)) return 2; }
+        else if (!strcmp(a, "-i") || !strcmp(a, "--init-img")) init_path = val;
+        else if (!strcmp(a, "--strength")) { if (parse_float(a, val, &gp.strength)) return 2; }
+        else if (!strcmp(a, "--vae")) mp.vae_path = val;
+        else if (!strcmp(a, "--clip-skip")) { if (parse_int(a, val, 0, 64, &v)) return 2; gp.clip_skip = (int)v; }
+        else if (!strcmp(a, "--prompt-mode")) {
+            if (!strcmp(val, "chunk")) gp.prompt_mode = 0;
+            else if (!strcmp(val, "truncate")) gp.prompt_mode = 1;
+            else { fprintf(stderr, "sdc generate: --prompt-mode '%s': unknown (chunk, truncate)\n", val); return 2; }
+        } else if (!strcmp(a, "--rng")) {
+            if (strcmp(val, "torch")) { fprintf(stderr, "sdc generate: --rng '%s': only 'torch' (PyTorch's CPU generator) is supported\n", val); return 2; }
+        } else if (!strcmp(a, "--config")) mp.config_path = val;
+        else if (!strcmp(a, "--prediction")) {
+            if (!strcmp(val, "eps")) mp.prediction = 0;
+            else if (!strcmp(val, "v")) mp.prediction = 1;
+            else { fprintf(stderr, "sdc generate: --prediction '%s': expected eps or v\n", val); return 2; }
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (parse_int(a, val, 0, 1024, &v)) return 2; mp.threads = (int)v; }
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
+        else if (!strcmp(a, "--grid")) grid_path = val;
+        else { fprintf(stderr, "sdc generate: unknown option '%s' (see sdc generate --help)\n", a); return 2; }
+#undef NEXT
+    }
+    if (!have_prompt) { fprintf(stderr, "sdc generate: no prompt: give -p \"TEXT\"\n"); return 2; }
+    if (!mp.model_path) {
+        if (!(mp.model_path = demo_model())) {
+            fprintf(stderr, "sdc generate: no -m given and the demo model (%s) is missing\n", DEMO_MODEL);
+            return 2;
+        }
+        if (!quiet) fprintf(stderr, "sdc: no -m given: using the embedded demo model toy-sd1 (%s)\n", mp.model_path);
+    }
+    if (seed < 0) seed = (long)(time(NULL) ^ getpid()) & 0x7fffffff;
+
+    uint8_t *init_rgb = NULL;
+    sdc_err err = {{0}};
+    if (init_path) {
+        int iw, ih;
+        if (sdc_read_image(init_path, &init_rgb, &iw, &ih, &err)) { fprintf(stderr, "sdc: %s\n", err.msg); return 2; }
+        if ((have_w && iw != gp.width) || (have_h && ih != gp.height)) {
+            fprintf(stderr, "sdc: %s: image is %dx%d but -W/-H ask for %dx%d (resize it first)\n", init_path, iw, ih, gp.width, gp.height);
+            free(init_rgb);
+            return 2;
+        }
+        gp.width = iw; gp.height = ih; have_w = have_h = 1;
+        gp.init_rgb = init_rgb;
+    }
+    sdc_model *m = sdc_model_open(&mp, &err);
+    if (!m) { fprintf(stderr, "sdc: %s\n", err.msg); free(init_rgb); return 2; }
+    int dw, dh, dsteps;
+    float dcfg;
+    sdc_model_defaults(m, &dw, &dh, &dsteps, &dcfg);
+    if (!have_w && dw > 0) gp.width = dw;
+    if (!have_h && dh > 0) gp.height = dh;
+    if (!have_steps && dsteps > 0) gp.steps = dsteps;
+    if (!have_cfg && dcfg > 0) gp.cfg_scale = dcfg;
+    const sdc_model_info *mi = sdc_model_get_info(m);
+    if (!quiet)
+        fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f\n", mi->family,
+                mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
+                sdc_sample_method_name(gp.sample_method), gp.cfg_scale);
+
+    char hash[65] = "";
+    sdc_sha256_file(mp.model_path, hash);
+    const char *base = strrchr(mp.model_path, '/');
+    base = base ? base + 1 : mp.model_path;
+    const char *ext = strrchr(base, '.');
+    int blen = ext ? (int)(ext - base) : (int)strlen(base);
+
+    size_t npix = (size_t)gp.width * gp.height * 3;
+    int cols = 1;
+    while ((long)cols * cols < batch) cols++;
+    int rows = (int)((batch + cols - 1) / cols);
+    uint8_t *rgb = malloc(npix);
+    uint8_t *grid = grid_path ? calloc((size_t)rows * cols, npix) : NULL;
+    if (grid_path && !grid) { fprintf(stderr, "sdc: out of memory for the grid\n"); free(rgb); sdc_model_close(m); free(init_rgb); return 2; }
+    int rc = 0;
+    progress pr = {quiet, isatty(2), 0, 0, (int)batch};
+    gp.on_step = on_step;
+    gp.on_step_user = &pr;
+    for (long b = 0; rc == 0 && b < batch; b++) {
+        gp.seed = (uint64_t)(seed + b);
+        pr.t0 = now_s();
+        char *path = batch > 1 ? numbered(out, (int)b + 1) : strdup(out);
+        if (!rgb || !path) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
+        if (sdc_generate(m, &gp, rgb, &err)) { fprintf(stderr, "sdc: %s\n", err.msg); free(path); rc = 2; break; }
+        char params[4096];
+        int k = snprintf(params, sizeof params,
+                 "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %llu, "
+                 "Size: %dx%d, Model hash: %.10s, Model: %.*s", gp.prompt, gp.negative_prompt, gp.steps,
+                 a1111_sampler(gp.sample_method), gp.schedule == SDC_SCHED_KARRAS ? "Karras" : "Automatic",
+                 gp.cfg_scale, (unsigned long long)gp.seed, gp.width, gp.height, hash, blen, base);
+        if (gp.clip_skip > 1 && k > 0 && k < (int)sizeof params)
+            k += snprintf(params + k, sizeof params - k, ", Clip skip: %d", gp.clip_skip);
+        if (init_rgb && k > 0 && k < (int)sizeof params)
+            k += snprintf(params + k, sizeof params - k, ", Denoising strength: %g", gp.strength);
+        if (k > 0 && k < (int)sizeof params) snprintf(params + k, sizeof params - k, ", Version: sdc");
+        if (sdc_write_png(path, rgb, gp.width, gp.height, "parameters", params, &err)) {
+            fprintf(stderr, "sdc: %s\n", err.msg);
+            rc = 2;
+        } else if (!quiet) {
+            fprintf(stderr, "sdc: wrote %s (seed %llu, %.1f s)\n", path, (unsigned long long)gp.seed, now_s() - pr.t0);
+        }
+        free(path);
+        if (grid) {   /* tile b of a cols x rows sheet, row-major */
+            size_t gw = (size_t)cols * gp.width * 3, x0 = (size_t)(b % cols) * gp.width * 3;
+            for (int y = 0; y < gp.height; y++)
+                memcpy(grid + ((size_t)(b / cols) * gp.height + y) * gw + x0,
+                       rgb + (size_t)y * gp.width * 3, (size_t)gp.width * 3);
+        }
+    }
+    if (rc == 0 && grid) {
+        if (sdc_write_png(grid_path, grid, cols * gp.width, rows * gp.height, NULL, NULL, &err)) {
+            fprintf(stderr, "sdc: %s\n", err.msg);
+            rc = 2;
+        } else if (!quiet) {
+            fprintf(stderr, "sdc: wrote %s (%d x %d sheet)\n", grid_path, cols, rows);
+        }
+    }
+    free(grid);
+    free(rgb);
+    free(init_rgb);
+    sdc_model_close(m);
+    return rc;
+}

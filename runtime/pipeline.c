@@ -1,0 +1,299 @@
+/* pipeline.c — the public API of include/sdc.h: open a checkpoint, bind the three graphs,
+ * and run tokenizer → text encoder → sampler loop (UNet with classifier-free guidance) → VAE.
+ * Mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline on CPU. */
+#include "sdc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "models/clip.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "runtime/modelcfg.h"
+#include "runtime/sampler.h"
+#include "runtime/store.h"
+#include "tokenizer/tokenizer.h"
+
+#define MAX_PROMPT_WINDOWS 32   /* 32 × 75 tokens: far beyond any prompt a person writes */
+#define MAX_SIDE 8192           /* pixels; 64 MB of latents at batch 2 */
+
+struct sdc_model {
+    sdc_store *store;            /* the checkpoint */
+    sdc_store *vae_store;        /* --vae file, or NULL */
+    sdc_model_config cfg;
+    sdc_model_info info;
+    sdc_clip *clip;
+    sdc_unet *unet;
+    sdc_vae *vae;
+    sdc_arena arena;             /* activations; reset per UNet call */
+};
+
+sdc_model_params sdc_model_default_params(void) {
+    sdc_model_params p;
+    memset(&p, 0, sizeof p);
+    p.prediction = -1;
+    return p;
+}
+
+sdc_gen_params sdc_gen_default_params(void) {
+    sdc_gen_params p;
+    memset(&p, 0, sizeof p);
+    p.prompt = "";
+    p.negative_prompt = "";
+    p.width = p.height = 512;
+    p.steps = 20;
+    p.cfg_scale = 7.5f;
+    p.sample_method = SDC_SAMPLE_EULER_A;
+    p.schedule = SDC_SCHED_DISCRETE;
+    p.spacing = SDC_SPACING_DEFAULT;
+    p.strength = 0.75f;
+    return p;
+}
+
+void sdc_model_close(sdc_model *m) {
+    if (!m) return;
+    sdc_clip_free(m->clip);
+    sdc_unet_free(m->unet);
+    sdc_vae_free(m->vae);
+    sdc_store_close(m->store);
+    sdc_store_close(m->vae_store);
+    sdc_arena_free(&m->arena);
+    free(m);
+}
+
+static const char *family_name(const sdc_model_config *c) { return c->openclip ? "SD 2.x" : "SD 1.x"; }
+
+sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
+    if (!p || !p->model_path) { sdc_errf(e, "no model given"); return NULL; }
+    sdc_model *m = calloc(1, sizeof *m);
+    if (!m) { sdc_errf(e, "%s: out of memory", p->model_path); return NULL; }
+    sdc_arena_init(&m->arena, (size_t)64 << 20);
+    sdc_kernels_set_threads(p->threads);
+    sdc_load_opts lo = {.strict = p->strict, .allow_unsafe_pickle = p->allow_unsafe_pickle};
+    if (!(m->store = sdc_store_new())) { sdc_errf(e, "out of memory"); goto fail; }
+    if (sdc_store_open(m->store, p->model_path, &lo, e)) goto fail;
+    if (sdc_store_count_prefix(m->store, "model.diffusion_model.") == 0) {
+        sdc_errf(e, "%s: not a Stable Diffusion checkpoint: no UNet (model.diffusion_model.*) "
+                 "— a VAE, LoRA or other file goes with --vae, or is not supported", p->model_path);
+        goto fail;
+    }
+    if (sdc_model_config_resolve(&m->cfg, m->store, p->config_path, p->prediction, e)) goto fail;
+    sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act};
+    if (!(m->clip = sdc_clip_load(m->store, &cp, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
+    sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim};
+    if (!(m->unet = sdc_unet_load(m->store, &up, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
+    if (p->vae_path) {
+        if (!(m->vae_store = sdc_store_new())) { sdc_errf(e, "out of memory"); goto fail; }
+        if (sdc_store_open(m->vae_store, p->vae_path, &lo, e)) goto fail;
+        if (!(m->vae = sdc_vae_load(m->vae_store, e))) { sdc_err_prefix(e, "%s", p->vae_path); goto fail; }
+    } else if (!(m->vae = sdc_vae_load(m->store, e))) {
+        sdc_err_prefix(e, "%s", p->model_path);
+        goto fail;
+    }
+    const sdc_unet_info *ui = sdc_unet_get_info(m->unet);
+    if (ui->context_dim != sdc_clip_width(m->clip)) {
+        sdc_errf(e, "%s: text encoder width %d does not match the UNet's context width %d",
+                 p->model_path, sdc_clip_width(m->clip), ui->context_dim);
+        goto fail;
+    }
+    m->info.family = family_name(&m->cfg);
+    m->info.unet_heads = m->cfg.unet_heads;
+    m->info.unet_head_dim = m->cfg.unet_head_dim;
+    m->info.text_heads = m->cfg.text_heads > 0 ? m->cfg.text_heads : sdc_clip_width(m->clip) / 64;
+    m->info.text_act = m->cfg.text_act ? "gelu" : "quick_gelu";
+    m->info.prediction = m->cfg.prediction ? "v_prediction" : "epsilon";
+    m->info.config_source = m->cfg.unet_src;
+    m->info.context_dim = ui->context_dim;
+    m->info.latent_channels = ui->in_channels;
+    return m;
+fail:
+    sdc_model_close(m);
+    return NULL;
+}
+
+const sdc_model_info *sdc_model_get_info(const sdc_model *m) { return &m->info; }
+
+void sdc_model_defaults(const sdc_model *m, int *w, int *h, int *steps, float *cfg) {
+    *w = m->cfg.def_width; *h = m->cfg.def_height; *steps = m->cfg.def_steps; *cfg = m->cfg.def_cfg;
+}
+
+/* Token windows of a prompt: 1 window (truncate, diffusers) or AUTOMATIC1111's 75-token chunks
+ * (chunk). windows[k*77..]. Returns the window count, or -1 with e set. */
+static int prompt_windows(const sdc_model *m, const char *text, int mode, int32_t *windows, sdc_err *e) {
+    int32_t *ids = NULL, *chunks = NULL;
+    size_t n = 0;
+    int nw = 1;
+    if (sdc_tokenize(text ? text : "", &ids, &n, e)) return -1;
+    int32_t pad = sdc_clip_is_openclip(m->clip) ? 0 : SDC_TOK_EOS;
+    if (mode == 1) {
+        sdc_tokens_window(windows, ids, n, pad);
+    } else if (sdc_tokens_chunks(&chunks, &nw, ids, n, pad)) {
+        nw = sdc_errf(e, "out of memory tokenizing the prompt");
+    } else if (nw > MAX_PROMPT_WINDOWS) {
+        nw = sdc_errf(e, "prompt too long: %zu tokens in %d windows (at most %d)", n, nw, MAX_PROMPT_WINDOWS);
+    } else {
+        memcpy(windows, chunks, sizeof(int32_t) * SDC_TOK_CTX * (size_t)nw);
+    }
+    free(chunks);
+    free(ids);
+    return nw;
+}
+
+/* ctx[nw*77, C]: each window encoded separately and concatenated (A1111). */
+static int encode_windows(sdc_model *m, const int32_t *windows, int nw, int clip_skip, float *ctx, sdc_err *e) {
+    int C = sdc_clip_width(m->clip);
+    for (int k = 0; k < nw; k++) {
+        sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
+        int rc = sdc_clip_encode(m->clip, &m->arena, windows + (size_t)k * SDC_TOK_CTX, SDC_TOK_CTX,
+                                 clip_skip, ctx + (size_t)k * SDC_TOK_CTX * C, e);
+        sdc_arena_reset(&m->arena, mk);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+typedef struct guide_ctx {
+    sdc_model *m;
+    const float *ctx2;      /* [2, L, C]: uncond then cond (diffusers order: negative first) */
+    int L, h, w, C_lat;
+    float cfg;
+    float *x2, *out2;       /* [2, C_lat, h, w] */
+} guide_ctx;
+
+/* The sampler's model: one batch-2 UNet call on cat([x, x]), then uncond + cfg·(cond − uncond).
+ * With cfg <= 1 (no guidance) one batch-1 call on the conditional context. */
+static int guided_model(void *vctx, const float *x_in, float t, float *out, sdc_err *e) {
+    guide_ctx *g = vctx;
+    size_t n = (size_t)g->C_lat * g->h * g->w;
+    sdc_arena_mark mk = sdc_arena_get_mark(&g->m->arena);
+    int rc;
+    if (g->cfg <= 1.0f) {
+        rc = sdc_unet_forward(g->m->unet, &g->m->arena, out, x_in, &t,
+                              g->ctx2 + (size_t)g->L * sdc_clip_width(g->m->clip), 1, g->h, g->w, g->L, e);
+    } else {
+        float t2[2] = {t, t};
+        memcpy(g->x2, x_in, n * sizeof *x_in);
+        memcpy(g->x2 + n, x_in, n * sizeof *x_in);
+        rc = sdc_unet_forward(g->m->unet, &g->m->arena, g->out2, g->x2, t2, g->ctx2, 2, g->h, g->w, g->L, e);
+        if (!rc)
+            for (size_t i = 0; i < n; i++) out[i] = g->out2[i] + g->cfg * (g->out2[n + i] - g->out2[i]);
+    }
+    sdc_arena_reset(&g->m->arena, mk);
+    return rc;
+}
+
+typedef struct step_fwd { sdc_step_cb cb; void *user; } step_fwd;
+static void on_step(void *u, int step, int steps) {
+    step_fwd *f = u;
+    if (f->cb) f->cb(f->user, step, steps);
+}
+
+/* img2img: the init image's latents, sampled from the VAE posterior with the generator first
+ * (diffusers: latent_dist.sample(generator) × 0.18215). */
+static int encode_init(sdc_model *m, const uint8_t *rgb, int W, int H, sdc_rng *rng, float *init,
+                       size_t n, sdc_err *e) {
+    if (!sdc_vae_has_encoder(m->vae)) return sdc_errf(e, "img2img: this VAE has no encoder");
+    sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
+    size_t hw = (size_t)W * H;
+    float *img = sdc_arena_f32(&m->arena, 3 * hw), *logvar = sdc_arena_f32(&m->arena, n);
+    float *eps = sdc_arena_f32(&m->arena, n);
+    if (!img || !logvar || !eps) { sdc_arena_reset(&m->arena, mk); return sdc_errf(e, "out of memory"); }
+    for (size_t i = 0; i < hw; i++)         /* HWC bytes → CHW in [-1, 1] */
+        for (int c = 0; c < 3; c++) img[c * hw + i] = rgb[3 * i + c] / 255.0f * 2.0f - 1.0f;
+    int rc = sdc_vae_encode(m->vae, &m->arena, init, logvar, img, 1, H, W, e);
+    if (!rc) {
+        sdc_rng_randn(rng, eps, n);
+        for (size_t i = 0; i < n; i++) init[i] = (init[i] + expf(0.5f * logvar[i]) * eps[i]) * SDC_VAE_SCALE;
+    }
+    sdc_arena_reset(&m->arena, mk);
+    return rc;
+}
+
+int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *image,
+                    float *latents, sdc_err *e) {
+    int ds = sdc_vae_downscale(m->vae);
+    if (p->width <= 0 || p->height <= 0 || p->width % 8 || p->height % 8 || p->width > MAX_SIDE || p->height > MAX_SIDE)
+        return sdc_errf(e, "size %dx%d: width and height must be positive multiples of 8 (at most %d)",
+                        p->width, p->height, MAX_SIDE);
+    int levels = sdc_unet_get_info(m->unet)->n_levels, mult = 1 << (levels - 1);
+    int h = p->height / ds, w = p->width / ds;
+    if (h % mult || w % mult)
+        return sdc_errf(e, "size %dx%d: this model needs width and height multiples of %d",
+                        p->width, p->height, ds * mult);
+    if (p->steps < 1 || p->steps > 1000) return sdc_errf(e, "steps %d: must be 1..1000", p->steps);
+    if (p->init_rgb && !(p->strength > 0 && p->strength <= 1))
+        return sdc_errf(e, "strength %g: must be in (0, 1]", p->strength);
+
+    int C = sdc_clip_width(m->clip), C_lat = sdc_unet_get_info(m->unet)->in_channels;
+    size_t n = (size_t)C_lat * h * w;
+    int rc = -1;
+    int32_t *wc = malloc(sizeof(int32_t) * SDC_TOK_CTX * MAX_PROMPT_WINDOWS * 2);
+    float *ctx2 = NULL, *x = NULL, *x2 = NULL, *out2 = NULL, *init = NULL, *img = NULL;
+    if (!wc) return sdc_errf(e, "out of memory");
+    int32_t *wu = wc + SDC_TOK_CTX * MAX_PROMPT_WINDOWS;
+    int nc = prompt_windows(m, p->prompt, p->prompt_mode, wc, e);
+    int nu = nc < 0 ? -1 : prompt_windows(m, p->negative_prompt, p->prompt_mode, wu, e);
+    if (nc < 0 || nu < 0) goto done;
+    /* A1111: the shorter of the two is padded with windows of the empty prompt. */
+    int nw = nc > nu ? nc : nu;
+    if (nc != nu) {
+        int32_t empty[SDC_TOK_CTX];
+        sdc_tokens_window(empty, NULL, 0, sdc_clip_is_openclip(m->clip) ? 0 : SDC_TOK_EOS);
+        for (int k = nc; k < nw; k++) memcpy(wc + (size_t)k * SDC_TOK_CTX, empty, sizeof empty);
+        for (int k = nu; k < nw; k++) memcpy(wu + (size_t)k * SDC_TOK_CTX, empty, sizeof empty);
+    }
+    int L = nw * SDC_TOK_CTX;
+    ctx2 = malloc(sizeof(float) * 2 * (size_t)L * C);
+    x = malloc(sizeof(float) * n);
+    x2 = malloc(sizeof(float) * 2 * n);
+    out2 = malloc(sizeof(float) * 2 * n);
+    if (!ctx2 || !x || !x2 || !out2) { sdc_errf(e, "out of memory"); goto done; }
+    if (encode_windows(m, wu, nw, p->clip_skip, ctx2, e)) goto done;
+    if (encode_windows(m, wc, nw, p->clip_skip, ctx2 + (size_t)L * C, e)) goto done;
+
+    sdc_rng rng;
+    sdc_rng_seed(&rng, p->seed);
+    if (p->init_rgb) {
+        if (!(init = malloc(sizeof(float) * n))) { sdc_errf(e, "out of memory"); goto done; }
+        if (encode_init(m, p->init_rgb, p->width, p->height, &rng, init, n, e)) goto done;
+    }
+    sdc_rng_randn(&rng, x, n);
+
+    sdc_sampler_opts so;
+    memset(&so, 0, sizeof so);
+    so.method = p->sample_method;
+    so.schedule = p->schedule;
+    so.spacing = p->spacing;
+    so.prediction = m->cfg.prediction;
+    so.steps = p->steps;
+    so.strength = p->init_rgb ? p->strength : 1.0f;
+    guide_ctx g = {m, ctx2, L, h, w, C_lat, p->cfg_scale, x2, out2};
+    step_fwd sf = {p->on_step, p->on_step_user};
+    if (sdc_sample(&so, &rng, x, init, n, guided_model, &g, on_step, &sf, e)) goto done;
+    if (latents) memcpy(latents, x, n * sizeof *x);
+
+    size_t hw = (size_t)p->width * p->height;
+    if (!(img = malloc(sizeof(float) * 3 * hw))) { sdc_errf(e, "out of memory"); goto done; }
+    sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
+    int drc = sdc_vae_decode(m->vae, &m->arena, img, x, 1, h, w, e);
+    sdc_arena_reset(&m->arena, mk);
+    if (drc) goto done;
+    for (size_t i = 0; i < hw; i++)      /* CHW in about [-1,1] → HWC in [0,1] */
+        for (int c = 0; c < 3; c++) {
+            float v = img[c * hw + i] / 2.0f + 0.5f;
+            v = v < 0 ? 0 : v > 1 ? 1 : v;
+            if (image) image[3 * i + c] = v;
+            if (rgb) rgb[3 * i + c] = (uint8_t)lrintf(v * 255.0f);
+        }
+    rc = 0;
+done:
+    free(wc); free(ctx2); free(x); free(x2); free(out2); free(init); free(img);
+    return rc;
+}
+
+int sdc_generate(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, sdc_err *e) {
+    return sdc_generate_ex(m, p, rgb, NULL, NULL, e);
+}
