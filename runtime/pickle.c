@@ -307,7 +307,7 @@ static int top(vm *m, sdc_pval **v) {
 static int pop_mark(vm *m, sdc_pval ***items, size_t *n) {
     if (!m->nmarks) return fail(m, "%s without MARK", opname(m->d[m->op]));
     size_t mk = m->marks[--m->nmarks];
-    *items = m->stack + mk;
+    *items = m->stack ? m->stack + mk : NULL;   /* no push yet: nothing to point into */
     *n = m->nstack - mk;
     m->nstack = mk;
     return 0;
