@@ -15,7 +15,9 @@
 /* A tile is at most this many output pixels of one image (GEMM N): wide enough for sgemm to run
  * near its peak, narrow enough that its im2col block (K x N floats; K = Cin·kh·kw up to 11520)
  * stays in L2/L3: at 1280 channels 11520 x 256 floats = 11.8 MB. */
+#ifndef CONV_TILE_COLS
 #define CONV_TILE_COLS 512
+#endif
 /* ...and at most this many floats of im2col scratch per thread (32 MiB), whatever K is. */
 #define CONV_TILE_FLOATS ((size_t)8 << 20)
 /* Below this many output pixels per thread (all images), tiles would be too narrow for a fast
@@ -105,6 +107,132 @@ static void conv1x1(float *out, const float *in, const float *w, const float *b,
     }
 }
 
+#if defined(__AVX512F__)
+/* ---- AVX-512 direct path for stride-1 convs on rows >= 32 wide: no im2col, no GEMM packing ----
+ * Output channels in blocks of DC_RO (weights packed [block][Cin][kh][kw][DC_RO], zero-padded),
+ * pixels 32 at a time along an output row; the input rows a band of output rows needs are copied
+ * once per thread into a zero-padded band, so the inner loop has no border tests. */
+#include <immintrin.h>
+
+#define DC_RO 12
+/* Padded input band per thread, in floats (1 MiB: stays in L2 next to a weight block). */
+#define DC_BAND_FLOATS ((size_t)256 << 10)
+
+/* acc[RO=12 output channels][32 pixels] over all Cin·kh·kw taps, for output row pixels
+ * xs .. xs+31 of one row: rows[c·rs + ky·Wp + xs + kx] is the padded input, wp[(c·kh + ky)·kw + kx][RO]
+ * the packed weights of this channel block. Stores channels < nout and pixels < nx (masked). */
+static void conv_ukernel(float *out, size_t ldo, const float *band, size_t rs, int Wp, const float *wp,
+                         const float *bias, int Cin, int kh, int kw, int nout, int nx) {
+    __m512 a0_0 = _mm512_set1_ps(bias[0]), a0_1 = a0_0;
+    __m512 a1_0 = _mm512_set1_ps(bias[1]), a1_1 = a1_0;
+    __m512 a2_0 = _mm512_set1_ps(bias[2]), a2_1 = a2_0;
+    __m512 a3_0 = _mm512_set1_ps(bias[3]), a3_1 = a3_0;
+    __m512 a4_0 = _mm512_set1_ps(bias[4]), a4_1 = a4_0;
+    __m512 a5_0 = _mm512_set1_ps(bias[5]), a5_1 = a5_0;
+    __m512 a6_0 = _mm512_set1_ps(bias[6]), a6_1 = a6_0;
+    __m512 a7_0 = _mm512_set1_ps(bias[7]), a7_1 = a7_0;
+    __m512 a8_0 = _mm512_set1_ps(bias[8]), a8_1 = a8_0;
+    __m512 a9_0 = _mm512_set1_ps(bias[9]), a9_1 = a9_0;
+    __m512 a10_0 = _mm512_set1_ps(bias[10]), a10_1 = a10_0;
+    __m512 a11_0 = _mm512_set1_ps(bias[11]), a11_1 = a11_0;
+    for (int c = 0; c < Cin; c++)
+        for (int ky = 0; ky < kh; ky++) {
+            const float *row = band + (size_t)c * rs + (size_t)ky * Wp;
+            const float *w = wp + (size_t)(c * kh + ky) * kw * 12;
+            for (int kx = 0; kx < kw; kx++, w += 12) {
+                __m512 x0 = _mm512_loadu_ps(row + kx), x1 = _mm512_loadu_ps(row + kx + 16), b;
+                b = _mm512_set1_ps(w[0]); a0_0 = _mm512_fmadd_ps(b, x0, a0_0); a0_1 = _mm512_fmadd_ps(b, x1, a0_1);
+                b = _mm512_set1_ps(w[1]); a1_0 = _mm512_fmadd_ps(b, x0, a1_0); a1_1 = _mm512_fmadd_ps(b, x1, a1_1);
+                b = _mm512_set1_ps(w[2]); a2_0 = _mm512_fmadd_ps(b, x0, a2_0); a2_1 = _mm512_fmadd_ps(b, x1, a2_1);
+                b = _mm512_set1_ps(w[3]); a3_0 = _mm512_fmadd_ps(b, x0, a3_0); a3_1 = _mm512_fmadd_ps(b, x1, a3_1);
+                b = _mm512_set1_ps(w[4]); a4_0 = _mm512_fmadd_ps(b, x0, a4_0); a4_1 = _mm512_fmadd_ps(b, x1, a4_1);
+                b = _mm512_set1_ps(w[5]); a5_0 = _mm512_fmadd_ps(b, x0, a5_0); a5_1 = _mm512_fmadd_ps(b, x1, a5_1);
+                b = _mm512_set1_ps(w[6]); a6_0 = _mm512_fmadd_ps(b, x0, a6_0); a6_1 = _mm512_fmadd_ps(b, x1, a6_1);
+                b = _mm512_set1_ps(w[7]); a7_0 = _mm512_fmadd_ps(b, x0, a7_0); a7_1 = _mm512_fmadd_ps(b, x1, a7_1);
+                b = _mm512_set1_ps(w[8]); a8_0 = _mm512_fmadd_ps(b, x0, a8_0); a8_1 = _mm512_fmadd_ps(b, x1, a8_1);
+                b = _mm512_set1_ps(w[9]); a9_0 = _mm512_fmadd_ps(b, x0, a9_0); a9_1 = _mm512_fmadd_ps(b, x1, a9_1);
+                b = _mm512_set1_ps(w[10]); a10_0 = _mm512_fmadd_ps(b, x0, a10_0); a10_1 = _mm512_fmadd_ps(b, x1, a10_1);
+                b = _mm512_set1_ps(w[11]); a11_0 = _mm512_fmadd_ps(b, x0, a11_0); a11_1 = _mm512_fmadd_ps(b, x1, a11_1);
+            }
+        }
+    __mmask16 m0 = nx >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nx) - 1);
+    __mmask16 m1 = nx >= 32 ? (__mmask16)0xffff : nx <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nx - 16)) - 1);
+    if (nout > 0) { _mm512_mask_storeu_ps(out + 0 * ldo, m0, a0_0); _mm512_mask_storeu_ps(out + 0 * ldo + 16, m1, a0_1); }
+    if (nout > 1) { _mm512_mask_storeu_ps(out + 1 * ldo, m0, a1_0); _mm512_mask_storeu_ps(out + 1 * ldo + 16, m1, a1_1); }
+    if (nout > 2) { _mm512_mask_storeu_ps(out + 2 * ldo, m0, a2_0); _mm512_mask_storeu_ps(out + 2 * ldo + 16, m1, a2_1); }
+    if (nout > 3) { _mm512_mask_storeu_ps(out + 3 * ldo, m0, a3_0); _mm512_mask_storeu_ps(out + 3 * ldo + 16, m1, a3_1); }
+    if (nout > 4) { _mm512_mask_storeu_ps(out + 4 * ldo, m0, a4_0); _mm512_mask_storeu_ps(out + 4 * ldo + 16, m1, a4_1); }
+    if (nout > 5) { _mm512_mask_storeu_ps(out + 5 * ldo, m0, a5_0); _mm512_mask_storeu_ps(out + 5 * ldo + 16, m1, a5_1); }
+    if (nout > 6) { _mm512_mask_storeu_ps(out + 6 * ldo, m0, a6_0); _mm512_mask_storeu_ps(out + 6 * ldo + 16, m1, a6_1); }
+    if (nout > 7) { _mm512_mask_storeu_ps(out + 7 * ldo, m0, a7_0); _mm512_mask_storeu_ps(out + 7 * ldo + 16, m1, a7_1); }
+    if (nout > 8) { _mm512_mask_storeu_ps(out + 8 * ldo, m0, a8_0); _mm512_mask_storeu_ps(out + 8 * ldo + 16, m1, a8_1); }
+    if (nout > 9) { _mm512_mask_storeu_ps(out + 9 * ldo, m0, a9_0); _mm512_mask_storeu_ps(out + 9 * ldo + 16, m1, a9_1); }
+    if (nout > 10) { _mm512_mask_storeu_ps(out + 10 * ldo, m0, a10_0); _mm512_mask_storeu_ps(out + 10 * ldo + 16, m1, a10_1); }
+    if (nout > 11) { _mm512_mask_storeu_ps(out + 11 * ldo, m0, a11_0); _mm512_mask_storeu_ps(out + 11 * ldo + 16, m1, a11_1); }
+}
+
+/* band[c][r][0..Wp) = in[c][y0 - pad_t + r][x - pad_l], zero outside the image. */
+static void fill_band(float *band, size_t rs, int Wp, const float *in, int Cin, int H, int W, int y0,
+                      int rows, int pad_t, int pad_l) {
+    int x0 = pad_l, n = W;   /* image columns land at x0 .. x0+W-1 (<= Wp by construction) */
+    for (int c = 0; c < Cin; c++)
+        for (int r = 0; r < rows; r++) {
+            float *d = band + (size_t)c * rs + (size_t)r * Wp;
+            int iy = y0 - pad_t + r;
+            if (iy < 0 || iy >= H) { memset(d, 0, (size_t)Wp * sizeof(float)); continue; }
+            memset(d, 0, (size_t)x0 * sizeof(float));
+            memcpy(d + x0, in + ((size_t)c * H + iy) * W, (size_t)n * sizeof(float));
+            memset(d + x0 + n, 0, (size_t)(Wp - x0 - n) * sizeof(float));
+        }
+}
+
+/* Returns 0 (nothing written) when the arena cannot give the scratch; the caller falls back. */
+static int conv_direct_fast(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
+                            int N, int Cin, int H, int W, int Cout, int kh, int kw, int pad_t, int pad_l,
+                            int Ho, int Wo) {
+    int nob = (Cout + DC_RO - 1) / DC_RO, taps = kh * kw;
+    int Wp = (Wo + 31) / 32 * 32 + kw - 1;
+    size_t rowf = (size_t)Cin * Wp, HWo = (size_t)Ho * Wo;
+    long rb = (long)(DC_BAND_FLOATS / rowf) - (kh - 1);
+    int RB = rb < 1 ? 1 : rb > Ho ? Ho : (int)rb, nthr = omp_get_max_threads();
+    while (RB > 1 && (long)N * ((Ho + RB - 1) / RB) < 2L * nthr) RB = (RB + 1) / 2;
+    int nband = (Ho + RB - 1) / RB;
+    long ntasks = (long)N * nband;
+    if (nthr > ntasks) nthr = (int)ntasks;
+    size_t rs = (size_t)(RB + kh - 1) * Wp, wblk = (size_t)Cin * taps * DC_RO;
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    float *wpk = sdc_arena_f32(a, (size_t)nob * wblk), *bpad = sdc_arena_f32(a, (size_t)nob * DC_RO);
+    float *bands = sdc_arena_f32(a, (size_t)nthr * Cin * rs);
+    if (!wpk || !bpad || !bands) { sdc_arena_reset(a, m); return 0; }
+    for (int o = 0; o < nob * DC_RO; o++) bpad[o] = b && o < Cout ? b[o] : 0.0f;
+    #pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int ob = 0; ob < nob; ob++)   /* wpk[ob][c][t][r] = w[ob·RO + r][c][t] */
+        for (int c = 0; c < Cin; c++)
+            for (int t = 0; t < taps; t++)
+                for (int r = 0; r < DC_RO; r++) {
+                    int o = ob * DC_RO + r;
+                    wpk[(size_t)ob * wblk + ((size_t)c * taps + t) * DC_RO + r] =
+                        o < Cout ? w[((size_t)o * Cin + c) * taps + t] : 0.0f;
+                }
+    #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
+    for (long t = 0; t < ntasks; t++) {
+        int n = (int)(t / nband), y0 = (int)(t % nband) * RB, y1 = y0 + RB < Ho ? y0 + RB : Ho;
+        float *band = bands + (size_t)omp_get_thread_num() * Cin * rs;
+        fill_band(band, rs, Wp, in + (size_t)n * Cin * H * W, Cin, H, W, y0, y1 - y0 + kh - 1, pad_t, pad_l);
+        for (int ob = 0; ob < nob; ob++) {
+            int nout = Cout - ob * DC_RO < DC_RO ? Cout - ob * DC_RO : DC_RO;
+            for (int y = y0; y < y1; y++)
+                for (int xs = 0; xs < Wo; xs += 32)
+                    conv_ukernel(out + ((size_t)n * Cout + (size_t)ob * DC_RO) * HWo + (size_t)y * Wo + xs, HWo,
+                                 band + (size_t)(y - y0) * Wp + xs, rs, Wp, wpk + (size_t)ob * wblk,
+                                 bpad + (size_t)ob * DC_RO, Cin, kh, kw, nout, Wo - xs < 32 ? Wo - xs : 32);
+        }
+    }
+    sdc_arena_reset(a, m);
+    return 1;
+}
+#endif
+
 /* Small images (the UNet's 16x16 and 8x8 levels): too few pixels to give every thread a wide
  * tile, so one image at a time is im2col'd by all threads (split over channels) and the GEMM
  * runs on all threads (OpenBLAS splits Cout and pixels). */
@@ -147,6 +275,11 @@ void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const f
         conv1x1(out, in, w, b, N, Cin, HWo, Cout);
         return;
     }
+#if defined(__AVX512F__)
+    if (stride == 1 && Wo >= 32 &&
+        conv_direct_fast(a, out, in, w, b, N, Cin, H, W, Cout, kh, kw, pad_t, pad_l, Ho, Wo))
+        return;
+#endif
     if ((size_t)N * HWo < (size_t)CONV_SMALL_COLS * omp_get_max_threads()) {
         conv_shared_tile(a, out, in, w, b, N, Cin, H, W, Cout, kh, kw, stride, pad_t, pad_l, Ho, Wo);
         return;

@@ -420,6 +420,11 @@ int main(void) {
     conv_case("conv 3x3 s1 pad 1 on 2x3 image", 1, 3, 2, 3, 4, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s2 pad (0,1,0,1) on 2x2 image", 1, 3, 2, 2, 4, 3, 2, 0, 0, 1, 1, 1);
     conv_case("conv 3x3 s1 asymmetric pad (2,0,1,1)", 1, 5, 9, 7, 3, 3, 1, 2, 0, 1, 1, 1);
+    conv_case("conv 3x3 s1 Wo=40 Cout=13 (row tail, channel tail)", 2, 7, 5, 40, 13, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s1 pad (1,0,0,1) Wo=33", 1, 3, 9, 34, 25, 3, 1, 1, 0, 0, 1, 1);
+    conv_case("conv 5x5 s1 pad 2 Wo=50", 1, 4, 6, 50, 5, 5, 1, 2, 2, 2, 2, 1);
+    conv_case("conv 3x3 s1 no pad Wo=68, no bias", 1, 6, 10, 70, 12, 3, 1, 0, 0, 0, 0, 0);
+    conv_case("conv 3x3 s1 600ch 12x40 (several bands)", 1, 600, 12, 40, 3, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 2000ch 30x30 (shared tile, 2 tiles)", 1, 2000, 30, 30, 2, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 128ch 96x96 (several row tiles)", 1, 128, 96, 96, 4, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s2 64ch 70x70 (several row tiles)", 1, 64, 70, 70, 3, 3, 2, 0, 0, 1, 1, 1);
