@@ -512,8 +512,12 @@ int main(int argc, char **argv) {
                 unet_flops(st, 2, 64, 64, CTX_LEN, &fu64) == 0;
     int has_v = vae_flops(st, 64, 64, &fv) == 0;
     if (has_v) {   /* the tiles' own work: overlapping tiles redo the overlap */
-        int k = 64 <= o.tile ? 1 : (64 - o.overlap + (o.tile - o.overlap) - 1) / (o.tile - o.overlap);
-        int ts = 64 < o.tile ? 64 : o.tile;
+        int k = 1, ts = 64;      /* as models/vae.c tiles 64 latents: k tiles of ts */
+        if (64 > o.tile) {
+            k = (64 - o.overlap + (o.tile - o.overlap) - 1) / (o.tile - o.overlap);
+            ts = (64 + (k - 1) * o.overlap + k - 1) / k;
+            k = (64 - o.overlap + (ts - o.overlap) - 1) / (ts - o.overlap);
+        }
         vae_flops(st, ts, ts, &fvt);
         fvt.conv *= k * k; fvt.linear *= k * k; fvt.attn *= k * k;
     }

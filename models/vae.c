@@ -586,7 +586,7 @@ int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, 
 /* ---------------------------------------------------------------------------------------------
  * Tiled decode: overlapping latent tiles decoded one at a time, blended with linear ramps.
  *
- * Along each axis of n latents, k tiles of t latents (t = min(tile, n)) start at
+ * Along each axis of n latents, k tiles of t latents (t = tile_side(n, tile, ov)) start at
  * p_i = floor(i·(n-t)/(k-1)), k = ceil((n-ov)/(t-ov)): neighbours overlap by >= ov latents and
  * the last tile ends at n. A tile's 1-D weight at its pixel j (of L = t·f) is 1, falling
  * linearly to (0.5/O) over the O = ov·f pixels at each side that has a neighbour:
@@ -668,6 +668,15 @@ static int decode_tiles(sdc_vae *v, sdc_arena *a, float *img, const float *z, in
     return 0;
 }
 
+/* The side of the tiles along n latents: the smallest t <= tile that still needs no more
+ * tiles than tile itself would, with neighbours overlapping by >= ov (less work and memory than
+ * tile: 64 latents in tiles of 32, overlap 8, become 3 tiles of 27). Needs 0 <= ov < tile. */
+static int tile_side(int n, int tile, int ov) {
+    if (n <= tile) return n;
+    const int k = tiles_along(n, tile, ov);          /* k·(tile-ov) >= n-ov, so t <= tile */
+    return (n + (k - 1) * ov + k - 1) / k;
+}
+
 static int decode_tiled(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h,
                         int w, int tile, int ov, sdc_err *e) {
     const int f = v->down_factor;
@@ -678,7 +687,7 @@ static int decode_tiled(sdc_vae *v, sdc_arena *a, float *img, const float *z, in
         return sdc_errf(e, "vae: bad decode tiling: tile %d, overlap %d (need tile >= 1 and "
                            "0 <= overlap < tile)", tile, ov);
     if (tile >= h && tile >= w) return decode(v, a, img, z, N, h, w, e);
-    const int th = tile < h ? tile : h, tw = tile < w ? tile : w;
+    const int th = tile_side(h, tile, ov), tw = tile_side(w, tile, ov);
     const size_t in = (size_t)v->E * h * w, out = (size_t)3 * h * f * w * f;
     for (int n = 0; n < N; n++) {
         sdc_arena_mark m = sdc_arena_get_mark(a);

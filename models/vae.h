@@ -25,8 +25,9 @@ int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, 
                    sdc_err *e);
 
 /* The same image decoded in overlapping tiles (for machines with little RAM: activation memory
- * is one tile's, whatever the image size): tiles of tile x tile latents (tile * 8 pixels a side)
- * whose neighbours overlap by at least `overlap` latents, blended with linear ramps across the
+ * is one tile's, whatever the image size): tiles of at most tile x tile latents (tile * 8
+ * pixels a side; shrunk to the least size that needs no more tiles) whose neighbours overlap by
+ * at least `overlap` latents, blended with linear ramps across the
  * overlap (as stable-diffusion.cpp and diffusers' tiled_decode do). GroupNorm statistics are per
  * tile, so the result is close to, not equal to, sdc_vae_decode's; when one tile covers the
  * whole latent (tile >= h and tile >= w) the result is sdc_vae_decode's, bit for bit.
