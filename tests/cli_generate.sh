@@ -25,6 +25,10 @@ check "another seed, another image" "! cmp -s '$T/a.png' '$T/c.png'"
 check "batch writes numbered files" "[ -s '$T/batch_1.png' ] && [ -s '$T/batch_2.png' ] && [ -s '$T/grid.png' ]"
 check "batch image 2 has seed 43" "grep -a -q 'Seed: 43' '$T/batch_2.png'"
 
+# img2img from the first image: size taken from it, strength recorded.
+"$SDC" generate -p "a red circle on a blue background" -i "$T/a.png" --strength 0.4 --steps 4 -o "$T/i2i.png" -q
+check "img2img writes a PNG with its strength" "grep -a -q 'Denoising strength: 0.4' '$T/i2i.png' && grep -a -q 'Size: 64x64' '$T/i2i.png'"
+
 # Bad input: one line, exit 2, no output file.
 bad() {  # name, expected message fragment, args...
   local name=$1 frag=$2; shift 2
@@ -41,4 +45,6 @@ bad "no prompt" "no prompt"
 bad "bad seed" "expected an integer" -p x -s abc
 bad "a VAE-less/UNet-less file" "no UNet" -m tests/data/refs/sd1_vae.safetensors -p x
 bad "a directory as model" "directory\|not a" -m tests -p x
+bad "init image missing" "cannot\|not a readable" -p x -i "$T/none.png"
+bad "bad strength" "strength" -p x -i "$T/a.png" --strength 1.5
 exit $fail
