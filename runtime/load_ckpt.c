@@ -301,6 +301,10 @@ static int zip_open(const char *path, const uint8_t *m, size_t size, zipf *z, sd
 /* Adds every tensor of the state dict (or of the top-level dict) to out. */
 static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, const char *where,
                        sdc_file_index *out, sdc_err *e) {
+    if (root->kind == SDC_PV_OPAQUE)   /* e.g. torch.save(model): a whole pickled module */
+        return sdc_errf(e, "%s: the pickled object is a %s object (sdc never builds one), not a "
+                        "dict of tensors; save the model's state_dict instead: %s", path,
+                        root->u.opaque, where);
     if (root->kind != SDC_PV_DICT)
         return sdc_errf(e, "%s: the pickled object is a %s, not a dict of tensors: %s", path,
                         sdc_pkind_name(root->kind), where);
@@ -323,13 +327,17 @@ static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, co
         const sdc_pickle_tensor *t = v->u.tensor;
         const sdc_pickle_storage *st = t->storage;
         if (!t->contiguous) {
-            char strides[160] = "";
-            size_t len = 0;
-            for (int d = 0; d < t->ndim && len < sizeof strides - 24; d++)
-                len += (size_t)snprintf(strides + len, sizeof strides - len, "%s%lld",
-                                        d ? "," : "", (long long)t->stride[d]);
-            return sdc_errf(e, "%s: tensor '%s' has non-contiguous strides (%s); sdc reads only "
-                            "dense row-major tensors: %s", path, name, strides, where);
+            char shape[200] = "", strides[200] = "";
+            size_t ls = 0, lt = 0;
+            for (int d = 0; d < t->ndim; d++) {
+                ls += (size_t)snprintf(shape + ls, sizeof shape - ls, "%s%lld", d ? "," : "",
+                                       (long long)t->shape[d]);
+                lt += (size_t)snprintf(strides + lt, sizeof strides - lt, "%s%lld", d ? "," : "",
+                                       (long long)t->stride[d]);
+            }
+            return sdc_errf(e, "%s: tensor '%s' has non-contiguous strides (%s) for shape [%s]; sdc "
+                            "reads only dense row-major tensors (save it with .contiguous()): %s",
+                            path, name, strides, shape, where);
         }
         if (!st->resolved)
             return sdc_errf(e, "%s: tensor '%s': storage '%s' has no data: %s", path, name,
