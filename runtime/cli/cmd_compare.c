@@ -15,16 +15,6 @@
 #include "runtime/sampler.h"
 #include "runtime/store.h"
 
-/* Weak until the image pipeline (include/sdc.h, runtime/sampler.h) is in the library: the tool
- * links without it and the output level says it is missing. */
-#pragma weak sdc_model_default_params
-#pragma weak sdc_model_open
-#pragma weak sdc_model_close
-#pragma weak sdc_gen_default_params
-#pragma weak sdc_generate_ex
-#pragma weak sdc_sample_method_from_name
-#pragma weak sdc_sample_method_name
-
 /* Lines per list in the text report unless --all: enough to name what differs without
  * drowning a terminal in the 1100 names of a dtype conversion. */
 #define LIST_MAX 20
@@ -142,7 +132,6 @@ static int parse_args(int argc, char **argv, cmp_args *a) {
         else if (!strcmp(s, "--vae")) { NEED_VAL(); a->vae = argv[++i]; }
         else if (!strcmp(s, "--sampling-method")) {
             NEED_VAL();
-            if (!sdc_sample_method_from_name) { fprintf(stderr, "sdc: compare: this build has no samplers yet\n"); return -1; }
             a->method = sdc_sample_method_from_name(argv[++i]);
             if (a->method < 0) { fprintf(stderr, "sdc: compare: unknown sampling method '%s'\n", argv[i]); return -1; }
         } else if (!strcmp(s, "--schedule")) {
@@ -366,15 +355,12 @@ typedef struct img_out {
     char params[512];
 } img_out;
 
-/* Opens path as a model, generates one image with the comparison's parameters, closes it. */
-static int generate_one(const char *path, const cmp_args *a, uint8_t **rgb, float **img, int *w,
-                        int *h, char *params, size_t np) {
+/* Opens path as a model, generates one image, closes it. With *gp unresolved (first model), the
+ * parameters are resolved there (options, else the model's recommended defaults, else sdc's) and
+ * kept in *gp, so that the second model gets exactly the same. */
+static int generate_one(const char *path, const cmp_args *a, sdc_gen_params *gp, int resolve,
+                        uint8_t **rgb, float **img) {
     sdc_err e = {{0}};
-    if (!sdc_model_open || !sdc_model_default_params || !sdc_gen_default_params || !sdc_generate_ex ||
-        !sdc_model_close || !sdc_sample_method_name) {
-        fprintf(stderr, "sdc: compare: this build cannot generate images yet (no image pipeline linked)\n");
-        return -1;
-    }
     sdc_model_params mp = sdc_model_default_params();
     mp.model_path = path;
     mp.vae_path = a->vae;
@@ -384,50 +370,55 @@ static int generate_one(const char *path, const cmp_args *a, uint8_t **rgb, floa
     if (a->threads > 0) mp.threads = a->threads;
     sdc_model *m = sdc_model_open(&mp, &e);
     if (!m) { fprintf(stderr, "sdc: %s\n", e.msg); return -1; }
-    sdc_gen_params gp = sdc_gen_default_params();
-    gp.prompt = a->prompt;
-    if (a->negative) gp.negative_prompt = a->negative;
-    gp.seed = (uint64_t)a->seed;
-    if (a->steps > 0) gp.steps = a->steps;
-    if (a->width > 0) gp.width = a->width;
-    if (a->height > 0) gp.height = a->height;
-    if (a->method >= 0) gp.sample_method = a->method;
-    if (a->schedule >= 0) gp.schedule = a->schedule;
-    if (!isnan(a->cfg)) gp.cfg_scale = (float)a->cfg;
-    if (a->clip_skip >= 0) gp.clip_skip = a->clip_skip;
-    if (gp.width % 8 || gp.height % 8 || gp.width <= 0 || gp.height <= 0 || gp.width > IMG_MAX_SIDE ||
-        gp.height > IMG_MAX_SIDE) {
+    if (resolve) {
+        int dw = 0, dh = 0, dsteps = 0;
+        float dcfg = 0;
+        sdc_model_defaults(m, &dw, &dh, &dsteps, &dcfg);
+        *gp = sdc_gen_default_params();
+        gp->prompt = a->prompt;
+        if (a->negative) gp->negative_prompt = a->negative;
+        gp->seed = (uint64_t)a->seed;
+        gp->steps = a->steps > 0 ? a->steps : dsteps > 0 ? dsteps : gp->steps;
+        gp->width = a->width > 0 ? a->width : dw > 0 ? dw : gp->width;
+        gp->height = a->height > 0 ? a->height : dh > 0 ? dh : gp->height;
+        gp->cfg_scale = !isnan(a->cfg) ? (float)a->cfg : dcfg > 0 ? dcfg : gp->cfg_scale;
+        if (a->method >= 0) gp->sample_method = a->method;
+        if (a->schedule >= 0) gp->schedule = a->schedule;
+        if (a->clip_skip >= 0) gp->clip_skip = a->clip_skip;
+    }
+    if (gp->width % 8 || gp->height % 8 || gp->width <= 0 || gp->height <= 0 || gp->width > IMG_MAX_SIDE ||
+        gp->height > IMG_MAX_SIDE) {
         fprintf(stderr, "sdc: compare: image size %dx%d: width and height must be multiples of 8 up to %d\n",
-                gp.width, gp.height, IMG_MAX_SIDE);
+                gp->width, gp->height, IMG_MAX_SIDE);
         sdc_model_close(m);
         return -1;
     }
-    size_t n = (size_t)gp.width * (size_t)gp.height * 3;
+    size_t n = (size_t)gp->width * (size_t)gp->height * 3;
     *rgb = malloc(n);
     *img = malloc(n * sizeof(float));
     if (!*rgb || !*img) {
-        fprintf(stderr, "sdc: compare: out of memory for a %dx%d image\n", gp.width, gp.height);
+        fprintf(stderr, "sdc: compare: out of memory for a %dx%d image\n", gp->width, gp->height);
         sdc_model_close(m);
         return -1;
     }
-    int rc = sdc_generate_ex(m, &gp, *rgb, *img, NULL, &e);
+    int rc = sdc_generate_ex(m, gp, *rgb, *img, NULL, &e);
     if (rc) fprintf(stderr, "sdc: %s: %s\n", path, e.msg);
-    *w = gp.width;
-    *h = gp.height;
-    snprintf(params, np, "prompt \"%s\", negative \"%s\", %dx%d, %d steps, cfg %g, %s%s, seed %llu",
-             gp.prompt, gp.negative_prompt ? gp.negative_prompt : "", gp.width, gp.height, gp.steps,
-             gp.cfg_scale, sdc_sample_method_name(gp.sample_method),
-             gp.schedule == SDC_SCHED_KARRAS ? " karras" : "", (unsigned long long)gp.seed);
     sdc_model_close(m);
     return rc;
 }
 
 static int output_level(const cmp_args *a, img_out *o) {
     float *fa = NULL, *fb = NULL;
-    int wb = 0, hb = 0, rc = -1;
-    char pb[512];
-    if (generate_one(a->a, a, &o->a, &fa, &o->w, &o->h, o->params, sizeof o->params)) goto done;
-    if (generate_one(a->b, a, &o->b, &fb, &wb, &hb, pb, sizeof pb)) goto done;
+    int rc = -1;
+    sdc_gen_params gp;
+    if (generate_one(a->a, a, &gp, 1, &o->a, &fa)) goto done;
+    if (generate_one(a->b, a, &gp, 0, &o->b, &fb)) goto done;
+    o->w = gp.width;
+    o->h = gp.height;
+    snprintf(o->params, sizeof o->params, "prompt \"%s\", negative \"%s\", %dx%d, %d steps, cfg %g, %s%s, seed %llu",
+             gp.prompt, gp.negative_prompt ? gp.negative_prompt : "", gp.width, gp.height, gp.steps,
+             gp.cfg_scale, sdc_sample_method_name(gp.sample_method),
+             gp.schedule == SDC_SCHED_KARRAS ? " karras" : "", (unsigned long long)gp.seed);
     o->d = sdc_image_diff(o->a, o->b, o->w, o->h);
     size_t n = (size_t)o->w * o->h * 3;
     for (size_t i = 0; i < n; i++) {
