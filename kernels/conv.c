@@ -15,9 +15,7 @@
 /* A tile is at most this many output pixels of one image (GEMM N): wide enough for sgemm to run
  * near its peak, narrow enough that its im2col block (K x N floats; K = Cin·kh·kw up to 11520)
  * stays in L2/L3: at 1280 channels 11520 x 256 floats = 11.8 MB. */
-#ifndef CONV_TILE_COLS
 #define CONV_TILE_COLS 512
-#endif
 /* ...and at most this many floats of im2col scratch per thread (32 MiB), whatever K is. */
 #define CONV_TILE_FLOATS ((size_t)8 << 20)
 /* Below this many output pixels per thread (all images), tiles would be too narrow for a fast
@@ -108,21 +106,32 @@ static void conv1x1(float *out, const float *in, const float *w, const float *b,
 }
 
 #if defined(__AVX512F__)
-/* ---- AVX-512 direct path for stride-1 convs on rows >= 32 wide: no im2col, no GEMM packing ----
+/* ---- AVX-512 direct path for stride-1 convs on rows > 16 wide: no im2col, no GEMM packing ----
  * Output channels in blocks of DC_RO (weights packed [block][Cin][kh][kw][DC_RO], zero-padded),
  * pixels 32 at a time along an output row; the input rows a band of output rows needs are copied
  * once per thread into a zero-padded band, so the inner loop has no border tests. */
 #include <immintrin.h>
 
 #define DC_RO 12
+/* Input channels summed per pass over a block of outputs (partial sums are added into out):
+ * keeps the weight slice in L1/L2 and each float accumulation chain short (<= 128·kh·kw terms). */
+#define DC_CB 128
 /* Padded input band per thread, in floats (1 MiB: stays in L2 next to a weight block). */
 #define DC_BAND_FLOATS ((size_t)256 << 10)
 
-/* acc[RO=12 output channels][32 pixels] over all Cin·kh·kw taps, for output row pixels
- * xs .. xs+31 of one row: rows[c·rs + ky·Wp + xs + kx] is the padded input, wp[(c·kh + ky)·kw + kx][RO]
- * the packed weights of this channel block. Stores channels < nout and pixels < nx (masked). */
+/* acc[RO=12 output channels][2 x 16 pixels] over all Cin·kh·kw taps. The first 16 pixels read
+ * band[c·rs + ky·Wp + kx + i] (the zero-padded input) and are stored at out[r·ldo + i]; the second
+ * 16 are the same at input offset in2 and output offset out2 (16 and 16: the next 16 pixels of
+ * the row; the offsets are parameters so that a caller could pair rows instead — measured slower
+ * than im2col + sgemm for 16-wide rows, so rows of <= 16 take that path).
+ * wp[(c·kh + ky)·kw + kx][RO]: the packed weights of this channel block. Stores channels < nout
+ * and the first nx0 / nx1 pixels of each half (masked). accumulate: add this block's sum (from 0,
+ * no bias) to what out holds from the previous blocks of input channels: a two-level sum. */
 static void conv_ukernel(float *out, size_t ldo, const float *band, size_t rs, int Wp, const float *wp,
-                         const float *bias, int Cin, int kh, int kw, int nout, int nx) {
+                         const float *bias, int Cin, int kh, int kw, int nout, size_t in2, size_t out2,
+                         int nx0, int nx1, int accumulate) {
+    __mmask16 m0 = nx0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nx0) - 1);
+    __mmask16 m1 = nx1 >= 16 ? (__mmask16)0xffff : nx1 <= 0 ? (__mmask16)0 : (__mmask16)((1u << nx1) - 1);
     __m512 a0_0 = _mm512_set1_ps(bias[0]), a0_1 = a0_0;
     __m512 a1_0 = _mm512_set1_ps(bias[1]), a1_1 = a1_0;
     __m512 a2_0 = _mm512_set1_ps(bias[2]), a2_1 = a2_0;
@@ -135,12 +144,26 @@ static void conv_ukernel(float *out, size_t ldo, const float *band, size_t rs, i
     __m512 a9_0 = _mm512_set1_ps(bias[9]), a9_1 = a9_0;
     __m512 a10_0 = _mm512_set1_ps(bias[10]), a10_1 = a10_0;
     __m512 a11_0 = _mm512_set1_ps(bias[11]), a11_1 = a11_0;
+    if (accumulate) {   /* this block's sum starts at 0 and is added to out at the end */
+        a0_0 = a0_1 = _mm512_setzero_ps();
+        a1_0 = a1_1 = _mm512_setzero_ps();
+        a2_0 = a2_1 = _mm512_setzero_ps();
+        a3_0 = a3_1 = _mm512_setzero_ps();
+        a4_0 = a4_1 = _mm512_setzero_ps();
+        a5_0 = a5_1 = _mm512_setzero_ps();
+        a6_0 = a6_1 = _mm512_setzero_ps();
+        a7_0 = a7_1 = _mm512_setzero_ps();
+        a8_0 = a8_1 = _mm512_setzero_ps();
+        a9_0 = a9_1 = _mm512_setzero_ps();
+        a10_0 = a10_1 = _mm512_setzero_ps();
+        a11_0 = a11_1 = _mm512_setzero_ps();
+    }
     for (int c = 0; c < Cin; c++)
         for (int ky = 0; ky < kh; ky++) {
             const float *row = band + (size_t)c * rs + (size_t)ky * Wp;
             const float *w = wp + (size_t)(c * kh + ky) * kw * 12;
             for (int kx = 0; kx < kw; kx++, w += 12) {
-                __m512 x0 = _mm512_loadu_ps(row + kx), x1 = _mm512_loadu_ps(row + kx + 16), b;
+                __m512 x0 = _mm512_loadu_ps(row + kx), x1 = _mm512_loadu_ps(row + kx + in2), b;
                 b = _mm512_set1_ps(w[0]); a0_0 = _mm512_fmadd_ps(b, x0, a0_0); a0_1 = _mm512_fmadd_ps(b, x1, a0_1);
                 b = _mm512_set1_ps(w[1]); a1_0 = _mm512_fmadd_ps(b, x0, a1_0); a1_1 = _mm512_fmadd_ps(b, x1, a1_1);
                 b = _mm512_set1_ps(w[2]); a2_0 = _mm512_fmadd_ps(b, x0, a2_0); a2_1 = _mm512_fmadd_ps(b, x1, a2_1);
@@ -155,20 +178,30 @@ static void conv_ukernel(float *out, size_t ldo, const float *band, size_t rs, i
                 b = _mm512_set1_ps(w[11]); a11_0 = _mm512_fmadd_ps(b, x0, a11_0); a11_1 = _mm512_fmadd_ps(b, x1, a11_1);
             }
         }
-    __mmask16 m0 = nx >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nx) - 1);
-    __mmask16 m1 = nx >= 32 ? (__mmask16)0xffff : nx <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nx - 16)) - 1);
-    if (nout > 0) { _mm512_mask_storeu_ps(out + 0 * ldo, m0, a0_0); _mm512_mask_storeu_ps(out + 0 * ldo + 16, m1, a0_1); }
-    if (nout > 1) { _mm512_mask_storeu_ps(out + 1 * ldo, m0, a1_0); _mm512_mask_storeu_ps(out + 1 * ldo + 16, m1, a1_1); }
-    if (nout > 2) { _mm512_mask_storeu_ps(out + 2 * ldo, m0, a2_0); _mm512_mask_storeu_ps(out + 2 * ldo + 16, m1, a2_1); }
-    if (nout > 3) { _mm512_mask_storeu_ps(out + 3 * ldo, m0, a3_0); _mm512_mask_storeu_ps(out + 3 * ldo + 16, m1, a3_1); }
-    if (nout > 4) { _mm512_mask_storeu_ps(out + 4 * ldo, m0, a4_0); _mm512_mask_storeu_ps(out + 4 * ldo + 16, m1, a4_1); }
-    if (nout > 5) { _mm512_mask_storeu_ps(out + 5 * ldo, m0, a5_0); _mm512_mask_storeu_ps(out + 5 * ldo + 16, m1, a5_1); }
-    if (nout > 6) { _mm512_mask_storeu_ps(out + 6 * ldo, m0, a6_0); _mm512_mask_storeu_ps(out + 6 * ldo + 16, m1, a6_1); }
-    if (nout > 7) { _mm512_mask_storeu_ps(out + 7 * ldo, m0, a7_0); _mm512_mask_storeu_ps(out + 7 * ldo + 16, m1, a7_1); }
-    if (nout > 8) { _mm512_mask_storeu_ps(out + 8 * ldo, m0, a8_0); _mm512_mask_storeu_ps(out + 8 * ldo + 16, m1, a8_1); }
-    if (nout > 9) { _mm512_mask_storeu_ps(out + 9 * ldo, m0, a9_0); _mm512_mask_storeu_ps(out + 9 * ldo + 16, m1, a9_1); }
-    if (nout > 10) { _mm512_mask_storeu_ps(out + 10 * ldo, m0, a10_0); _mm512_mask_storeu_ps(out + 10 * ldo + 16, m1, a10_1); }
-    if (nout > 11) { _mm512_mask_storeu_ps(out + 11 * ldo, m0, a11_0); _mm512_mask_storeu_ps(out + 11 * ldo + 16, m1, a11_1); }
+    if (nout > 0) { if (accumulate) { a0_0 = _mm512_add_ps(a0_0, _mm512_maskz_loadu_ps(m0, out + 0 * ldo)); a0_1 = _mm512_add_ps(a0_1, _mm512_maskz_loadu_ps(m1, out + 0 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 0 * ldo, m0, a0_0); _mm512_mask_storeu_ps(out + 0 * ldo + out2, m1, a0_1); }
+    if (nout > 1) { if (accumulate) { a1_0 = _mm512_add_ps(a1_0, _mm512_maskz_loadu_ps(m0, out + 1 * ldo)); a1_1 = _mm512_add_ps(a1_1, _mm512_maskz_loadu_ps(m1, out + 1 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 1 * ldo, m0, a1_0); _mm512_mask_storeu_ps(out + 1 * ldo + out2, m1, a1_1); }
+    if (nout > 2) { if (accumulate) { a2_0 = _mm512_add_ps(a2_0, _mm512_maskz_loadu_ps(m0, out + 2 * ldo)); a2_1 = _mm512_add_ps(a2_1, _mm512_maskz_loadu_ps(m1, out + 2 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 2 * ldo, m0, a2_0); _mm512_mask_storeu_ps(out + 2 * ldo + out2, m1, a2_1); }
+    if (nout > 3) { if (accumulate) { a3_0 = _mm512_add_ps(a3_0, _mm512_maskz_loadu_ps(m0, out + 3 * ldo)); a3_1 = _mm512_add_ps(a3_1, _mm512_maskz_loadu_ps(m1, out + 3 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 3 * ldo, m0, a3_0); _mm512_mask_storeu_ps(out + 3 * ldo + out2, m1, a3_1); }
+    if (nout > 4) { if (accumulate) { a4_0 = _mm512_add_ps(a4_0, _mm512_maskz_loadu_ps(m0, out + 4 * ldo)); a4_1 = _mm512_add_ps(a4_1, _mm512_maskz_loadu_ps(m1, out + 4 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 4 * ldo, m0, a4_0); _mm512_mask_storeu_ps(out + 4 * ldo + out2, m1, a4_1); }
+    if (nout > 5) { if (accumulate) { a5_0 = _mm512_add_ps(a5_0, _mm512_maskz_loadu_ps(m0, out + 5 * ldo)); a5_1 = _mm512_add_ps(a5_1, _mm512_maskz_loadu_ps(m1, out + 5 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 5 * ldo, m0, a5_0); _mm512_mask_storeu_ps(out + 5 * ldo + out2, m1, a5_1); }
+    if (nout > 6) { if (accumulate) { a6_0 = _mm512_add_ps(a6_0, _mm512_maskz_loadu_ps(m0, out + 6 * ldo)); a6_1 = _mm512_add_ps(a6_1, _mm512_maskz_loadu_ps(m1, out + 6 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 6 * ldo, m0, a6_0); _mm512_mask_storeu_ps(out + 6 * ldo + out2, m1, a6_1); }
+    if (nout > 7) { if (accumulate) { a7_0 = _mm512_add_ps(a7_0, _mm512_maskz_loadu_ps(m0, out + 7 * ldo)); a7_1 = _mm512_add_ps(a7_1, _mm512_maskz_loadu_ps(m1, out + 7 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 7 * ldo, m0, a7_0); _mm512_mask_storeu_ps(out + 7 * ldo + out2, m1, a7_1); }
+    if (nout > 8) { if (accumulate) { a8_0 = _mm512_add_ps(a8_0, _mm512_maskz_loadu_ps(m0, out + 8 * ldo)); a8_1 = _mm512_add_ps(a8_1, _mm512_maskz_loadu_ps(m1, out + 8 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 8 * ldo, m0, a8_0); _mm512_mask_storeu_ps(out + 8 * ldo + out2, m1, a8_1); }
+    if (nout > 9) { if (accumulate) { a9_0 = _mm512_add_ps(a9_0, _mm512_maskz_loadu_ps(m0, out + 9 * ldo)); a9_1 = _mm512_add_ps(a9_1, _mm512_maskz_loadu_ps(m1, out + 9 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 9 * ldo, m0, a9_0); _mm512_mask_storeu_ps(out + 9 * ldo + out2, m1, a9_1); }
+    if (nout > 10) { if (accumulate) { a10_0 = _mm512_add_ps(a10_0, _mm512_maskz_loadu_ps(m0, out + 10 * ldo)); a10_1 = _mm512_add_ps(a10_1, _mm512_maskz_loadu_ps(m1, out + 10 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 10 * ldo, m0, a10_0); _mm512_mask_storeu_ps(out + 10 * ldo + out2, m1, a10_1); }
+    if (nout > 11) { if (accumulate) { a11_0 = _mm512_add_ps(a11_0, _mm512_maskz_loadu_ps(m0, out + 11 * ldo)); a11_1 = _mm512_add_ps(a11_1, _mm512_maskz_loadu_ps(m1, out + 11 * ldo + out2)); }
+                    _mm512_mask_storeu_ps(out + 11 * ldo, m0, a11_0); _mm512_mask_storeu_ps(out + 11 * ldo + out2, m1, a11_1); }
 }
 
 /* band[c][r][0..Wp) = in[c][y0 - pad_t + r][x - pad_l], zero outside the image. */
@@ -221,11 +254,16 @@ static int conv_direct_fast(sdc_arena *a, float *out, const float *in, const flo
         fill_band(band, rs, Wp, in + (size_t)n * Cin * H * W, Cin, H, W, y0, y1 - y0 + kh - 1, pad_t, pad_l);
         for (int ob = 0; ob < nob; ob++) {
             int nout = Cout - ob * DC_RO < DC_RO ? Cout - ob * DC_RO : DC_RO;
-            for (int y = y0; y < y1; y++)
-                for (int xs = 0; xs < Wo; xs += 32)
-                    conv_ukernel(out + ((size_t)n * Cout + (size_t)ob * DC_RO) * HWo + (size_t)y * Wo + xs, HWo,
-                                 band + (size_t)(y - y0) * Wp + xs, rs, Wp, wpk + (size_t)ob * wblk,
-                                 bpad + (size_t)ob * DC_RO, Cin, kh, kw, nout, Wo - xs < 32 ? Wo - xs : 32);
+            float *ob_out = out + ((size_t)n * Cout + (size_t)ob * DC_RO) * HWo;
+            const float *wb = wpk + (size_t)ob * wblk, *bb = bpad + (size_t)ob * DC_RO;
+            for (int c0 = 0; c0 < Cin; c0 += DC_CB) {   /* input channels in blocks: shorter sums */
+                int nc = Cin - c0 < DC_CB ? Cin - c0 : DC_CB;
+                const float *bc = band + (size_t)c0 * rs, *wc = wb + (size_t)c0 * taps * DC_RO;
+                for (int y = y0; y < y1; y++)
+                    for (int xs = 0; xs < Wo; xs += 32)
+                        conv_ukernel(ob_out + (size_t)y * Wo + xs, HWo, bc + (size_t)(y - y0) * Wp + xs, rs, Wp, wc, bb,
+                                     nc, kh, kw, nout, 16, 16, Wo - xs < 16 ? Wo - xs : 16, Wo - xs - 16, c0 > 0);
+            }
         }
     }
     sdc_arena_reset(a, m);
@@ -276,7 +314,7 @@ void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const f
         return;
     }
 #if defined(__AVX512F__)
-    if (stride == 1 && Wo >= 32 &&
+    if (stride == 1 && Wo > 16 &&
         conv_direct_fast(a, out, in, w, b, N, Cin, H, W, Cout, kh, kw, pad_t, pad_l, Ho, Wo))
         return;
 #endif

@@ -424,8 +424,13 @@ int main(void) {
     conv_case("conv 3x3 s1 pad (1,0,0,1) Wo=33", 1, 3, 9, 34, 25, 3, 1, 1, 0, 0, 1, 1);
     conv_case("conv 5x5 s1 pad 2 Wo=50", 1, 4, 6, 50, 5, 5, 1, 2, 2, 2, 2, 1);
     conv_case("conv 3x3 s1 no pad Wo=68, no bias", 1, 6, 10, 70, 12, 3, 1, 0, 0, 0, 0, 0);
+    conv_case("conv 3x3 s1 16x16", 2, 9, 16, 16, 14, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s1 13x12 pad (0,1,1,0)", 1, 5, 13, 13, 7, 3, 1, 0, 1, 1, 0, 1);
+    conv_case("conv 3x3 s1 Wo=20 (second half 4 wide)", 1, 5, 7, 20, 12, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s1 1200ch 16x16", 1, 1200, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 600ch 12x40 (several bands)", 1, 600, 12, 40, 3, 3, 1, 1, 1, 1, 1, 1);
-    conv_case("conv 3x3 s1 2000ch 30x30 (shared tile, 2 tiles)", 1, 2000, 30, 30, 2, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s1 2000ch 30x30 (long sums)", 1, 2000, 30, 30, 2, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s1 4000ch 16x16 (shared tile, 2 tiles)", 1, 4000, 16, 16, 2, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 128ch 96x96 (several row tiles)", 1, 128, 96, 96, 4, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s2 64ch 70x70 (several row tiles)", 1, 64, 70, 70, 3, 3, 2, 0, 0, 1, 1, 1);
     att_case("attention self B2 H3 D8 Lq=Lk=37", 2, 37, 37, 3, 8, 0, 0);
