@@ -63,8 +63,11 @@ static const danger DANGER[] = {
     {"marshal", NULL}, {"multiprocessing", NULL}, {"asyncio", NULL}, {"http", NULL},
     {"urllib", NULL}, {"urllib2", NULL}, {"httplib", NULL}, {"ftplib", NULL},
     {"smtplib", NULL}, {"telnetlib", NULL}, {"requests", NULL}, {"aiohttp", NULL},
-    {"dill", NULL}, {"cloudpickle", NULL}, {"types", NULL}, {"io", NULL}, {"_io", NULL},
-    {"platform", NULL}, {"signal", NULL}, {"tempfile", NULL}, {"zipimport", NULL},
+    {"dill", NULL}, {"cloudpickle", NULL}, {"zipimport", NULL}, {"pip", NULL},
+    {"types", "CodeType"}, {"types", "FunctionType"}, {"types", "LambdaType"},
+    {"types", "MethodType"}, {"io", "open"}, {"io", "open_code"}, {"io", "FileIO"},
+    {"_io", "open"}, {"_io", "open_code"}, {"_io", "FileIO"}, {"platform", "popen"},
+    {"builtins", "__build_class__"},
     {"builtins", "eval"}, {"builtins", "exec"}, {"builtins", "execfile"},
     {"builtins", "compile"}, {"builtins", "getattr"}, {"builtins", "setattr"},
     {"builtins", "delattr"}, {"builtins", "open"}, {"builtins", "__import__"},
@@ -91,11 +94,40 @@ static int module_match(const char *module, const char *pat) {
     return !strncmp(module, pat, n) && (module[n] == 0 || module[n] == '.');
 }
 
-int sdc_pickle_is_dangerous(const char *module, const char *name) {
+static int listed(const char *module, const char *name) {
     for (size_t i = 0; i < sizeof DANGER / sizeof DANGER[0]; i++) {
         if (DANGER[i].name ? !strcmp(module, DANGER[i].module) && !strcmp(name, DANGER[i].name)
                            : module_match(module, DANGER[i].module))
             return 1;
+    }
+    return 0;
+}
+
+/* Python resolves a dotted name (protocol 4 qualnames) attribute by attribute, so
+ * torch + "serialization.os.system" reaches os.system and "x.__init__.__globals__" reaches
+ * anything: a dotted name is dangerous when any step of its chain is, or when it walks through
+ * a dunder attribute. */
+int sdc_pickle_is_dangerous(const char *module, const char *name) {
+    if (listed(module, name)) return 1;
+    if (!strchr(name, '.')) return 0;
+    char chain[1100], *seg[128];
+    int n = 0;
+    snprintf(chain, sizeof chain, "%s.%s", module, name);
+    for (char *c = chain, *start = chain;; c++) {
+        if (*c != '.' && *c) continue;
+        int end = !*c;
+        *c = 0;
+        if (n < 128) seg[n++] = start;
+        start = c + 1;
+        if (end) break;
+    }
+    int first_name_seg = 1;
+    for (const char *c = module; *c; c++) first_name_seg += *c == '.';
+    for (int i = first_name_seg; i < n; i++) {
+        size_t len = strlen(seg[i]);
+        if (len > 4 && !strncmp(seg[i], "__", 2) && !strcmp(seg[i] + len - 2, "__")) return 1;
+        const char *mod = !strcmp(seg[i - 1], "__builtins__") ? "builtins" : seg[i - 1];
+        if (listed(mod, seg[i]) || listed(seg[i], "")) return 1;
     }
     return 0;
 }

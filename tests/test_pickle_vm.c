@@ -316,6 +316,15 @@ static void test_globals(void) {
     CHECK(sdc_pickle_is_dangerous("os.path", "join") && sdc_pickle_is_dangerous("nt", "system") &&
           !sdc_pickle_is_dangerous("ossify", "x") && !sdc_pickle_is_dangerous("builtins", "set"),
           "danger list matching");
+    /* dotted names resolve attribute by attribute in Python: judged step by step */
+    CHECK(sdc_pickle_is_dangerous("torch", "serialization.os.system") &&
+          sdc_pickle_is_dangerous("torch", "serialization.os") &&
+          sdc_pickle_is_dangerous("collections", "OrderedDict.__init__.__globals__") &&
+          sdc_pickle_is_dangerous("torch", "nn.__builtins__.eval") &&
+          !sdc_pickle_is_dangerous("pytorch_lightning.utilities", "parsing.AttributeDict") &&
+          !sdc_pickle_is_dangerous("collections", "OrderedDict"), "dotted-name chains");
+    REFUSE("\x80\x04\x8c\x05torch\x8c\x17serialization.os.system\x93.", NULL,
+           "would run torch.serialization.os.system when");
 }
 
 /* Class 8, 12, 14: structure errors, each with its message and offset. */
