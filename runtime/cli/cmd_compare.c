@@ -471,8 +471,9 @@ static void add_num(cJSON *o, const char *k, double v) {
     else cJSON_AddStringToObject(o, k, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
 }
 
-static int print_json(const cmp_args *a, const sdc_store *sa, const sdc_store *sb,
-                      const sdc_cmp_result *r, const char *summary, const img_out *img, int same) {
+/* The tensor half of the JSON report (built while the stores are open). */
+static cJSON *tensors_json(const cmp_args *a, const sdc_store *sa, const sdc_store *sb,
+                           const sdc_cmp_result *r) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "a", file_json(a->a, sa, r->n_mapped_a));
     cJSON_AddItemToObject(root, "b", file_json(a->b, sb, r->n_mapped_b));
@@ -520,6 +521,11 @@ static int print_json(const cmp_args *a, const sdc_store *sa, const sdc_store *s
         }
         cJSON_AddItemToArray(list, o);
     }
+    return root;
+}
+
+/* Adds the image half and the verdict, prints, frees root. */
+static int print_json(cJSON *root, const cmp_args *a, const char *summary, const img_out *img, int same) {
     if (img) {
         cJSON *o = cJSON_AddObjectToObject(root, "image");
         cJSON_AddStringToObject(o, "params", img->params);
@@ -551,26 +557,17 @@ int sdc_cmd_compare(int argc, char **argv) {
     sdc_cmp_result r = {0};
     img_out img = {0};
     sdc_err e = {{0}};
+    cJSON *root = NULL;
     if (!(sa = open_store(a.a, &a)) || !(sb = open_store(a.b, &a))) goto done;
     if (sdc_compare_stores(sa, sb, &a.tol, &r, &e)) { fprintf(stderr, "sdc: compare: %s\n", e.msg); goto done; }
     char tsum[1024], summary[1536];
     tensor_summary(&r, tsum, sizeof tsum);
     int same = sdc_cmp_same(&r);
-    int have_img = 0;
-    if (a.prompt) {
-        if (output_level(&a, &img)) goto done;
-        have_img = 1;
-        if (img.d.max_abs > a.pixel_tol) same = 0;
-    }
-    if (have_img)
-        snprintf(summary, sizeof summary, "tensors %s; images %s", tsum,
-                 img.d.max_abs == 0 ? "bit-identical"
-                 : img.d.max_abs <= a.pixel_tol ? "within --pixel-tol" : "differ");
-    else
-        snprintf(summary, sizeof summary, "%s", tsum);
 
+    /* The tensor report first, then the stores go: the models opened to generate map the files
+     * again, and two full-size mappings plus two sets of f32 weights need not be held at once. */
     if (a.json) {
-        if (print_json(&a, sa, sb, &r, summary, have_img ? &img : NULL, same)) goto done;
+        if (!(root = tensors_json(&a, sa, sb, &r))) { fprintf(stderr, "sdc: compare: out of memory\n"); goto done; }
     } else {
         print_file("A", a.a, sa, r.n_mapped_a);
         print_file("B", a.b, sb, r.n_mapped_b);
@@ -595,6 +592,31 @@ int sdc_cmd_compare(int argc, char **argv) {
         if (r.max_abs_name)
             printf("max abs difference %.6g (%s), max rel difference %.6g (%s)\n", r.max_abs,
                    r.max_abs_name, r.max_rel, r.max_rel_name);
+        fflush(stdout);
+    }
+    sdc_cmp_result_free(&r);
+    sdc_store_close(sa);
+    sdc_store_close(sb);
+    sa = sb = NULL;
+
+    int have_img = 0;
+    if (a.prompt) {
+        if (output_level(&a, &img)) goto done;
+        have_img = 1;
+        if (img.d.max_abs > a.pixel_tol) same = 0;
+    }
+    if (have_img)
+        snprintf(summary, sizeof summary, "tensors %s; images %s", tsum,
+                 img.d.max_abs == 0 ? "bit-identical"
+                 : img.d.max_abs <= a.pixel_tol ? "within --pixel-tol" : "differ");
+    else
+        snprintf(summary, sizeof summary, "%s", tsum);
+
+    if (a.json) {
+        int rc = print_json(root, &a, summary, have_img ? &img : NULL, same);
+        root = NULL;
+        if (rc) goto done;
+    } else {
         if (have_img) {
             printf("images (%s):\n", img.params);
             if (img.d.max_abs == 0)
@@ -610,6 +632,7 @@ int sdc_cmd_compare(int argc, char **argv) {
     }
     status = same ? 0 : 1;
 done:
+    cJSON_Delete(root);
     free(img.a);
     free(img.b);
     sdc_cmp_result_free(&r);
