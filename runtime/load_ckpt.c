@@ -476,7 +476,10 @@ static int zip_check_records(const char *path, const uint8_t *map, const zipf *z
             return sdc_errf(e, "%s: byteorder record is neither 'little' nor 'big': %.*sbyteorder",
                             path, (int)plen, prefix);
     }
-    const zentry *ve = zip_record(z, prefix, plen, "version");
+    /* as PyTorchStreamReader: .data/version (torch >= 2.1 writes both) before version */
+    const zentry *ve = zip_record(z, prefix, plen, ".data/version");
+    const char *vname = ".data/version";
+    if (!ve) ve = zip_record(z, prefix, plen, vname = "version");
     if (!ve) return sdc_errf(e, "%s: zip checkpoint has no '%.*sversion' record", path,
                              (int)plen, prefix);
     const char *s = (const char *)map + ve->data;
@@ -489,8 +492,7 @@ static int zip_check_records(const char *path, const uint8_t *map, const zipf *z
     while (shown && (s[shown - 1] == '\n' || s[shown - 1] == '\r')) shown--;
     if (i == 0 || i != n || v < 1 || v > TORCH_MAX_VERSION)
         return sdc_errf(e, "%s: checkpoint format version '%.*s' outside the supported range 1..%d:"
-                        " %.*sversion", path, (int)shown, s, TORCH_MAX_VERSION,
-                        (int)plen, prefix);
+                        " %.*s%s", path, (int)shown, s, TORCH_MAX_VERSION, (int)plen, prefix, vname);
     return 0;
 }
 

@@ -187,6 +187,10 @@ put("ok_tiny_zip64_extra.ckpt", zip_bytes(
     [{"name": "m/version", "data": b"3\n", "z64extra": True}]), 0, "")
 put("ok_tiny_legacy.ckpt", legacy(), 0, "")
 put("ok_tiny_prefix.ckpt", torch_zip(prefix="my-model/", byteorder=None), 0, "")
+# the layout newer torch writes: .data/version (read first), .data/serialization_id, byteorder
+put("ok_tiny_torch2_layout.ckpt", torch_zip(extra=[{"name": "archive/.data/version", "data": b"3\n"},
+                                                   {"name": "archive/.data/serialization_id",
+                                                    "data": b"1234567890123456789012345678901234567890"}]), 0, "")
 # weights at the top level (no state_dict), two views into one shared storage, a Parameter
 shared = pid("FloatStorage", "0", 6)
 top = (b"\x80\x02}(" + s("first") + tensor("FloatStorage", "0", 6, 0, (3,), (1,), storage=shared) +

@@ -100,6 +100,7 @@ static void check_controls(void) {
     check_tiny("tests/data/malformed/ok_tiny_zip64_extra.ckpt");
     check_tiny("tests/data/malformed/ok_tiny_legacy.ckpt");
     check_tiny("tests/data/malformed/ok_tiny_prefix.ckpt");
+    check_tiny("tests/data/malformed/ok_tiny_torch2_layout.ckpt");
     check_tiny("tests/data/malformed/c13_dup_expansion.ckpt");
     /* top-level weights; two views of one storage at offsets 0 and 3; a Parameter */
     sdc_store *s = sdc_store_new();
