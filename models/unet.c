@@ -2,8 +2,10 @@
  *
  * Owns: the UNet's weights converted once to f32 at load (bump-allocated in big anonymous
  * mappings, sdc_unet.chunks, with transparent huge pages requested) and the block graph read
- * from the tensor names and shapes. Does not own: the store (only read at load) or any
- * activation (they come from the caller's arena; only the skip tensors live across blocks).
+ * from the tensor names and shapes. Does not own: the store (only read at load; in low-mem
+ * mode, sdc_unet_params.low_mem, the conv and linear weights stay the store's views and are
+ * widened per layer into arena scratch: see models/weight.h) or any activation (they come from
+ * the caller's arena; only the skip tensors live across blocks).
  *
  * Layouts: the original model.diffusion_model.* names, or a diffusers UNet2DConditionModel
  * (down_blocks.i.resnets.j, ...: each name mapped to its ldm name once at load, see
@@ -26,6 +28,7 @@
 #include <sys/mman.h>
 
 #include "kernels/kernels.h"
+#include "models/weight.h"
 
 /* ldm's GroupNorm32 (ResBlocks, out.0): 32 groups, eps 1e-5. The SpatialTransformer's own
  * input norm is ldm's Normalize(): 32 groups, eps 1e-6 (diffusers Transformer2DModel too). */
@@ -49,8 +52,10 @@
 
 /* ───────────────────────────── weights ───────────────────────────── */
 
-typedef struct conv_w { float *w, *b; int cout, cin, k; } conv_w;   /* w [cout,cin,k,k], b [cout] */
-typedef struct lin_w  { float *w, *b; int out, in; } lin_w;         /* w [out,in], b [out] or NULL */
+/* Conv and linear matrices are sdc_weights (an f32 copy, or low-mem views widened per use:
+ * read them through wf32); biases and norms are always f32 copies (small). */
+typedef struct conv_w { sdc_weight w; float *b; int cout, cin, k; } conv_w; /* w [cout,cin,k,k], b [cout] */
+typedef struct lin_w  { sdc_weight w; float *b; int out, in; } lin_w;       /* w [out,in], b [out] or NULL */
 typedef struct norm_w { float *g, *b; int c; } norm_w;              /* g, b [c] */
 
 /* ldm ResBlock: in_layers (GroupNorm, SiLU, conv3x3), emb_layers (SiLU, Linear),
@@ -70,8 +75,8 @@ typedef struct res_block {
  * q|k|v into one [3*inner, qdim] GEMM; cross-attention fuses k|v on the context. */
 typedef struct cross_attn {
     int    is_self, inner, qdim, kvdim, heads, head_dim;
-    float *wq;           /* self: [3*inner, qdim] = to_q|to_k|to_v; cross: to_q [inner, qdim] */
-    float *wkv;          /* cross only: [2*inner, kvdim] = to_k|to_v */
+    sdc_weight wq;       /* self: [3*inner, qdim] = to_q|to_k|to_v; cross: to_q [inner, qdim] */
+    sdc_weight wkv;      /* cross only: [2*inner, kvdim] = to_k|to_v */
     lin_w  out;          /* to_out.0: [qdim, inner] + [qdim] */
 } cross_attn;
 
@@ -123,6 +128,8 @@ struct sdc_unet {
     struct wchunk { char *p; size_t size, used; } *chunks;   /* the f32 weights */
     size_t  n_chunks, cap_chunks;
     size_t  weight_bytes;
+    int     low_mem;           /* 1: conv/linear weights are the store's views (sdc_weight) */
+    const sdc_store *st;       /* low-mem: the store those views live in */
     sdc_unet_debug_fn dbg; void *dbg_user;
 };
 
@@ -249,22 +256,14 @@ static void shape_str(char *s, size_t cap, int nd, const int64_t *d) {
     if (o < cap) snprintf(s + o, cap - o, "]");
 }
 
-/* Converts prefix + printf(fmt), which must have exactly shape [d0..d(nd-1)], to f32 into dst
- * (or a fresh tracked buffer when dst is NULL). Returns the buffer, or NULL with L failed.
- * After a failure every call is a no-op returning NULL, so a block loads all its weights and
- * checks L->failed once. */
-static float *weight(loader *L, float *dst, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                     const char *fmt, ...) __attribute__((format(printf, 8, 9)));
-static float *weight(loader *L, float *dst, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                     const char *fmt, ...) {
+/* The tensor prefix + printf(fmt), checked to be a float tensor of exactly shape
+ * [d0..d(nd-1)]; NULL with L failed otherwise. After a failure every call is a no-op returning
+ * NULL, so a block loads all its weights and checks L->failed once. */
+static const sdc_tensor *vview(loader *L, int nd, const int64_t want[4], const char *fmt, va_list ap) {
     if (L->failed) return NULL;
     char name[512];
-    va_list ap;
-    va_start(ap, fmt);
     const sdc_tensor *t = vfind(L, fmt, ap, name, sizeof name);
-    va_end(ap);
     if (!t) { fail(L, "%s: missing", name); return NULL; }
-    int64_t want[4] = {d0, d1, d2, d3};
     int ok = t->ndim == nd && sdc_dtype_is_float(t->dtype);
     for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == want[i];
     if (!ok) {
@@ -275,16 +274,65 @@ static float *weight(loader *L, float *dst, int nd, int64_t d0, int64_t d1, int6
              sdc_dtype_name(t->dtype), got, exp);
         return NULL;
     }
-    if (!dst && !(dst = track(L, (size_t)t->numel))) { fail(L, "%s: out of memory", name); return NULL; }
+    return t;
+}
+
+static const sdc_tensor *view(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                              const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static const sdc_tensor *view(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                              const char *fmt, ...) {
+    int64_t want[4] = {d0, d1, d2, d3};
+    va_list ap;
+    va_start(ap, fmt);
+    const sdc_tensor *t = vview(L, nd, want, fmt, ap);
+    va_end(ap);
+    return t;
+}
+
+/* Queues t's conversion to f32 into dst (done by convert_all). Returns 0, or -1 with L failed. */
+static int queue(loader *L, const sdc_tensor *t, float *dst) {
     if (L->njobs == L->capjobs) {
         size_t cap = L->capjobs ? 2 * L->capjobs : 1024;
         conv_job *j = realloc(L->jobs, cap * sizeof *j);
-        if (!j) { fail(L, "%s: out of memory", name); return NULL; }
+        if (!j) return fail(L, "%s: out of memory", t->name);
         L->jobs = j;
         L->capjobs = cap;
     }
     L->jobs[L->njobs++] = (conv_job){t, dst};
-    return dst;
+    return 0;
+}
+
+/* A small weight (norm, bias): prefix + printf(fmt), checked as view() does, converted to f32
+ * into a fresh tracked buffer. Returns the buffer, or NULL with L failed. */
+static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     const char *fmt, ...) {
+    int64_t want[4] = {d0, d1, d2, d3};
+    va_list ap;
+    va_start(ap, fmt);
+    const sdc_tensor *t = vview(L, nd, want, fmt, ap);
+    va_end(ap);
+    if (!t) return NULL;
+    float *dst = track(L, (size_t)t->numel);
+    if (!dst) { fail(L, "%s: out of memory", t->name); return NULL; }
+    return queue(L, t, dst) ? NULL : dst;
+}
+
+/* A big weight (conv, linear): the n checked views t (NULL only when L failed) back to back,
+ * as one f32 copy converted at load, or in low-mem mode the views themselves. */
+static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
+    if (L->failed) return;
+    if (L->u->low_mem) { sdc_weight_set_views(w, t, n); return; }
+    size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
+    for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
+    float *f = track(L, total);
+    if (!f) { fail(L, "%s: out of memory", t[0]->name); return; }
+    *w = (sdc_weight){.f = f, .n = total};
+    for (int i = 0; i < n; i++) {
+        if (queue(L, t[i], f)) return;
+        f += t[i]->numel;
+    }
 }
 
 /* Dimension i of prefix + printf(fmt), checked to exist and be a sane positive int; 0 with L
@@ -317,26 +365,28 @@ static void load_norm(loader *L, norm_w *n, int c, const char *base) {
     if (!L->failed && c % UNET_GROUPS)
         fail(L, "%s%s: %d channels do not split into %d groups", L->prefix, base, c, UNET_GROUPS);
     n->c = c;
-    n->g = weight(L, NULL, 1, c, 0, 0, 0, "%s.weight", base);
-    n->b = weight(L, NULL, 1, c, 0, 0, 0, "%s.bias", base);
+    n->g = weight(L, 1, c, 0, 0, 0, "%s.weight", base);
+    n->b = weight(L, 1, c, 0, 0, 0, "%s.bias", base);
 }
 
 static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
     n->c = c;
-    n->g = weight(L, NULL, 1, c, 0, 0, 0, "%s.weight", base);
-    n->b = weight(L, NULL, 1, c, 0, 0, 0, "%s.bias", base);
+    n->g = weight(L, 1, c, 0, 0, 0, "%s.weight", base);
+    n->b = weight(L, 1, c, 0, 0, 0, "%s.bias", base);
 }
 
 static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, const char *base) {
     c->cout = cout; c->cin = cin; c->k = k;
-    c->w = weight(L, NULL, 4, cout, cin, k, k, "%s.weight", base);
-    c->b = weight(L, NULL, 1, cout, 0, 0, 0, "%s.bias", base);
+    const sdc_tensor *w = view(L, 4, cout, cin, k, k, "%s.weight", base);
+    big_weight(L, &c->w, &w, 1);
+    c->b = weight(L, 1, cout, 0, 0, 0, "%s.bias", base);
 }
 
 static void load_lin(loader *L, lin_w *l, int out, int in, int bias, const char *base) {
     l->out = out; l->in = in;
-    l->w = weight(L, NULL, 2, out, in, 0, 0, "%s.weight", base);
-    l->b = bias ? weight(L, NULL, 1, out, 0, 0, 0, "%s.bias", base) : NULL;
+    const sdc_tensor *w = view(L, 2, out, in, 0, 0, "%s.weight", base);
+    big_weight(L, &l->w, &w, 1);
+    l->b = bias ? weight(L, 1, out, 0, 0, 0, "%s.bias", base) : NULL;
 }
 
 /* ldm ResBlock at `base` (e.g. "input_blocks.4.0"), cin → cout read from its conv. */
@@ -386,20 +436,15 @@ static void load_attn(loader *L, const sdc_unet_params *p, cross_attn *a, int qd
     a->kvdim = is_self ? qdim : dim(L, 1, "context width", "%s.to_k.weight", base);
     if (L->failed) return;
     if (heads_for(L, p, inner, base, &a->heads, &a->head_dim)) return;
-    size_t q = (size_t)inner * qdim, kv = (size_t)inner * a->kvdim;
+    const sdc_tensor *q = view(L, 2, inner, qdim, 0, 0, "%s.to_q.weight", base);
+    const sdc_tensor *kv[2] = {view(L, 2, inner, a->kvdim, 0, 0, "%s.to_k.weight", base),
+                               view(L, 2, inner, a->kvdim, 0, 0, "%s.to_v.weight", base)};
     if (is_self) {
-        if (!(a->wq = track(L, 3 * q))) { fail(L, "%s%s: out of memory", L->prefix, base); return; }
-        weight(L, a->wq,         2, inner, qdim, 0, 0, "%s.to_q.weight", base);
-        weight(L, a->wq + q,     2, inner, qdim, 0, 0, "%s.to_k.weight", base);
-        weight(L, a->wq + 2 * q, 2, inner, qdim, 0, 0, "%s.to_v.weight", base);
+        const sdc_tensor *qkv[3] = {q, kv[0], kv[1]};
+        big_weight(L, &a->wq, qkv, 3);                 /* [3*inner, qdim] */
     } else {
-        if (!(a->wq = track(L, q)) || !(a->wkv = track(L, 2 * kv))) {
-            fail(L, "%s%s: out of memory", L->prefix, base);
-            return;
-        }
-        weight(L, a->wq,        2, inner, qdim, 0, 0, "%s.to_q.weight", base);
-        weight(L, a->wkv,       2, inner, a->kvdim, 0, 0, "%s.to_k.weight", base);
-        weight(L, a->wkv + kv,  2, inner, a->kvdim, 0, 0, "%s.to_v.weight", base);
+        big_weight(L, &a->wq, &q, 1);                  /* [inner, qdim] */
+        big_weight(L, &a->wkv, kv, 2);                 /* [2*inner, kvdim] */
     }
     sub(b, sizeof b, base, ".to_out.0");
     load_lin(L, &a->out, qdim, inner, 1, b);
@@ -436,10 +481,12 @@ static spatial_tf *load_st(loader *L, const sdc_unet_params *p, int c, const cha
     int nd = s->linear ? 2 : 4;
     s->proj_in.out = s->inner;  s->proj_in.in = c;
     s->proj_out.out = c;        s->proj_out.in = s->inner;
-    s->proj_in.w  = weight(L, NULL, nd, in_, c_, 1, 1, "%s.proj_in.weight", base);
-    s->proj_in.b  = weight(L, NULL, 1, in_, 0, 0, 0, "%s.proj_in.bias", base);
-    s->proj_out.w = weight(L, NULL, nd, c_, in_, 1, 1, "%s.proj_out.weight", base);
-    s->proj_out.b = weight(L, NULL, 1, c_, 0, 0, 0, "%s.proj_out.bias", base);
+    const sdc_tensor *pw = view(L, nd, in_, c_, 1, 1, "%s.proj_in.weight", base);
+    big_weight(L, &s->proj_in.w, &pw, 1);
+    s->proj_in.b  = weight(L, 1, in_, 0, 0, 0, "%s.proj_in.bias", base);
+    pw = view(L, nd, c_, in_, 1, 1, "%s.proj_out.weight", base);
+    big_weight(L, &s->proj_out.w, &pw, 1);
+    s->proj_out.b = weight(L, 1, c_, 0, 0, 0, "%s.proj_out.bias", base);
     if (L->failed) return s;
     while (s->depth < UNET_MAX_DEPTH && find(L, "%s.transformer_blocks.%d.norm1.weight", base, s->depth))
         s->depth++;
@@ -791,7 +838,9 @@ static int build_diffusers_table(loader *L) {
     return 1;
 }
 
-/* Runs every pending conversion, tensors spread over the OpenMP threads. */
+/* Runs every pending conversion, tensors spread over the OpenMP threads. Each tensor's file
+ * pages are dropped from the RSS once converted (nothing reads them again), so the load's peak
+ * is the f32 copy, not the copy plus the whole file. */
 static int convert_all(loader *L) {
     long bad = -1, n = (long)L->njobs;
     #pragma omp parallel for schedule(dynamic, 1)
@@ -801,6 +850,7 @@ static int convert_all(loader *L) {
             #pragma omp critical(sdc_unet_convert)
             if (bad < 0 || i < bad) bad = i;
         }
+        sdc_store_release_tensor(L->st, L->jobs[i].t);
     }
     if (bad >= 0) {
         sdc_err ce;
@@ -815,6 +865,8 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
     if (!u) { sdc_errf(e, "unet: out of memory"); return NULL; }
     loader L = {st, NULL, 0, 0, "model.diffusion_model.", NULL, 0, u, e, 0};
     if (!p) { fail(&L, "no parameters"); sdc_unet_free(u); return NULL; }
+    u->low_mem = p->low_mem != 0;
+    u->st = u->low_mem ? st : NULL;
     /* The original layout wins when present; else a diffusers UNet, renamed to ldm names. */
     if (!sdc_store_get(st, "model.diffusion_model.input_blocks.0.0.weight")) {
         int rc = build_diffusers_table(&L);
@@ -823,6 +875,7 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
     }
     int rc = load_all(&L, p);
     if (rc == 0) rc = convert_all(&L);
+    u->info.weight_bytes = u->weight_bytes;
     free_table(&L);
     free(L.jobs);
     if (rc != 0) { sdc_unet_free(u); return NULL; }
@@ -872,10 +925,29 @@ static void debug(fwd *f, const char *name, const float *x, int C, int H, int W)
     if (f->u->dbg && !f->oom) f->u->dbg(f->u->dbg_user, name, x, f->N, C, H, W);
 }
 
+/* The f32 values of a conv/linear matrix: the load-time copy, or (low-mem) the store's views
+ * widened into arena scratch, freed by the caller's next sdc_arena_reset. NULL sets f->oom. */
+static const float *wf32(fwd *f, const sdc_weight *w) {
+    const float *p = sdc_weight_f32(w, f->u->st, f->a);
+    if (!p) f->oom = 1;
+    return p;
+}
+
 static void conv(fwd *f, float *out, const float *in, const conv_w *c, int H, int W, int stride) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int pad = c->k / 2;
-    k_conv2d(f->a, out, in, c->w, c->b, f->N, c->cin, H, W, c->cout, c->k, c->k, stride,
-             pad, pad, pad, pad);
+    const float *w = wf32(f, &c->w);                                      /* [cout, cin, k, k] */
+    if (w) k_conv2d(f->a, out, in, w, c->b, f->N, c->cin, H, W, c->cout, c->k, c->k, stride,
+                    pad, pad, pad, pad);
+    sdc_arena_reset(f->a, m);
+}
+
+/* out[M, l->out] = in[M, l->in] · wᵀ + b (torch.nn.Linear). */
+static void linear(fwd *f, float *out, const float *in, const lin_w *l, int M) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    const float *w = wf32(f, &l->w);                                      /* [out, in] */
+    if (w) k_linear(out, in, w, l->b, M, l->in, l->out);
+    sdc_arena_reset(f->a, m);
 }
 
 /* ldm ResBlock: out[N,cout,H,W] = skip(x) + out_layers(in_layers(x) + emb_layers(emb)).
@@ -888,7 +960,7 @@ static void res_block_fwd(fwd *f, const res_block *r, float *out, const float *x
     if (f->oom) goto done;
     k_group_norm(h, x, r->in_norm.g, r->in_norm.b, N, r->cin, HW, UNET_GROUPS, UNET_GN_EPS, 1);
     conv(f, h2, h, &r->in_conv, H, W, 1);                                 /* [N, cout, H, W] */
-    k_linear(eo, f->emb, r->emb.w, r->emb.b, N, r->emb.in, r->cout);     /* [N, cout] */
+    linear(f, eo, f->emb, &r->emb, N);                                    /* [N, cout] */
     k_add_channel_bias(h2, eo, N, r->cout, HW);
     k_group_norm(h2, h2, r->out_norm.g, r->out_norm.b, N, r->cout, HW, UNET_GROUPS, UNET_GN_EPS, 1);
     conv(f, out, h2, &r->out_conv, H, W, 1);                              /* [N, cout, H, W] */
@@ -911,25 +983,27 @@ static void cross_attn_fwd(fwd *f, const cross_attn *at, float *out, const float
     const float *q, *k, *v;
     int ldq, ldkv, Lk;
     float *o = talloc(f, (size_t)M * in);                                 /* [N, Lq, inner] */
+    const float *wq = wf32(f, &at->wq);                                   /* [3*inner | inner, qdim] */
     if (at->is_self) {
         float *qkv = talloc(f, (size_t)M * 3 * in);                       /* [N, Lq, 3*inner] */
         if (f->oom) goto done;
-        k_linear(qkv, x, at->wq, NULL, M, at->qdim, 3 * in);
+        k_linear(qkv, x, wq, NULL, M, at->qdim, 3 * in);
         q = qkv; k = qkv + in; v = qkv + 2 * in;
         ldq = ldkv = 3 * in;
         Lk = Lq;
     } else {
         float *qb = talloc(f, (size_t)M * in);                            /* [N, Lq, inner] */
         float *kv = talloc(f, (size_t)N * f->Lc * 2 * in);                /* [N, Lc, 2*inner] */
+        const float *wkv = wf32(f, &at->wkv);                             /* [2*inner, kvdim] */
         if (f->oom) goto done;
-        k_linear(qb, x, at->wq, NULL, M, at->qdim, in);
-        k_linear(kv, f->ctx, at->wkv, NULL, N * f->Lc, at->kvdim, 2 * in);
+        k_linear(qb, x, wq, NULL, M, at->qdim, in);
+        k_linear(kv, f->ctx, wkv, NULL, N * f->Lc, at->kvdim, 2 * in);
         q = qb; k = kv; v = kv + in;
         ldq = in; ldkv = 2 * in;
         Lk = f->Lc;
     }
     k_attention(f->a, o, q, ldq, k, ldkv, v, ldkv, N, Lq, Lk, at->heads, at->head_dim, 0);
-    k_linear(out, o, at->out.w, at->out.b, M, in, at->qdim);             /* [N, Lq, qdim] */
+    linear(f, out, o, &at->out, M);                                       /* [N, Lq, qdim] */
 done:
     sdc_arena_reset(f->a, m);
 }
@@ -940,12 +1014,13 @@ static void feed_forward_fwd(fwd *f, const tf_block *t, float *out, const float 
     int F = t->ff_inner, C = t->ff_out.out, rows = M < UNET_FF_ROWS ? M : UNET_FF_ROWS;
     float *p = talloc(f, (size_t)rows * 2 * F);                            /* [rows, 2F] */
     float *g = talloc(f, (size_t)rows * F);                                /* [rows, F] */
+    const float *w1 = wf32(f, &t->ff_in.w), *w2 = wf32(f, &t->ff_out.w);  /* [2F, C], [C, F] */
     if (f->oom) goto done;
     for (int r0 = 0; r0 < M; r0 += rows) {
         int n = M - r0 < rows ? M - r0 : rows;
-        k_linear(p, x + (size_t)r0 * C, t->ff_in.w, t->ff_in.b, n, C, 2 * F);
+        k_linear(p, x + (size_t)r0 * C, w1, t->ff_in.b, n, C, 2 * F);
         k_geglu(g, p, n, F);
-        k_linear(out + (size_t)r0 * C, g, t->ff_out.w, t->ff_out.b, n, F, C);
+        k_linear(out + (size_t)r0 * C, g, w2, t->ff_out.b, n, F, C);
     }
 done:
     sdc_arena_reset(f->a, m);
@@ -981,9 +1056,9 @@ static void spatial_tf_fwd(fwd *f, const spatial_tf *s, float *out, const float 
     if (f->oom) goto done;
     k_group_norm(hn, x, s->norm.g, s->norm.b, N, C, L, UNET_GROUPS, UNET_ST_GN_EPS, 0);
     k_nchw_to_nhwc(t, hn, N, C, L);                                        /* [N, L, C] */
-    k_linear(hs, t, s->proj_in.w, s->proj_in.b, M, C, s->inner);           /* [N, L, inner] */
+    linear(f, hs, t, &s->proj_in, M);                                      /* [N, L, inner] */
     for (int d = 0; d < s->depth; d++) tf_block_fwd(f, &s->blocks[d], hs, L);
-    k_linear(t, hs, s->proj_out.w, s->proj_out.b, M, s->inner, C);        /* [N, L, C] */
+    linear(f, t, hs, &s->proj_out, M);                                     /* [N, L, C] */
     k_nhwc_to_nchw(out, t, N, C, L);                                       /* [N, C, H, W] */
     k_add(out, out, x, n);
 done:
@@ -1062,9 +1137,9 @@ static float *time_embed_fwd(fwd *f, const float *t) {
     if (f->oom) return NULL;
     k_timestep_embedding(tp, t, N, mc, 1, 0.0f, UNET_MAX_PERIOD);          /* [N, mc] cos | sin */
     debug(f, "time_proj", tp, mc, 1, 1);
-    k_linear(h, tp, u->time1.w, u->time1.b, N, mc, te);                    /* [N, temb] */
+    linear(f, h, tp, &u->time1, N);                                        /* [N, temb] */
     k_silu(h, (size_t)N * te);
-    k_linear(emb, h, u->time2.w, u->time2.b, N, te, te);                   /* [N, temb] */
+    linear(f, emb, h, &u->time2, N);                                       /* [N, temb] */
     debug(f, "time_embedding", emb, te, 1, 1);
     k_silu(emb, (size_t)N * te);                                           /* emb_layers.0 */
     sdc_arena_reset(f->a, m);

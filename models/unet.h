@@ -1,7 +1,8 @@
 /* unet.h — the SD UNet (ldm openaimodel.UNetModel): SD 1.x (conv proj_in/out) and SD 2.x (linear
  * proj_in/out), original layout model.diffusion_model.* (and diffusers folder layout where
  * supported). Levels, widths, res blocks, transformer depth and context width come from the
- * weights; heads from the caller. Owns its f32 weights (converted once at load). */
+ * weights; heads from the caller. Owns its f32 weights (converted once at load), or in low-mem
+ * mode only the small ones (norms, biases). */
 #ifndef SDC_UNET_H
 #define SDC_UNET_H
 
@@ -12,12 +13,18 @@
 typedef struct sdc_unet_params {
     int num_heads;          /* > 0: fixed head count at every level (SD 1.x: 8) */
     int head_dim;           /* > 0: fixed head width instead (SD 2.x: 64); used when num_heads <= 0 */
+    int low_mem;            /* 1: keep no f32 copy of the conv/linear weights: they stay the store's
+                               views (f16 as on disk) and are widened per layer into the forward's
+                               arena (models/weight.h); same output bits, about a third of the
+                               memory (no 3.4 GB copy for SD 1.5), somewhat slower. The store must
+                               then stay open until sdc_unet_free. 0: convert all at load. */
 } sdc_unet_params;
 
 typedef struct sdc_unet_info {
     int in_channels, out_channels, model_channels, n_levels, num_res_blocks;
     int channel_mult[8];
     int context_dim, transformer_depth, linear_proj, time_embed_dim;
+    size_t weight_bytes;    /* f32 weights the model holds (low-mem: the norms and biases only) */
 } sdc_unet_info;
 
 typedef struct sdc_unet sdc_unet;

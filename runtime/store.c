@@ -543,3 +543,30 @@ int sdc_tensor_to_f32(const sdc_tensor *t, float *dst, sdc_err *e) {
     }
     return 0;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * resident memory */
+
+/* Drops the pages of [p, p+n) that lie inside file f's mapping. MADV_DONTNEED on a read-only
+ * private file mapping only unmaps: no page can have been written, so nothing is lost, and the
+ * next read faults the file's bytes back in. (MADV_PAGEOUT would also evict the OS page cache,
+ * turning the next read into a disk read: not wanted.) */
+static void release_range(const store_file *f, const uint8_t *p, size_t n) {
+    const uint8_t *lo = f->map, *hi = lo + f->maplen;
+    if (!f->map || n == 0 || p < lo || p >= hi || n > (size_t)(hi - p)) return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t mask = (uintptr_t)(pg > 0 ? pg : 4096) - 1;
+    const uint8_t *a = lo + (((uintptr_t)(p - lo)) & ~mask);   /* the mapping is page aligned */
+    madvise((void *)a, (size_t)(p + n - a), MADV_DONTNEED);     /* advice: failure is harmless */
+}
+
+void sdc_store_release_pages(sdc_store *s) {
+    if (!s) return;
+    for (size_t i = 0; i < s->nfiles; i++)
+        release_range(&s->files[i], s->files[i].map, s->files[i].maplen);
+}
+
+void sdc_store_release_tensor(const sdc_store *s, const sdc_tensor *t) {
+    if (!s || !t || t->file < 0 || (size_t)t->file >= s->nfiles) return;
+    release_range(&s->files[t->file], t->data, t->nbytes);
+}

@@ -107,4 +107,16 @@ const sdc_pickle_global *sdc_store_global_at(const sdc_store *s, size_t i);
  * Integer dtypes are converted by value. Returns 0, or -1 with e set. */
 int sdc_tensor_to_f32(const sdc_tensor *t, float *dst, sdc_err *e);
 
+/* Resident memory. The mappings are read-only views of the files, so the process can drop
+ * their pages at any time; a view touched later is read again (from the OS page cache, else
+ * the disk) with the same bytes. Every view stays valid: this is advice, never a free.
+ * sdc_store_release_pages drops every file's pages from the process (call it once the models
+ * have converted their weights: in the default mode nothing reads the files afterwards, and
+ * their pages would otherwise stay in the RSS beside the f32 copies).
+ * sdc_store_release_tensor drops the pages under one tensor's view (pages it shares with a
+ * neighbour included); a low-mem model calls it after widening a weight, so only the layer
+ * at work is resident. t must come from s (else nothing happens). NULL is fine for both. */
+void sdc_store_release_pages(sdc_store *s);
+void sdc_store_release_tensor(const sdc_store *s, const sdc_tensor *t);
+
 #endif

@@ -2,6 +2,9 @@
  * every case in the ref file's metadata `cases` (8x8 / 16x16 latents, integer and fractional
  * timesteps, batch-2 CFG), the dbg_* intermediates of the debug case, and the load/forward
  * errors (missing tensors, heads that do not divide, latent sides that do not divide).
+ * Every case also runs on a low-mem UNet (sdc_unet_params.low_mem: f16 views widened per
+ * layer), whose output must be the default mode's, bit for bit, and which must hold no f32
+ * copy of the conv/linear weights; the legacy ckpt (unaligned views) runs in both modes too.
  * Tolerance (fixtures README): max abs error <= max(1e-4, 2e-5 * max|ref|). */
 #include <math.h>
 #include <stdint.h>
@@ -117,16 +120,25 @@ static void run_model(const char *tag, const char *model, const char *config, co
                       const char *dbg_case, int keep) {
     printf("== %s: %s vs %s\n", tag, model, refpath);
     sdc_err e = {{0}};
-    sdc_unet_params p = {0, 0};
+    sdc_unet_params p = {0, 0, 0};
     CHECK(read_heads(config, &p) == 0, "%s: cannot read unet heads", config);
     sdc_store *ms = sdc_store_new(), *rs = sdc_store_new();
     CHECK(sdc_store_open(ms, model, NULL, &e) == 0, "%s", e.msg);
     CHECK(sdc_store_open(rs, refpath, NULL, &e) == 0, "%s", e.msg);
     sdc_unet *u = sdc_unet_load(ms, &p, &e);
     CHECK(u, "load: %s", e.msg);
+    sdc_unet_params plow = p;
+    plow.low_mem = 1;
+    sdc_unet *ul = sdc_unet_load(ms, &plow, &e);                 /* the same weights, low-mem */
+    CHECK(ul, "low-mem load: %s", e.msg);
+    if (u && ul) {
+        size_t wd = sdc_unet_get_info(u)->weight_bytes, wl = sdc_unet_get_info(ul)->weight_bytes;
+        printf("   f32 weights held: default %.1f KiB, low-mem %.1f KiB\n", wd / 1024.0, wl / 1024.0);
+        CHECK(wl * 8 < wd, "low-mem UNet holds %zu bytes of f32 weights (default %zu)", wl, wd);
+    }
     const char *cases_json = sdc_store_meta(rs, "cases");
     CHECK(cases_json, "%s: no cases metadata", refpath);
-    if (!u || !cases_json) goto out;
+    if (!u || !ul || !cases_json) goto out;
     const sdc_unet_info *in = sdc_unet_get_info(u);
     printf("   info: in %d out %d mc %d levels %d res %d mult [", in->in_channels, in->out_channels,
            in->model_channels, in->n_levels, in->num_res_blocks);
@@ -185,6 +197,19 @@ static void run_model(const char *tag, const char *model, const char *config, co
                 CHECK(err <= tol_for(mx), "%s: max abs err %.3g > %.3g", outn, err, tol_for(mx));
                 keep_or_compare(keep, tag, outn, y, n);
                 (void)C;
+                /* low-mem mode: the same floats through the same kernels, so the same bits */
+                float *yl = malloc(n * sizeof *yl);
+                size_t peak0 = a.peak;
+                int rcl = yl ? sdc_unet_forward(ul, &a, yl, x, t, ctx, B, h, w, Lc, &e) : -1;
+                CHECK(rcl == 0, "%s: low-mem forward: %s", outn, e.msg);
+                if (rcl == 0) {
+                    int same = !memcmp(y, yl, n * sizeof *y);
+                    printf("   %-26s low-mem: bit-identical %s (arena peak %.1f KiB)\n", outn,
+                           same ? "yes" : "NO", a.peak / 1024.0);
+                    CHECK(same, "%s: low-mem output differs (max diff %.3g)", outn, max_err(y, yl, n));
+                }
+                a.peak = peak0 > a.peak ? peak0 : a.peak;
+                free(yl);
             }
             if (want_dbg) CHECK(d.seen >= 10, "%s: only %d intermediates compared", outn, d.seen);
             free(x); free(ctx); free(t); free(y);
@@ -214,6 +239,7 @@ static void run_model(const char *tag, const char *model, const char *config, co
     sdc_arena_free(&a);
 out:
     sdc_unet_free(u);
+    sdc_unet_free(ul);
     sdc_store_close(ms);
     sdc_store_close(rs);
 }
@@ -223,7 +249,7 @@ static void load_errors(void) {
     sdc_err e = {{0}};
     sdc_store *rs = sdc_store_new();
     CHECK(sdc_store_open(rs, "tests/data/refs/sd1_unet.safetensors", NULL, &e) == 0, "%s", e.msg);
-    sdc_unet_params p = {8, 0};
+    sdc_unet_params p = {8, 0, 0};
     sdc_unet *u = sdc_unet_load(rs, &p, &e);
     printf("== no UNet in the file -> %s\n", e.msg);
     CHECK(!u && strstr(e.msg, "input_blocks.0.0.weight"), "a file without a UNet loaded");
@@ -232,13 +258,13 @@ static void load_errors(void) {
 
     sdc_store *ms = sdc_store_new();
     CHECK(sdc_store_open(ms, "tests/data/tiny-sd1-fp16.safetensors", NULL, &e) == 0, "%s", e.msg);
-    sdc_unet_params bad = {3, 0};
+    sdc_unet_params bad = {3, 0, 0};
     e.msg[0] = 0;
     u = sdc_unet_load(ms, &bad, &e);
     printf("== 3 heads on width 32 -> %s\n", e.msg);
     CHECK(!u && strstr(e.msg, "heads"), "3 heads accepted");
     sdc_unet_free(u);
-    sdc_unet_params none = {0, 0};
+    sdc_unet_params none = {0, 0, 0};
     e.msg[0] = 0;
     u = sdc_unet_load(ms, &none, &e);
     CHECK(!u && e.msg[0], "no heads accepted");
@@ -285,7 +311,7 @@ static void shape_errors(void) {
     static const int good[][4] = {{32, 4, 3, 3}, {32}, {128, 32}, {128}};
     char path[128];
     snprintf(path, sizeof path, "/tmp/sdc_test_unet_bad_%d.safetensors", (int)getpid());
-    sdc_unet_params p = {8, 0};
+    sdc_unet_params p = {8, 0, 0};
     for (int k = 0; k < 2; k++) {
         sdc_err e = {{0}};
         CHECK(write_st(path, 4, names, k ? good : bad) == 0, "cannot write %s", path);
@@ -310,6 +336,9 @@ int main(void) {
     run_model("sd1 fp16", "tests/data/tiny-sd1-fp16.safetensors", "tests/data/tiny-sd1.config.json",
               "tests/data/refs/sd1_unet.safetensors", "out_x8x8_t999", 1);
     run_model("sd1 fp32", "tests/data/tiny-sd1.safetensors", "tests/data/tiny-sd1.config.json",
+              "tests/data/refs/sd1_unet.safetensors", NULL, 0);
+    /* The same weights in a legacy ckpt: views at unaligned offsets (read in low-mem mode). */
+    run_model("sd1 legacy ckpt", "tests/data/tiny-sd1-legacy.ckpt", "tests/data/tiny-sd1.config.json",
               "tests/data/refs/sd1_unet.safetensors", NULL, 0);
     /* The same UNet under diffusers names (scripts/make_diffusers_unet.py). */
     run_model("sd1 diffusers layout", "tests/data/tiny-sd1-unet-diffusers-fp16.safetensors",
