@@ -141,7 +141,7 @@ typedef struct chunk { struct chunk *next; size_t used; sdc_pval v[CHUNK]; } chu
 
 struct sdc_pickle {
     chunk  *chunks;
-    size_t  nobjects;
+    size_t  nobjects, nitems;                      /* values built; container slots filled */
     void  **blobs; size_t nblobs, blobcap;          /* other allocations freed with p */
     sdc_pickle_storage **st; size_t nst, stcap;    /* storages in first-seen order */
     uint32_t *sthash; size_t sthcap;               /* open addressing: index+1 into st */
@@ -274,7 +274,7 @@ typedef struct vm {
     size_t *marks; size_t nmarks, markcap;
     sdc_pval **memo; size_t memocap, memocount;
     int danger;                                     /* refused dangerous globals named */
-    size_t max_objects;
+    size_t max_objects, max_items;
     sdc_err *e;
 } vm;
 
@@ -347,6 +347,9 @@ static int pop_mark(vm *m, sdc_pval ***items, size_t *n) {
 
 /* Appends item to container c (nesting checked). */
 static int seq_add(vm *m, sdc_pval *c, sdc_pval *item) {
+    if (m->p->nitems >= m->max_items)
+        return fail(m, "more than %zu container items (limit)", m->max_items);
+    m->p->nitems++;
     if (grow((void **)&c->u.seq.v, &c->u.seq.cap, c->u.seq.n, sizeof *c->u.seq.v))
         return fail(m, "out of memory");
     c->u.seq.v[c->u.seq.n++] = item;
@@ -1090,6 +1093,8 @@ int sdc_pickle_run(sdc_pickle *p, const uint8_t *data, size_t size, const sdc_pi
     vm m = {.p = p, .cfg = cfg, .d = data, .size = size, .e = e};
     m.max_objects = cfg->max_objects && cfg->max_objects < SDC_PICKLE_MAX_OBJECTS
                         ? cfg->max_objects : SDC_PICKLE_MAX_OBJECTS;
+    m.max_items = cfg->max_items && cfg->max_items < SDC_PICKLE_MAX_ITEMS
+                      ? cfg->max_items : SDC_PICKLE_MAX_ITEMS;
     int rc = 0;
     for (int first = 1;; first = 0) {
         if (m.pos >= m.size) {

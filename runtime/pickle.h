@@ -31,8 +31,11 @@
                                              own recursion limit is 1000; state dicts nest ~5) */
 #define SDC_PICKLE_MAX_MEMO    (1u << 22) /* memo slots; the pickler numbers them 0,1,2,... and a
                                              full SD checkpoint uses ~20k */
-#define SDC_PICKLE_MAX_OBJECTS (1u << 22) /* values built per context (each ~48 bytes: 200 MB at
-                                             most); a full SD checkpoint builds ~40k */
+#define SDC_PICKLE_MAX_OBJECTS (1u << 21) /* values built per context (40 bytes each: 80 MB at
+                                             most); a full SD checkpoint builds ~20k */
+#define SDC_PICKLE_MAX_ITEMS   (1u << 24) /* slots in all containers together (8 bytes each, 128
+                                             MB at most): DUP + APPENDS cannot grow a list past
+                                             it; a state dict holds 2 per tensor */
 #define SDC_PICKLE_MAX_GLOBALS 1024       /* distinct non-allowlisted globals one file may name; a
                                              real checkpoint names a handful */
 
@@ -100,6 +103,7 @@ typedef struct sdc_pickle_cfg {
     const char *where;          /* for messages: "archive/data.pkl" */
     size_t base;                /* added to byte offsets in messages (where data starts) */
     size_t max_objects;         /* 0 = SDC_PICKLE_MAX_OBJECTS; lower for tests and fuzzing */
+    size_t max_items;           /* 0 = SDC_PICKLE_MAX_ITEMS; likewise */
 } sdc_pickle_cfg;
 
 /* A global the file named that is not on the allowlist. */

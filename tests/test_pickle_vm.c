@@ -427,6 +427,19 @@ static void test_limits(void) {
     sdc_pickle_cfg c = cfg_default();
     c.max_objects = 1000;
     refuse(__LINE__, b, 4003, &c, "more than 1000 objects (limit)");
+    /* container slots: one list grown by APPENDS of None (a shared constant: no new values) */
+    n = 0;
+    memcpy(b, "\x80\x02]", 3);
+    n = 3;
+    for (int k = 0; k < 30; k++) {
+        b[n++] = '(';
+        for (int j = 0; j < 100; j++) b[n++] = 'N';
+        b[n++] = 'e';
+    }
+    b[n++] = '.';
+    c.max_objects = 0;
+    c.max_items = 2000;
+    refuse(__LINE__, b, n, &c, "more than 2000 container items (limit)");
     free(b);
 }
 
