@@ -74,6 +74,7 @@ typedef struct sdc_gen_params {
     int prompt_mode;               /* 0 chunk (A1111 75-token windows), 1 truncate (diffusers) */
     const uint8_t *init_rgb;       /* img2img: width*height*3 RGB (NULL: txt2img) */
     float strength;                /* img2img strength (0,1], default 0.75 */
+    int vae_tiling;                /* decode in overlapping 32x32-latent tiles (less memory) */
     sdc_step_cb on_step; void *on_step_user;
 } sdc_gen_params;
 

@@ -278,7 +278,8 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     size_t hw = (size_t)p->width * p->height;
     if (!(img = malloc(sizeof(float) * 3 * hw))) { sdc_errf(e, "out of memory"); goto done; }
     sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
-    int drc = sdc_vae_decode(m->vae, &m->arena, img, x, 1, h, w, e);
+    int drc = p->vae_tiling ? sdc_vae_decode_tiled(m->vae, &m->arena, img, x, 1, h, w, 32, 8, e)
+                            : sdc_vae_decode(m->vae, &m->arena, img, x, 1, h, w, e);
     sdc_arena_reset(&m->arena, mk);
     if (drc) goto done;
     for (size_t i = 0; i < hw; i++)      /* CHW in about [-1,1] → HWC in [0,1] */

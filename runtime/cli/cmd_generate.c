@@ -33,6 +33,7 @@ static void usage(FILE *f) {
         "  -i, --init-img FILE       img2img: start from this image\n"
         "      --strength F          img2img denoising strength (default 0.75)\n"
         "      --vae FILE            a separate VAE file\n"
+        "      --vae-tiling          decode the image in overlapping tiles (less memory)\n"
         "      --clip-skip N         AUTOMATIC1111's clip skip (1 = none)\n"
         "      --prompt-mode M       chunk (default: 75-token windows) or truncate (diffusers)\n"
         "      --rng torch           PyTorch's CPU generator (the only one; the default)\n"
@@ -130,6 +131,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--strict")) mp.strict = 1;
         else if (!strcmp(a, "--allow-unsafe-pickle")) mp.allow_unsafe_pickle = 1;
+        else if (!strcmp(a, "--vae-tiling")) gp.vae_tiling = 1;
         else if (!(val = NEXT())) return 2;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) mp.model_path = val;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { gp.prompt = val; have_prompt = 1; }
