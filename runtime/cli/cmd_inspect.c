@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "runtime/modelcfg.h"
 #include "runtime/cli/cli.h"
 #include "runtime/detect.h"
 #include "runtime/store.h"
@@ -17,7 +18,7 @@
 #define INSPECT_META_SHOW 100
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: sdc inspect FILE [--json] [--tensors]\n"
+    fprintf(f, "usage: sdc inspect FILE [--json] [--tensors] [--config FILE]\n"
                "  shows format, tensor and parameter counts, model family, metadata and the pickle\n"
                "  globals outside the allowlist. Exit 0 ok, 2 malformed file, 3 dangerous pickle.\n"
                "  --json     machine-readable output (metadata values whole)\n"
@@ -45,8 +46,21 @@ static void shape_str(const sdc_tensor *t, char *buf, size_t cap) {
     if (at < cap) snprintf(buf + at, cap - at, "]");
 }
 
+/* What the tensors cannot tell and where it came from (--config, metadata, SD convention). */
+static void config_line(const sdc_model_config *c, char *buf, size_t cap, int which) {
+    if (which == 0) {
+        if (c->unet_heads > 0) snprintf(buf, cap, "%d heads (%s)", c->unet_heads, c->unet_src);
+        else snprintf(buf, cap, "head width %d (%s)", c->unet_head_dim, c->unet_src);
+    } else if (which == 1) {
+        if (c->text_heads > 0) snprintf(buf, cap, "%d heads, %s (%s)", c->text_heads, c->text_act ? "gelu" : "quick_gelu", c->text_src);
+        else snprintf(buf, cap, "head width 64, %s (%s)", c->text_act ? "gelu" : "quick_gelu", c->text_src);
+    } else {
+        snprintf(buf, cap, "%s (%s)", c->prediction ? "v_prediction" : "epsilon", c->pred_src);
+    }
+}
+
 static int print_json(const sdc_store *s, const sdc_detect_info *di, const int64_t *params,
-                      const size_t *counts, int tensors) {
+                      const size_t *counts, int tensors, const sdc_model_config *cfg) {
     const sdc_store_file *f = sdc_store_file_at(s, 0);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", f->path);
@@ -71,6 +85,14 @@ static int print_json(const sdc_store *s, const sdc_detect_info *di, const int64
     if (di->text_prefix) cJSON_AddStringToObject(fam, "text_prefix", di->text_prefix);
     if (di->model_channels) cJSON_AddNumberToObject(fam, "model_channels", (double)di->model_channels);
     if (di->context_dim) cJSON_AddNumberToObject(fam, "context_dim", (double)di->context_dim);
+    if (cfg) {
+        char b[3][256];
+        for (int k = 0; k < 3; k++) config_line(cfg, b[k], sizeof b[k], k);
+        cJSON *c = cJSON_AddObjectToObject(o, "config");
+        cJSON_AddStringToObject(c, "unet_attention", b[0]);
+        cJSON_AddStringToObject(c, "text_encoder", b[1]);
+        cJSON_AddStringToObject(c, "prediction", b[2]);
+    }
     cJSON *meta = cJSON_AddObjectToObject(o, "metadata");
     for (size_t i = 0; i < sdc_store_meta_count(s); i++) {
         const char *k, *v;
@@ -110,7 +132,7 @@ static int print_json(const sdc_store *s, const sdc_detect_info *di, const int64
 }
 
 static void print_text(const sdc_store *s, const sdc_detect_info *di, const int64_t *params,
-                       const size_t *counts, int tensors) {
+                       const size_t *counts, int tensors, const sdc_model_config *cfg) {
     const sdc_store_file *f = sdc_store_file_at(s, 0);
     printf("file:        %s\n", f->path);
     printf("format:      %s\n", sdc_format_name(f->format));
@@ -129,6 +151,15 @@ static void print_text(const sdc_store *s, const sdc_detect_info *di, const int6
                di->unet_tensors, (long long)di->model_channels, (long long)di->context_dim);
     if (di->vae_prefix) printf("  vae:       %s (%zu tensors)\n", *di->vae_prefix ? di->vae_prefix : "bare names", di->vae_tensors);
     if (di->text_prefix) printf("  text:      %s (%zu tensors)\n", di->text_prefix, di->text_tensors);
+    if (cfg) {
+        char b[256];
+        config_line(cfg, b, sizeof b, 0);
+        printf("config:      unet attention: %s\n", b);
+        config_line(cfg, b, sizeof b, 1);
+        printf("             text encoder: %s\n", b);
+        config_line(cfg, b, sizeof b, 2);
+        printf("             prediction: %s\n", b);
+    }
     printf("metadata:    %zu keys\n", sdc_store_meta_count(s));
     for (size_t i = 0; i < sdc_store_meta_count(s); i++) {
         const char *k, *v;
@@ -160,11 +191,12 @@ static void print_text(const sdc_store *s, const sdc_detect_info *di, const int6
 }
 
 int sdc_cmd_inspect(int argc, char **argv) {
-    const char *path = NULL;
+    const char *path = NULL, *config = NULL;
     int json = 0, tensors = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--tensors")) tensors = 1;
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "sdc: inspect: unknown option '%s'\n", argv[i]);
@@ -195,9 +227,19 @@ int sdc_cmd_inspect(int argc, char **argv) {
     }
     sdc_detect_info di;
     sdc_detect(s, &di);
+    /* For a model with a UNet: the hyper-parameters the tensors cannot tell, and their source. */
+    sdc_model_config cfg, *cfgp = NULL;
+    if (di.unet_prefix) {
+        if (sdc_model_config_resolve(&cfg, s, config, -1, &e)) {
+            fprintf(stderr, "sdc: %s\n", e.msg);
+            sdc_store_close(s);
+            return 2;
+        }
+        cfgp = &cfg;
+    }
     int rc = 0;
-    if (json) rc = print_json(s, &di, params, counts, tensors);
-    else print_text(s, &di, params, counts, tensors);
+    if (json) rc = print_json(s, &di, params, counts, tensors, cfgp);
+    else print_text(s, &di, params, counts, tensors, cfgp);
     fflush(stdout);
     if (!rc) {
         size_t nd = 0;
