@@ -1,5 +1,8 @@
 /* clip.c — the SD text encoders: transformers CLIPTextModel (SD 1.x) and open_clip's text
  * Transformer (SD 2.x), bound from the tensor store as f32 copies and run as plain kernel calls.
+ * In low-mem mode (sdc_clip_params.low_mem) the matrices and the token table stay the store's
+ * views instead: each layer's matrices are widened into arena scratch for that layer only, and
+ * the token table one row per id (models/weight.h); the output bits are the same.
  *
  * Both towers are the same pre-LN transformer; they differ in names (q/k/v_proj vs a fused
  * in_proj), activation (quick-GELU vs erf GELU) and which layer feeds the final layer norm.
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "models/weight.h"
 
 /* A text tower deeper than this is not a CLIP we know (ViT-bigG/14 has 32 layers); the limit
  * only bounds the layer table and the name scan. */
@@ -29,18 +33,19 @@
 
 typedef struct clip_layer {          /* CLIPEncoderLayer / ResidualAttentionBlock */
     float *ln1_g, *ln1_b;            /* (C) layer_norm1 / ln_1 */
-    float *qkv_w, *qkv_b;            /* (3C, C), (3C): q, k, v stacked (in_proj_weight) */
-    float *out_w, *out_b;            /* (C, C), (C): self_attn.out_proj / attn.out_proj */
+    sdc_weight qkv_w; float *qkv_b;  /* (3C, C), (3C): q, k, v stacked (in_proj_weight) */
+    sdc_weight out_w; float *out_b;  /* (C, C), (C): self_attn.out_proj / attn.out_proj */
     float *ln2_g, *ln2_b;            /* (C) layer_norm2 / ln_2 */
-    float *fc1_w, *fc1_b;            /* (F, C), (F): mlp.fc1 / mlp.c_fc */
-    float *fc2_w, *fc2_b;            /* (C, F), (C): mlp.fc2 / mlp.c_proj */
+    sdc_weight fc1_w; float *fc1_b;  /* (F, C), (F): mlp.fc1 / mlp.c_fc */
+    sdc_weight fc2_w; float *fc2_b;  /* (C, F), (C): mlp.fc2 / mlp.c_proj */
 } clip_layer;
 
 struct sdc_clip {
     int openclip;                    /* 1: cond_stage_model.model.* (SD 2.x) */
     int V, P, C, F, L, H;            /* vocab, positions, width, MLP width, layers, heads */
     int act;                         /* sdc_text_act */
-    float *tok_emb;                  /* (V, C) token_embedding.weight */
+    float *tok_emb;                  /* (V, C) token_embedding.weight; NULL in low-mem mode: */
+    const sdc_tensor *tok_view;      /*   then rows are widened from the store's view per id */
     float *pos_emb;                  /* (P, C) position_embedding.weight / positional_embedding */
     clip_layer *layers;              /* (L) */
     float *lnf_g, *lnf_b;            /* (C) final_layer_norm / ln_final */
@@ -48,6 +53,9 @@ struct sdc_clip {
     void *tap_user;
     float **owned;                   /* every malloc'd weight, freed by sdc_clip_free */
     size_t n_owned, cap_owned;
+    size_t weight_bytes;             /* bytes of all owned weights */
+    int low_mem;                     /* 1: matrices (sdc_weight) and token table are views */
+    const sdc_store *st;             /* the store they live in (low-mem), else NULL */
 };
 
 /* The names of the weights in each layout, relative to the tower's prefix. */
@@ -76,16 +84,16 @@ static float *own(sdc_clip *c, size_t n) {
         c->owned = p;
         c->cap_owned = nc;
     }
-    float *w = malloc(n ? n * sizeof(float) : 1);
+    float *w = n > SIZE_MAX / sizeof(float) ? NULL : malloc(n ? n * sizeof(float) : 1);
     if (w) c->owned[c->n_owned++] = w;
+    if (w) c->weight_bytes += n * sizeof(float);
     return w;
 }
 
-/* Copies tensor `name` as f32 after checking it is [want[0], ..., want[ndim-1]]; a want < 0
- * accepts any size and receives the size found. Returns NULL with e set ("text encoder:
- * NAME: ..."). */
-static float *bind(sdc_clip *c, const sdc_store *st, sdc_err *e, const char *name, int ndim,
-                   int64_t *want) {
+/* Tensor `name`, checked to be a float [want[0], ..., want[ndim-1]]; a want < 0 accepts any
+ * size and receives the size found. Returns NULL with e set ("text encoder: NAME: ..."). */
+static const sdc_tensor *check(const sdc_store *st, sdc_err *e, const char *name, int ndim,
+                               int64_t *want) {
     const sdc_tensor *t = sdc_store_get(st, name);
     if (!t) { sdc_errf(e, "text encoder: missing tensor %s", name); return NULL; }
     int ok = t->ndim == ndim && sdc_dtype_is_float(t->dtype);
@@ -105,13 +113,44 @@ static float *bind(sdc_clip *c, const sdc_store *st, sdc_err *e, const char *nam
         return NULL;
     }
     for (int i = 0; i < ndim; i++) want[i] = t->shape[i];
-    float *w = own(c, (size_t)t->numel);
-    if (!w) { sdc_errf(e, "text encoder: out of memory binding %s", name); return NULL; }
-    if (sdc_tensor_to_f32(t, w, e)) { sdc_err_prefix(e, "text encoder: %s", name); return NULL; }
-    return w;
+    return t;
 }
 
-/* bind() of a vector [n] / matrix [r, k] named pre + mid + suffix. */
+/* dst = t as f32; then t's file pages leave the RSS (nothing reads them again). */
+static int convert(const sdc_store *st, const sdc_tensor *t, float *dst, sdc_err *e) {
+    int rc = sdc_tensor_to_f32(t, dst, e);
+    sdc_store_release_tensor(st, t);
+    return rc ? sdc_err_prefix(e, "text encoder: %s", t->name) : 0;
+}
+
+/* check(), then an owned f32 copy. Returns NULL with e set. */
+static float *bind(sdc_clip *c, const sdc_store *st, sdc_err *e, const char *name, int ndim,
+                   int64_t *want) {
+    const sdc_tensor *t = check(st, e, name, ndim, want);
+    if (!t) return NULL;
+    float *w = own(c, (size_t)t->numel);
+    if (!w) { sdc_errf(e, "text encoder: out of memory binding %s", name); return NULL; }
+    return convert(st, t, w, e) ? NULL : w;
+}
+
+/* A matrix made of the n checked tensors t stacked by rows: one owned f32 copy, or in low-mem
+ * mode the views themselves. Returns 0, or -1 with e set. */
+static int bind_big(sdc_clip *c, const sdc_store *st, sdc_err *e, sdc_weight *w,
+                    const sdc_tensor *const *t, int n) {
+    if (c->low_mem) { sdc_weight_set_views(w, t, n); return 0; }
+    size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
+    for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
+    float *f = own(c, total);
+    if (!f) return sdc_errf(e, "text encoder: out of memory binding %s", t[0]->name);
+    *w = (sdc_weight){.f = f, .n = total};
+    for (int i = 0; i < n; i++) {
+        if (convert(st, t[i], f, e)) return -1;
+        f += t[i]->numel;
+    }
+    return 0;
+}
+
+/* bind() of a vector [n]; bind_big() of one matrix [r, k]; names printf-formatted. */
 static float *bind_vec(sdc_clip *c, const sdc_store *st, sdc_err *e, int64_t n,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static float *bind_vec(sdc_clip *c, const sdc_store *st, sdc_err *e, int64_t n,
@@ -124,17 +163,30 @@ static float *bind_vec(sdc_clip *c, const sdc_store *st, sdc_err *e, int64_t n,
     int64_t want[1] = {n};
     return bind(c, st, e, name, 1, want);
 }
-static float *bind_mat(sdc_clip *c, const sdc_store *st, sdc_err *e, int64_t r, int64_t k,
-                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static float *bind_mat(sdc_clip *c, const sdc_store *st, sdc_err *e, int64_t r, int64_t k,
-                       const char *fmt, ...) {
+static const sdc_tensor *check_mat(const sdc_store *st, sdc_err *e, int64_t r, int64_t k,
+                                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static const sdc_tensor *check_mat(const sdc_store *st, sdc_err *e, int64_t r, int64_t k,
+                                   const char *fmt, ...) {
     char name[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     int64_t want[2] = {r, k};
-    return bind(c, st, e, name, 2, want);
+    return check(st, e, name, 2, want);
+}
+static int bind_mat(sdc_clip *c, const sdc_store *st, sdc_err *e, sdc_weight *w, int64_t r,
+                    int64_t k, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static int bind_mat(sdc_clip *c, const sdc_store *st, sdc_err *e, sdc_weight *w, int64_t r,
+                    int64_t k, const char *fmt, ...) {
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int64_t want[2] = {r, k};
+    const sdc_tensor *t = check(st, e, name, 2, want);
+    return t ? bind_big(c, st, e, w, &t, 1) : -1;
 }
 
 /* Binds one layer. SD 1.x's separate q/k/v projections are stacked into qkv (rows q, k, v: the
@@ -150,30 +202,30 @@ static int bind_layer(sdc_clip *c, const sdc_store *st, const char *pre, const c
         !(y->ln1_b = bind_vec(c, st, e, C, "%s%s.bias", lp, nm->ln1)) ||
         !(y->ln2_g = bind_vec(c, st, e, C, "%s%s.weight", lp, nm->ln2)) ||
         !(y->ln2_b = bind_vec(c, st, e, C, "%s%s.bias", lp, nm->ln2)) ||
-        !(y->out_w = bind_mat(c, st, e, C, C, "%s%s.weight", lp, nm->out)) ||
+        bind_mat(c, st, e, &y->out_w, C, C, "%s%s.weight", lp, nm->out) ||
         !(y->out_b = bind_vec(c, st, e, C, "%s%s.bias", lp, nm->out)) ||
-        !(y->fc1_w = bind_mat(c, st, e, F, C, "%s%s.weight", lp, nm->fc1)) ||
+        bind_mat(c, st, e, &y->fc1_w, F, C, "%s%s.weight", lp, nm->fc1) ||
         !(y->fc1_b = bind_vec(c, st, e, F, "%s%s.bias", lp, nm->fc1)) ||
-        !(y->fc2_w = bind_mat(c, st, e, C, F, "%s%s.weight", lp, nm->fc2)) ||
+        bind_mat(c, st, e, &y->fc2_w, C, F, "%s%s.weight", lp, nm->fc2) ||
         !(y->fc2_b = bind_vec(c, st, e, C, "%s%s.bias", lp, nm->fc2)))
         return -1;
     if (c->openclip) {
-        if (!(y->qkv_w = bind_mat(c, st, e, 3 * C, C, "%sattn.in_proj_weight", lp)) ||
+        if (bind_mat(c, st, e, &y->qkv_w, 3 * C, C, "%sattn.in_proj_weight", lp) ||
             !(y->qkv_b = bind_vec(c, st, e, 3 * C, "%sattn.in_proj_bias", lp)))
             return -1;
         return 0;
     }
-    if (!(y->qkv_w = own(c, (size_t)(3 * C * C))) || !(y->qkv_b = own(c, (size_t)(3 * C))))
+    if (!(y->qkv_b = own(c, (size_t)(3 * C))))
         return sdc_errf(e, "text encoder: out of memory binding layer %d", l);
     static const char *const qkv[3] = {"q_proj", "k_proj", "v_proj"};
+    const sdc_tensor *w[3];
     for (int j = 0; j < 3; j++) {
-        float *w = bind_mat(c, st, e, C, C, "%sself_attn.%s.weight", lp, qkv[j]);
-        float *b = w ? bind_vec(c, st, e, C, "%sself_attn.%s.bias", lp, qkv[j]) : NULL;
+        w[j] = check_mat(st, e, C, C, "%sself_attn.%s.weight", lp, qkv[j]);
+        float *b = w[j] ? bind_vec(c, st, e, C, "%sself_attn.%s.bias", lp, qkv[j]) : NULL;
         if (!b) return -1;
-        memcpy(y->qkv_w + j * C * C, w, (size_t)(C * C) * sizeof(float));
         memcpy(y->qkv_b + j * C, b, (size_t)C * sizeof(float));
     }
-    return 0;
+    return bind_big(c, st, e, &y->qkv_w, w, 3);
 }
 
 /* The tower's prefix and layout, or NULL when st holds no text encoder. */
@@ -206,9 +258,13 @@ sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *
     char name[512];
 
     /* Embeddings: V, C from the token table; P from the position table. */
+    c->low_mem = p && p->low_mem;
+    c->st = c->low_mem ? st : NULL;
     int64_t tok[2] = {-1, -1}, pos[2] = {-1, -1};
     snprintf(name, sizeof name, "%s%s", pre, nm->tok);
-    if (!(c->tok_emb = bind(c, st, e, name, 2, tok))) goto fail;
+    if (c->low_mem ? !(c->tok_view = check(st, e, name, 2, tok))
+                   : !(c->tok_emb = bind(c, st, e, name, 2, tok)))
+        goto fail;
     if (tok[0] > INT32_MAX || tok[1] > CLIP_MAX_WIDTH) {
         sdc_errf(e, "text encoder: %s is too large (width at most %d)", name, CLIP_MAX_WIDTH);
         goto fail;
@@ -286,6 +342,7 @@ int sdc_clip_layers(const sdc_clip *c) { return c->L; }
 int sdc_clip_is_openclip(const sdc_clip *c) { return c->openclip; }
 int sdc_clip_positions(const sdc_clip *c) { return c->P; }
 int sdc_clip_vocab(const sdc_clip *c) { return c->V; }
+size_t sdc_clip_weight_bytes(const sdc_clip *c) { return c->weight_bytes; }
 
 void sdc_clip_set_tap(sdc_clip *c, sdc_clip_tap tap, void *user) {
     c->tap = tap;
@@ -295,13 +352,16 @@ void sdc_clip_set_tap(sdc_clip *c, sdc_clip_tap tap, void *user) {
 /* ---------------------------------------------------------------------------------------------
  * Forward */
 
-/* transformers CLIPTextEmbeddings: x[n,C] = token_embedding[ids] + position_embedding[0..n). */
-static void clip_text_embeddings(const sdc_clip *c, float *x, const int32_t *ids, int n) {
+/* transformers CLIPTextEmbeddings: x[n,C] = token_embedding[ids] + position_embedding[0..n).
+ * Low-mem: each id's row is widened from the store's view into row[C] (arena scratch). */
+static void clip_text_embeddings(const sdc_clip *c, float *x, float *row, const int32_t *ids, int n) {
     const int C = c->C;
     for (int i = 0; i < n; i++) {
-        const float *t = c->tok_emb + (size_t)ids[i] * C, *p = c->pos_emb + (size_t)i * C;
+        const float *t = c->tok_emb ? c->tok_emb + (size_t)ids[i] * C : row, *p = c->pos_emb + (size_t)i * C;
+        if (!c->tok_emb) sdc_weight_widen(row, c->tok_view, (size_t)ids[i] * C, (size_t)C);
         for (int j = 0; j < C; j++) x[(size_t)i * C + j] = t[j] + p[j];
     }
+    if (!c->tok_emb) sdc_store_release_tensor(c->st, c->tok_view);
 }
 
 /* transformers CLIPEncoderLayer = open_clip ResidualAttentionBlock (pre-LN, causal):
@@ -314,23 +374,28 @@ static int clip_encoder_layer(const sdc_clip *c, const clip_layer *y, sdc_arena 
     float *qkv = sdc_arena_f32(a, (size_t)n * 3 * C);      /* (n, 3C) = q | k | v per row */
     float *att = sdc_arena_f32(a, (size_t)n * C);          /* (n, C) heads interleaved */
     float *mlp = sdc_arena_f32(a, (size_t)n * F);          /* (n, F) */
-    if (!h || !qkv || !att || !mlp) {
+    /* the matrices: load-time copies, or (low-mem) widened for this layer only */
+    const float *qkv_w = sdc_weight_f32(&y->qkv_w, c->st, a);   /* (3C, C) */
+    const float *out_w = sdc_weight_f32(&y->out_w, c->st, a);   /* (C, C) */
+    const float *fc1_w = sdc_weight_f32(&y->fc1_w, c->st, a);   /* (F, C) */
+    const float *fc2_w = sdc_weight_f32(&y->fc2_w, c->st, a);   /* (C, F) */
+    if (!h || !qkv || !att || !mlp || !qkv_w || !out_w || !fc1_w || !fc2_w) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "text encoder: out of memory for activations");
     }
     /* self-attention block */
     k_layer_norm(h, x, y->ln1_g, y->ln1_b, n, C, CLIP_LN_EPS);           /* (n, C) */
-    k_linear(qkv, h, y->qkv_w, y->qkv_b, n, C, 3 * C);                   /* (n, 3C) */
+    k_linear(qkv, h, qkv_w, y->qkv_b, n, C, 3 * C);                      /* (n, 3C) */
     k_attention(a, att, qkv, 3 * C, qkv + C, 3 * C, qkv + 2 * C, 3 * C,  /* (n, C) */
                 1, n, n, H, D, 1);
-    k_linear(h, att, y->out_w, y->out_b, n, C, C);                       /* (n, C) */
+    k_linear(h, att, out_w, y->out_b, n, C, C);                          /* (n, C) */
     k_add(x, x, h, (size_t)n * C);
     /* MLP block */
     k_layer_norm(h, x, y->ln2_g, y->ln2_b, n, C, CLIP_LN_EPS);           /* (n, C) */
-    k_linear(mlp, h, y->fc1_w, y->fc1_b, n, C, F);                       /* (n, F) */
+    k_linear(mlp, h, fc1_w, y->fc1_b, n, C, F);                          /* (n, F) */
     if (c->act == SDC_ACT_GELU) k_gelu(mlp, (size_t)n * F);
     else k_quick_gelu(mlp, (size_t)n * F);
-    k_linear(h, mlp, y->fc2_w, y->fc2_b, n, F, C);                       /* (n, C) */
+    k_linear(h, mlp, fc2_w, y->fc2_b, n, F, C);                          /* (n, C) */
     k_add(x, x, h, (size_t)n * C);
     sdc_arena_reset(a, m);
     return 0;
@@ -358,8 +423,14 @@ int sdc_clip_encode(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids, in
 
     sdc_arena_mark m = sdc_arena_get_mark(a);
     float *x = sdc_arena_f32(a, (size_t)n * C);                        /* (n, C) residual */
-    if (!x) return sdc_errf(e, "text encoder: out of memory for activations");
-    clip_text_embeddings(c, x, ids, n);                                 /* (n, C) */
+    sdc_arena_mark mr = sdc_arena_get_mark(a);
+    float *row = c->tok_emb ? NULL : sdc_arena_f32(a, (size_t)C);      /* (C) low-mem scratch */
+    if (!x || (!c->tok_emb && !row)) {
+        sdc_arena_reset(a, m);
+        return sdc_errf(e, "text encoder: out of memory for activations");
+    }
+    clip_text_embeddings(c, x, row, ids, n);                            /* (n, C) */
+    sdc_arena_reset(a, mr);
     if (c->tap) c->tap(c->tap_user, 0, x, n, C);                       /* hidden_states.0 */
     for (int l = 0; l < stop; l++) {
         if (clip_encoder_layer(c, &c->layers[l], a, x, n, e)) { sdc_arena_reset(a, m); return -1; }

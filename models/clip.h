@@ -1,7 +1,8 @@
 /* clip.h — the text encoders: SD 1.x CLIP ViT-L/14 (transformers layout under
  * cond_stage_model.transformer.text_model.*) and SD 2.x OpenCLIP ViT-H (cond_stage_model.model.*,
  * fused in_proj). Widths, depth and vocabulary come from the weights; what they cannot tell
- * (heads, activation) comes from the caller. Owns its f32 weights (converted once at load). */
+ * (heads, activation) comes from the caller. Owns its f32 weights (converted once at load; in
+ * low-mem mode only the norms, biases and position table). */
 #ifndef SDC_CLIP_H
 #define SDC_CLIP_H
 
@@ -14,6 +15,10 @@ typedef enum { SDC_ACT_QUICK_GELU = 0, SDC_ACT_GELU = 1 } sdc_text_act;
 typedef struct sdc_clip_params {
     int n_heads;          /* attention heads; <= 0: width / 64 (CLIP's head width) */
     int act;              /* sdc_text_act; < 0: quick_gelu for SD 1.x layout, gelu for OpenCLIP */
+    int low_mem;          /* 1: keep no f32 copy of the matrices and the token table: they stay the
+                             store's views and are widened per layer (per id for the table) into
+                             the encode's arena (models/weight.h); same output bits. The store must
+                             then stay open until sdc_clip_free. 0: convert all at load. */
 } sdc_clip_params;
 
 typedef struct sdc_clip sdc_clip;
@@ -40,6 +45,8 @@ int sdc_clip_encode(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids, in
 /* Sizes read from the weights: positions per window (77) and vocabulary (49408). */
 int sdc_clip_positions(const sdc_clip *c);
 int sdc_clip_vocab(const sdc_clip *c);
+/* Bytes of f32 weights the encoder holds (low-mem: the norms, biases and position table). */
+size_t sdc_clip_weight_bytes(const sdc_clip *c);
 
 /* Debug tap (tests, tracing): when set, sdc_clip_encode calls tap(user, i, x, n, C) with
  * hidden_states.i — i = 0: token + position embeddings, i >= 1: output of layer i, before

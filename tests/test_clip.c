@@ -96,10 +96,18 @@ static void check_model(const char *model, const char *refpath, const char *conf
     CHECK(rc == 0, "%s: %s", refpath, e.msg);
     int heads = config_heads(config);
     CHECK(heads > 0, "%s: no text.heads", config);
-    sdc_clip_params p = {heads, -1};
+    sdc_clip_params p = {heads, -1, 0}, plow = {heads, -1, 1};
     sdc_clip *c = rc ? NULL : sdc_clip_load(st, &p, &e);
     CHECK(c || rc, "load %s: %s", model, e.msg);
-    if (!c) goto out;
+    /* the same encoder in low-mem mode: no f32 copy of the matrices or the token table, the
+     * same output bits */
+    sdc_clip *cl = rc ? NULL : sdc_clip_load(st, &plow, &e);
+    CHECK(cl || rc, "low-mem load %s: %s", model, e.msg);
+    if (!c || !cl) goto out;
+    printf("f32 weights held: default %.1f KiB, low-mem %.1f KiB\n", sdc_clip_weight_bytes(c) / 1024.0,
+           sdc_clip_weight_bytes(cl) / 1024.0);
+    CHECK(sdc_clip_weight_bytes(cl) * 8 < sdc_clip_weight_bytes(c), "low-mem encoder holds %zu bytes",
+          sdc_clip_weight_bytes(cl));
     const int C = sdc_clip_width(c), L = sdc_clip_layers(c);
     CHECK(sdc_clip_is_openclip(c) == sd2, "layout detection");
     CHECK(L == 3 && C == 32 && sdc_clip_positions(c) == 77 && sdc_clip_vocab(c) == 49408,
@@ -125,7 +133,8 @@ static void check_model(const char *model, const char *refpath, const char *conf
 
     sdc_arena a;
     sdc_arena_init(&a, 1 << 20);
-    float *out = malloc((size_t)T * C * sizeof *out);
+    float *out = malloc((size_t)T * C * sizeof *out), *outl = malloc((size_t)T * C * sizeof *outl);
+    int low_same = 1;
     taps tp = {{0}, 0, 0, 0};
     sdc_clip_set_tap(c, on_tap, &tp);
     double worst_last = 0, worst_pen = 0, worst_hid = 0;
@@ -144,6 +153,8 @@ static void check_model(const char *model, const char *refpath, const char *conf
         printf("prompt %d: last_hidden_state max abs err %.3g (max|ref| %.3g)\n", k, err, rmax);
         CHECK(within(err, rmax), "prompt %d last_hidden_state err %g", k, err);
         if (err > worst_last) worst_last = err;
+        CHECK(sdc_clip_encode(cl, &a, ids, T, 0, outl, &e) == 0, "low-mem encode: %s", e.msg);
+        low_same &= !memcmp(out, outl, (size_t)T * C * sizeof *out);
         CHECK(tp.count == n_hidden, "prompt %d: %d hidden states tapped, %d expected", k,
               tp.count, n_hidden);
         for (int i = 0; i < n_hidden && i < tp.count; i++) {
@@ -159,6 +170,8 @@ static void check_model(const char *model, const char *refpath, const char *conf
         err = max_abs_diff(out, pen + (size_t)k * T * C, (size_t)T * C, &rmax);
         CHECK(within(err, rmax), "prompt %d penultimate_final_ln err %g", k, err);
         if (err > worst_pen) worst_pen = err;
+        CHECK(sdc_clip_encode(cl, &a, ids, T, sd2 ? 3 : 2, outl, &e) == 0, "low-mem encode: %s", e.msg);
+        low_same &= !memcmp(out, outl, (size_t)T * C * sizeof *out);
         if (sd2) {   /* clip skip 1 and 2 both mean the penultimate layer on SD 2.x */
             float *o2 = malloc((size_t)T * C * sizeof *o2);
             sdc_clip_encode(c, &a, ids, T, 2, o2, &e);
@@ -169,6 +182,8 @@ static void check_model(const char *model, const char *refpath, const char *conf
     }
     printf("max abs err: last_hidden_state %.3g, hidden_states %.3g, %s %.3g\n", worst_last,
            worst_hid, sd2 ? "clip skip 3 (penultimate_final_ln)" : "clip skip 2", worst_pen);
+    printf("low-mem mode: every prompt and clip skip bit-identical: %s\n", low_same ? "yes" : "NO");
+    CHECK(low_same, "low-mem output differs from the default mode's");
 
     /* Bad input: ids outside the vocabulary, a skip deeper than the model, bad lengths. */
     int32_t bad[77];
@@ -179,6 +194,7 @@ static void check_model(const char *model, const char *refpath, const char *conf
           "id out of range: '%s'", e.msg);
     bad[5] = -1;
     CHECK(sdc_clip_encode(c, &a, bad, 77, 0, out, &e) == -1, "negative id accepted");
+    CHECK(sdc_clip_encode(cl, &a, bad, 77, 0, out, &e) == -1, "low-mem: negative id accepted");
     bad[5] = 320;
     CHECK(sdc_clip_encode(c, &a, bad, 77, 4, out, &e) == -1 && strstr(e.msg, "clip skip"),
           "clip skip 4 on 3 layers: '%s'", e.msg);
@@ -189,11 +205,13 @@ static void check_model(const char *model, const char *refpath, const char *conf
 
     for (int i = 0; i < 64; i++) { free(tp.h[i]); free(hid[i]); }
     free(out);
+    free(outl);
     free(last);
     free(pen);
     sdc_arena_free(&a);
 out:
     sdc_clip_free(c);
+    sdc_clip_free(cl);
     sdc_store_close(st);
     sdc_store_close(ref);
 }
@@ -229,7 +247,7 @@ static int write_st(const char *path, int n, const char *const *names, const int
 
 static void check_errors(void) {
     sdc_err e = {{0}};
-    sdc_clip_params p = {4, -1};
+    sdc_clip_params p = {4, -1, 0};
     /* A store with no text encoder (the UNet reference file). */
     sdc_store *st = sdc_store_new();
     CHECK(sdc_store_open(st, "tests/data/refs/sd1_unet.safetensors", NULL, &e) == 0, "%s", e.msg);
