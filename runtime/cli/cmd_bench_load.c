@@ -99,7 +99,7 @@ static long long io_read_bytes(void) {
 typedef struct slice { const sdc_tensor *t; int64_t off, n; float *dst; } slice;
 
 /* The measured work of one run, in the child. Fills r; never exits on bad input. */
-static void child_run(const char *path, int threads, run_result *r) {
+static void child_run(const char *path, int threads, int keep_mapped, run_result *r) {
     memset(r, 0, sizeof *r);
     /* Reset VmHWM to the current RSS (Linux >= 4.0) so the peak is this run's alone. */
     FILE *cr = fopen("/proc/self/clear_refs", "w");
@@ -173,6 +173,8 @@ static void child_run(const char *path, int threads, run_result *r) {
             #pragma omp critical(bench_load_err)
             if (bad < 0) { bad = (int)j; snprintf(r->err, sizeof r->err, "%s", je.msg); }
         }
+        /* as the model loaders do: the converted bytes' file pages leave the RSS */
+        if (!keep_mapped) sdc_store_release_tensor(s, &v);
     }
     if (bad >= 0) failed = 1;
     double t2 = now_s();
@@ -190,7 +192,7 @@ static void child_run(const char *path, int threads, run_result *r) {
 }
 
 /* Runs child_run in a fork and collects its result. Returns 0, or -1 with r->err set. */
-static int run_forked(const char *path, int threads, run_result *r) {
+static int run_forked(const char *path, int threads, int keep_mapped, run_result *r) {
     int fd[2];
     memset(r, 0, sizeof *r);
     if (pipe(fd)) { snprintf(r->err, sizeof r->err, "bench-load: pipe: %s", strerror(errno)); return -1; }
@@ -204,7 +206,7 @@ static int run_forked(const char *path, int threads, run_result *r) {
     if (pid == 0) {
         close(fd[0]);
         run_result c;
-        child_run(path, threads, &c);
+        child_run(path, threads, keep_mapped, &c);
         const char *p = (const char *)&c;
         size_t left = sizeof c;
         while (left) {
@@ -300,7 +302,7 @@ static const char *base(const char *p) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--cold] [--json]\n"
+        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--cold] [--keep-mapped] [--json]\n"
         "  For each file, over RUNS runs (default %d), each in a fresh process: time to a\n"
         "  validated tensor store (open), time to weights ready for compute (every float tensor\n"
         "  converted to f32 into huge-page-advised memory by THREADS threads, default all cores,\n"
@@ -308,6 +310,8 @@ static void usage(FILE *f) {
         "  Prints min/median/max and the ratio of each file's median to the first file's.\n"
         "  --cold   drop the file from the page cache before each run (posix_fadvise DONTNEED,\n"
         "           checked with mincore); default: warm (the file is read once before the runs)\n"
+        "  --keep-mapped  keep the converted tensors' file pages in the process (the loaders drop\n"
+        "           them, so by default the peak RSS is the f32 weights, not the weights plus the file)\n"
         "  --json   machine-readable output\n", RUNS_DEFAULT);
 }
 
@@ -319,11 +323,12 @@ static cJSON *mmm_json(mmm m) {
     return o;
 }
 
-static int print_json(file_stats *fs, int nf, int runs, int cold, int threads) {
+static int print_json(file_stats *fs, int nf, int runs, int cold, int threads, int keep_mapped) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "runs", runs);
     cJSON_AddStringToObject(root, "cache", cold ? "cold" : "warm");
     cJSON_AddNumberToObject(root, "threads", threads);
+    cJSON_AddBoolToObject(root, "file_pages_kept", keep_mapped);
     double la[3];
     if (getloadavg(la, 3) == 3) cJSON_AddNumberToObject(root, "loadavg_1min", la[0]);
     cJSON *arr = cJSON_AddArrayToObject(root, "files");
@@ -357,7 +362,7 @@ static int print_json(file_stats *fs, int nf, int runs, int cold, int threads) {
     return 0;
 }
 
-static void print_table(file_stats *fs, int nf, int runs, int cold, int threads) {
+static void print_table(file_stats *fs, int nf, int runs, int cold, int threads, int keep_mapped) {
     printf("bench-load: %d run%s per file, each in a fresh process, %d conversion thread%s, page cache %s\n",
            runs, runs == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
            cold ? "cold (evicted before each run)" : "warm (file read once before the runs)");
@@ -386,8 +391,9 @@ static void print_table(file_stats *fs, int nf, int runs, int cold, int threads)
                f->size / 1e6, o, r, cpu.med * 1e3, rd.med > 0 ? f->size / 1e6 / rd.med : 0, hw.med, d,
                f_open > 0 ? op.med / f_open : 0, f_ready > 0 ? rd.med / f_ready : 0);
     }
-    printf("peakRSS: MB, median; it counts the touched pages of the file mapping and the f32 copies."
-           " disk MB: bytes the run read from storage (median; ~0 when the file was cached)\n");
+    printf("peakRSS: MB, median: the f32 weights plus the file pages mapped at the time (%s);"
+           " disk MB: bytes the run read from storage (median; ~0 when the file was cached)\n",
+           keep_mapped ? "all of them: --keep-mapped" : "each tensor's pages are dropped once converted, as the loaders do");
     if (cold)
         for (int i = 0; i < nf; i++) {
             mmm res = stats(fs[i].resident_after_evict, runs);
@@ -404,13 +410,14 @@ static void print_table(file_stats *fs, int nf, int runs, int cold, int threads)
 }
 
 int sdc_cmd_bench_load(int argc, char **argv) {
-    int runs = RUNS_DEFAULT, cold = 0, json = 0, nf = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int runs = RUNS_DEFAULT, cold = 0, json = 0, nf = 0, keep_mapped = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *paths[FILES_MAX];
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) { usage(stdout); return 0; }
         if (!strcmp(s, "--cold")) cold = 1;
         else if (!strcmp(s, "--json")) json = 1;
+        else if (!strcmp(s, "--keep-mapped")) keep_mapped = 1;
         else if (!strcmp(s, "-r") || !strcmp(s, "--runs")) {
             char *end;
             long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
@@ -457,7 +464,7 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             file_stats *f = &fs[i];
             run_result rr;
             f->resident_after_evict[r] = cold ? evict(f->path, f->size) : -1;
-            if (run_forked(f->path, threads, &rr)) { fprintf(stderr, "sdc: %s\n", rr.err); goto done; }
+            if (run_forked(f->path, threads, keep_mapped, &rr)) { fprintf(stderr, "sdc: %s\n", rr.err); goto done; }
             if (r == 0) f->first = rr;
             f->open_s[r] = rr.open_s;
             f->ready_s[r] = rr.ready_s;
@@ -467,8 +474,8 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             f->runs = r + 1;
         }
     if (threads < 1) threads = 1;
-    if (json) { if (print_json(fs, nf, runs, cold, threads)) goto done; }
-    else print_table(fs, nf, runs, cold, threads);
+    if (json) { if (print_json(fs, nf, runs, cold, threads, keep_mapped)) goto done; }
+    else print_table(fs, nf, runs, cold, threads, keep_mapped);
     status = 0;
 done:
     free(fs);
