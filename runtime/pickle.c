@@ -516,10 +516,13 @@ static int memo_get(vm *m, uint64_t idx) {
 
 /* --- globals --- */
 
-static int record_seen(vm *m, const char *full, int dangerous) {
+/* Records full (sanitized in place) once; *stored = the context's copy. */
+static int record_seen(vm *m, char *full, int dangerous, const char **stored) {
     sdc_pickle *p = m->p;
+    for (char *q = full; *q; q++)   /* names are shown one per line: no forged lines */
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = '?';
     for (size_t i = 0; i < p->nseen; i++)
-        if (!strcmp(p->seen[i].name, full)) return 0;
+        if (!strcmp(p->seen[i].name, full)) { *stored = p->seen[i].name; return 0; }
     if (p->nseen >= SDC_PICKLE_MAX_GLOBALS)
         return fail(m, "more than %d distinct unknown globals (limit)", SDC_PICKLE_MAX_GLOBALS);
     if (grow((void **)&p->seen, &p->seencap, p->nseen, sizeof *p->seen))
@@ -530,6 +533,7 @@ static int record_seen(vm *m, const char *full, int dangerous) {
     p->seen[p->nseen].name = c;
     p->seen[p->nseen].dangerous = dangerous;
     p->nseen++;
+    *stored = c;
     return 0;
 }
 
@@ -555,15 +559,15 @@ static int push_global(vm *m, const char *mod, size_t nmod, const char *name, si
         return push(m, v);
     }
     int dangerous = sdc_pickle_is_dangerous(module, nm);
-    if (record_seen(m, full, dangerous)) return -1;
+    const char *stored = NULL;
+    if (record_seen(m, full, dangerous, &stored)) return -1;
     const sdc_pickle_cfg *c = m->cfg;
     if (dangerous && !c->allow_unsafe && !c->inspect) m->danger = 1;   /* refused at the end */
     if (!dangerous && c->strict && !c->inspect)
         return fail(m, "global %s is not on sdc's allowlist (--strict refuses it)", full);
     sdc_pval *v = newv(m, SDC_PV_OPAQUE);
     if (!v) return -1;
-    for (size_t i = 0; i < m->p->nseen; i++)
-        if (!strcmp(m->p->seen[i].name, full)) v->u.opaque = m->p->seen[i].name;
+    v->u.opaque = stored;
     return push(m, v);
 }
 

@@ -308,6 +308,11 @@ static void test_globals(void) {
     s.strict = 1;
     REFUSE(cb, &s, "global pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint is not "
                    "on sdc's allowlist (--strict refuses it)");
+    /* a name cannot forge lines in a listing: control characters become '?' */
+    rc = run(P("\x80\x04\x8c\x03" "a\nb\x8c\x01" "c\x93."), &c, &v, &p, &e);
+    CHECK(rc == 0 && sdc_pickle_nseen(p) == 1 && !strcmp(sdc_pickle_seen_at(p, 0)->name, "a?b.c") &&
+          v && v->kind == SDC_PV_OPAQUE && !strcmp(v->u.opaque, "a?b.c"), "sanitized name");
+    sdc_pickle_free(p);
     /* a tensor rebuilt from a placeholder storage stays a placeholder */
     rc = run(P("\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n(cnumpy.core.multiarray\n_reconstruct\n"
                "K\x00)))\x89Ntq\x00R."), &c, &v, &p, &e);
