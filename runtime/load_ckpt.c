@@ -324,6 +324,10 @@ static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, co
         char name[1025];
         memcpy(name, k->u.str.s, k->u.str.n);
         name[k->u.str.n] = 0;
+        for (size_t c = 0; c < k->u.str.n; c++)   /* names are printed one per line */
+            if ((unsigned char)name[c] < 0x20 || name[c] == 0x7f)
+                return sdc_errf(e, "%s: a tensor name holds control character 0x%02x: %s", path,
+                                (unsigned char)name[c], where);
         const sdc_pickle_tensor *t = v->u.tensor;
         const sdc_pickle_storage *st = t->storage;
         if (!t->contiguous) {

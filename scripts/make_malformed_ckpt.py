@@ -259,6 +259,8 @@ zpkl("c14_negative_length.ckpt", b"\x80\x02T\xf0\xff\xff\xffabc.", 2, "BINSTRING
 zpkl("c14_bad_utf8.ckpt", ckpt_pickle([("w\xff", b"N")]).replace(b"w\xc3\xbf", b"w\xff\xfe"), 2,
      "BINUNICODE is not valid UTF-8")
 zpkl("c14_no_stop.ckpt", GOOD_PKL[:-1], 2, "no STOP before the end")
+zpkl("c14_control_char_name.ckpt", ckpt_pickle([("w\nfake line", tensor("FloatStorage", "0", 6, 0, (6,), (1,)))]),
+     2, "a tensor name holds control character 0x0a")
 
 # --- 15: zip structure
 good = torch_zip()
