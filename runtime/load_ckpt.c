@@ -316,6 +316,11 @@ static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, co
     size_t before = out->n;
     for (size_t i = 0; i + 1 < sd->u.seq.n; i += 2) {
         const sdc_pval *k = sd->u.seq.v[i], *v = sd->u.seq.v[i + 1];
+        /* a tensor kind sdc cannot view (quantized, sparse, meta, ...): say so, do not drop it */
+        if (v->kind == SDC_PV_OPAQUE && !strncmp(v->u.opaque, "torch._utils._rebuild_", 22))
+            return sdc_errf(e, "%s: tensor '%.*s' is built by %s, which sdc does not read: %s", path,
+                            k->kind == SDC_PV_STR && k->u.str.n < 300 ? (int)k->u.str.n : 1,
+                            k->kind == SDC_PV_STR ? k->u.str.s : "?", v->u.opaque, where);
         if (v->kind != SDC_PV_TENSOR) continue;           /* global_step, placeholders, ... */
         if (k->kind != SDC_PV_STR || k->u.str.n == 0 || k->u.str.n > 1024 ||
             memchr(k->u.str.s, 0, k->u.str.n))

@@ -755,6 +755,8 @@ static int persistent_load(vm *m, sdc_pval *pid) {
                     sdc_pkind_name(pid->kind));
     if (a[0]->kind != SDC_PV_STR || a[0]->u.str.n != 7 || memcmp(a[0]->u.str.s, "storage", 7))
         return fail(m, "persistent id does not start with 'storage'");
+    if (a[1]->kind == SDC_PV_OPAQUE)
+        return fail(m, "persistent id names %s, a storage type sdc does not read", a[1]->u.opaque);
     if (a[1]->kind != SDC_PV_GLOBAL || a[1]->u.glob.fn != FN_STORAGE_TYPE)
         return fail(m, "persistent id names a %s, not a torch storage type",
                     sdc_pkind_name(a[1]->kind));

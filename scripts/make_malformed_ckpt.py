@@ -225,6 +225,8 @@ zpkl("c10_pid_bad_type.ckpt", ckpt_pickle([("w", tup(s("storage"), n(3), s("0"),
      "not a torch storage type")
 zpkl("c10_numel_overflow.ckpt", ckpt_pickle([("w", tensor("DoubleStorage", "0", 2**62, 0, (6,), (1,)))]), 2,
      "elements overflow")
+zpkl("c10_storage_type_unsupported.ckpt", ckpt_pickle([("w", tensor("QInt8Storage", "0", 6, 0, (6,), (1,)))]), 2,
+     "persistent id names torch.QInt8Storage, a storage type sdc does not read")
 zpkl("c10_storage_larger_than_entry.ckpt", ckpt_pickle([("w", tensor("FloatStorage", "0", 7, 0, (7,), (1,)))]),
      2, "is larger than its zip entry")
 
@@ -238,6 +240,9 @@ zpkl("c11_too_many_dims.ckpt", ckpt_pickle([("w", tensor("FloatStorage", "0", 6,
      "9 dims (at most 8)")
 zpkl("c11_extent_past_storage.ckpt", ckpt_pickle([("w", tensor("FloatStorage", "0", 6, 2, (2, 3), (3, 1)))]), 2,
      "runs past its storage '0' of 6 elements")
+zpkl("c11_unsupported_rebuild.ckpt", ckpt_pickle([("q", g("torch._utils", "_rebuild_qtensor") +
+                                                      tup(n(0), n(0), tup(n(6)), tup(n(1))) + b"R")]), 2,
+     "tensor 'q' is built by torch._utils._rebuild_qtensor, which sdc does not read")
 zpkl("c11_non_contiguous.ckpt", ckpt_pickle([("w", tensor("FloatStorage", "0", 6, 0, (3, 2), (1, 3)))]), 2,
      "tensor 'w' has non-contiguous strides (1,3)")
 
