@@ -137,7 +137,7 @@ static float *bind(sdc_clip *c, const sdc_store *st, sdc_err *e, const char *nam
  * mode the views themselves. Returns 0, or -1 with e set. */
 static int bind_big(sdc_clip *c, const sdc_store *st, sdc_err *e, sdc_weight *w,
                     const sdc_tensor *const *t, int n) {
-    if (c->low_mem) { sdc_weight_set_views(w, t, n); return 0; }
+    if (c->low_mem) { sdc_weight_set_views(w, st, t, n); return 0; }
     size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
     for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
     float *f = own(c, total);
@@ -375,10 +375,10 @@ static int clip_encoder_layer(const sdc_clip *c, const clip_layer *y, sdc_arena 
     float *att = sdc_arena_f32(a, (size_t)n * C);          /* (n, C) heads interleaved */
     float *mlp = sdc_arena_f32(a, (size_t)n * F);          /* (n, F) */
     /* the matrices: load-time copies, or (low-mem) widened for this layer only */
-    const float *qkv_w = sdc_weight_f32(&y->qkv_w, c->st, a);   /* (3C, C) */
-    const float *out_w = sdc_weight_f32(&y->out_w, c->st, a);   /* (C, C) */
-    const float *fc1_w = sdc_weight_f32(&y->fc1_w, c->st, a);   /* (F, C) */
-    const float *fc2_w = sdc_weight_f32(&y->fc2_w, c->st, a);   /* (C, F) */
+    const float *qkv_w = sdc_weight_f32(&y->qkv_w, a);   /* (3C, C) */
+    const float *out_w = sdc_weight_f32(&y->out_w, a);   /* (C, C) */
+    const float *fc1_w = sdc_weight_f32(&y->fc1_w, a);   /* (F, C) */
+    const float *fc2_w = sdc_weight_f32(&y->fc2_w, a);   /* (C, F) */
     if (!h || !qkv || !att || !mlp || !qkv_w || !out_w || !fc1_w || !fc2_w) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "text encoder: out of memory for activations");

@@ -129,7 +129,6 @@ struct sdc_unet {
     size_t  n_chunks, cap_chunks;
     size_t  weight_bytes;
     int     low_mem;           /* 1: conv/linear weights are the store's views (sdc_weight) */
-    const sdc_store *st;       /* low-mem: the store those views live in */
     sdc_unet_debug_fn dbg; void *dbg_user;
 };
 
@@ -323,7 +322,7 @@ static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int6
  * as one f32 copy converted at load, or in low-mem mode the views themselves. */
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
-    if (L->u->low_mem) { sdc_weight_set_views(w, t, n); return; }
+    if (L->u->low_mem) { sdc_weight_set_views(w, L->st, t, n); return; }
     size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
     for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
     float *f = track(L, total);
@@ -866,7 +865,6 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
     loader L = {st, NULL, 0, 0, "model.diffusion_model.", NULL, 0, u, e, 0};
     if (!p) { fail(&L, "no parameters"); sdc_unet_free(u); return NULL; }
     u->low_mem = p->low_mem != 0;
-    u->st = u->low_mem ? st : NULL;
     /* The original layout wins when present; else a diffusers UNet, renamed to ldm names. */
     if (!sdc_store_get(st, "model.diffusion_model.input_blocks.0.0.weight")) {
         int rc = build_diffusers_table(&L);
@@ -928,7 +926,7 @@ static void debug(fwd *f, const char *name, const float *x, int C, int H, int W)
 /* The f32 values of a conv/linear matrix: the load-time copy, or (low-mem) the store's views
  * widened into arena scratch, freed by the caller's next sdc_arena_reset. NULL sets f->oom. */
 static const float *wf32(fwd *f, const sdc_weight *w) {
-    const float *p = sdc_weight_f32(w, f->u->st, f->a);
+    const float *p = sdc_weight_f32(w, f->a);
     if (!p) f->oom = 1;
     return p;
 }

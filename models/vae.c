@@ -1,6 +1,8 @@
 /* vae.c — the SD autoencoder (ldm.models.autoencoder.AutoencoderKL): Encoder, Decoder,
  * quant_conv/post_quant_conv, bound from the tensor store as f32 copies and run as plain
  * kernel calls, one image at a time (activation memory is one image's, whatever N is).
+ * In low-mem mode (sdc_vae_params.low_mem) the conv and attention matrices stay the store's
+ * views and are widened per layer into arena scratch (models/weight.h); same output bits.
  *
  * Levels, blocks per level, widths, latent channels and the down/upsampling steps come from the
  * weights: a level resamples iff its downsample/upsample conv is stored, a ResnetBlock has a
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "models/weight.h"
 
 /* Tensor names are built into fixed buffers far longer than any SD name; a cut name only
  * fails its lookup, with the name in the message. */
@@ -35,17 +38,17 @@
 typedef struct vae_resblock {        /* ldm ResnetBlock (temb_channels = 0, no dropout) */
     int cin, cout;
     float *norm1_g, *norm1_b;        /* (cin) */
-    float *conv1_w, *conv1_b;        /* (cout, cin, 3, 3), (cout) */
+    sdc_weight conv1_w; float *conv1_b;  /* (cout, cin, 3, 3), (cout) */
     float *norm2_g, *norm2_b;        /* (cout) */
-    float *conv2_w, *conv2_b;        /* (cout, cout, 3, 3), (cout) */
-    float *nin_w, *nin_b;            /* (cout, cin, 1, 1), (cout); NULL: identity shortcut */
+    sdc_weight conv2_w; float *conv2_b;  /* (cout, cout, 3, 3), (cout) */
+    sdc_weight nin_w; float *nin_b;  /* (cout, cin, 1, 1), (cout); n = 0: identity shortcut */
 } vae_resblock;
 
 typedef struct vae_attn {            /* ldm AttnBlock: single-head self-attention over pixels */
     int c;
     float *norm_g, *norm_b;          /* (C) */
-    float *qkv_w, *qkv_b;            /* (3C, C), (3C): q, k, v stacked (1x1 convs or linears) */
-    float *proj_w, *proj_b;          /* (C, C), (C): proj_out */
+    sdc_weight qkv_w; float *qkv_b;  /* (3C, C), (3C): q, k, v stacked (1x1 convs or linears) */
+    sdc_weight proj_w; float *proj_b;  /* (C, C), (C): proj_out */
 } vae_attn;
 
 typedef struct vae_mid {             /* Encoder.mid / Decoder.mid */
@@ -57,28 +60,28 @@ typedef struct vae_mid {             /* Encoder.mid / Decoder.mid */
 typedef struct vae_level {           /* Encoder.down[i] / Decoder.up[i] */
     int n_blocks;
     vae_resblock block[VAE_MAX_BLOCKS];
-    float *resample_w, *resample_b;  /* (C, C, 3, 3), (C): downsample.conv / upsample.conv;
-                                        NULL: this level keeps its resolution */
+    sdc_weight resample_w; float *resample_b; /* (C, C, 3, 3), (C): downsample.conv / upsample.conv;
+                                        n = 0: this level keeps its resolution */
 } vae_level;
 
 typedef struct vae_encoder {         /* ldm Encoder (double_z) */
     int in_ch, ch, n_levels, z2;     /* 3, conv_in width, levels, 2*z_channels */
-    float *conv_in_w, *conv_in_b;    /* (ch, in_ch, 3, 3), (ch) */
+    sdc_weight conv_in_w; float *conv_in_b;    /* (ch, in_ch, 3, 3), (ch) */
     vae_level down[VAE_MAX_LEVELS];
     vae_mid mid;
     int c_out;                       /* channels into norm_out */
     float *norm_out_g, *norm_out_b;  /* (c_out) */
-    float *conv_out_w, *conv_out_b;  /* (z2, c_out, 3, 3), (z2) */
+    sdc_weight conv_out_w; float *conv_out_b;  /* (z2, c_out, 3, 3), (z2) */
 } vae_encoder;
 
 typedef struct vae_decoder {         /* ldm Decoder; up[] runs from up[n_levels-1] to up[0] */
     int z, block_in, n_levels, out_ch;
-    float *conv_in_w, *conv_in_b;    /* (block_in, z, 3, 3), (block_in) */
+    sdc_weight conv_in_w; float *conv_in_b;    /* (block_in, z, 3, 3), (block_in) */
     vae_mid mid;
     vae_level up[VAE_MAX_LEVELS];
     int c_out;                       /* channels into norm_out */
     float *norm_out_g, *norm_out_b;  /* (c_out) */
-    float *conv_out_w, *conv_out_b;  /* (out_ch, c_out, 3, 3), (out_ch) */
+    sdc_weight conv_out_w; float *conv_out_b;  /* (out_ch, c_out, 3, 3), (out_ch) */
 } vae_decoder;
 
 struct sdc_vae {
@@ -86,8 +89,8 @@ struct sdc_vae {
     int has_encoder;
     int down_factor;                 /* 2^(number of upsampling levels): 8 */
     int enc_factor;                  /* 2^(number of downsampling levels) */
-    float *quant_w, *quant_b;        /* (2E, z2, 1, 1), (2E): quant_conv */
-    float *post_quant_w, *post_quant_b; /* (z, E, 1, 1), (z): post_quant_conv */
+    sdc_weight quant_w; float *quant_b;        /* (2E, z2, 1, 1), (2E): quant_conv */
+    sdc_weight post_quant_w; float *post_quant_b; /* (z, E, 1, 1), (z): post_quant_conv */
     vae_encoder enc;
     vae_decoder dec;
     sdc_vae_tap tap;
@@ -95,6 +98,7 @@ struct sdc_vae {
     size_t last_peak;                /* arena bytes the last decode/encode used at most */
     float **owned;                   /* every malloc'd weight, freed by sdc_vae_free */
     size_t n_owned, cap_owned;
+    int low_mem;                     /* 1: the sdc_weights are the store's views */
 };
 
 typedef struct vae_binder {
@@ -126,11 +130,12 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *s) {
     }
 }
 
-/* Copies tensor pre+name as f32 after checking it is [want[0..ndim)]; a want < 0 accepts any
- * size and receives the size found. When alt_ndim > 0 a tensor of that many dims whose
- * leading sizes match is accepted too (a Linear [C,C] where a 1x1 conv [C,C,1,1] is
- * expected). Returns NULL with e set ("vae: NAME: ..."). */
-static float *bind_t(vae_binder *b, int ndim, int64_t *want, int alt_ndim, const char *name) {
+/* Tensor pre+name, checked to be a float [want[0..ndim)]; a want < 0 accepts any size and
+ * receives the size found. When alt_ndim > 0 a tensor of that many dims whose leading sizes
+ * match is accepted too (a Linear [C,C] where a 1x1 conv [C,C,1,1] is expected). Returns NULL
+ * with e set ("vae: NAME: ..."). */
+static const sdc_tensor *check_t(vae_binder *b, int ndim, int64_t *want, int alt_ndim,
+                                 const char *name) {
     char full[512];
     snprintf(full, sizeof full, "%s%s", b->pre, name);
     const sdc_tensor *t = sdc_store_get(b->st, full);
@@ -154,10 +159,45 @@ static float *bind_t(vae_binder *b, int ndim, int64_t *want, int alt_ndim, const
         }
         want[i] = t->shape[i];
     }
+    return t;
+}
+
+/* t as f32 into w (then t's file pages leave the RSS: nothing reads them again). */
+static int convert(vae_binder *b, const sdc_tensor *t, float *w) {
+    int rc = sdc_tensor_to_f32(t, w, b->e);
+    sdc_store_release_tensor(b->st, t);
+    return rc ? sdc_err_prefix(b->e, "vae: %s", t->name) : 0;
+}
+
+/* check_t(), then an owned f32 copy. Returns NULL with e set. */
+static float *bind_t(vae_binder *b, int ndim, int64_t *want, int alt_ndim, const char *name) {
+    const sdc_tensor *t = check_t(b, ndim, want, alt_ndim, name);
+    if (!t) return NULL;
     float *w = own(b->v, (size_t)t->numel);
-    if (!w) { sdc_errf(b->e, "vae: out of memory binding %s", full); return NULL; }
-    if (sdc_tensor_to_f32(t, w, b->e)) { sdc_err_prefix(b->e, "vae: %s", full); return NULL; }
-    return w;
+    if (!w) { sdc_errf(b->e, "vae: out of memory binding %s", t->name); return NULL; }
+    return convert(b, t, w) ? NULL : w;
+}
+
+/* The n checked tensors t stacked by rows as one matrix: an owned f32 copy, or in low-mem mode
+ * the views themselves. Returns 0, or -1 with e set. */
+static int bind_big(vae_binder *b, sdc_weight *w, const sdc_tensor *const *t, int n) {
+    if (b->v->low_mem) { sdc_weight_set_views(w, b->st, t, n); return 0; }
+    size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
+    for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
+    float *f = own(b->v, total);
+    if (!f) return sdc_errf(b->e, "vae: out of memory binding %s", t[0]->name);
+    *w = (sdc_weight){.f = f, .n = total};
+    for (int i = 0; i < n; i++) {
+        if (convert(b, t[i], f)) return -1;
+        f += t[i]->numel;
+    }
+    return 0;
+}
+
+/* check_t() + bind_big() of one matrix. */
+static int bind_w(vae_binder *b, sdc_weight *w, int ndim, int64_t *want, const char *name) {
+    const sdc_tensor *t = check_t(b, ndim, want, 0, name);
+    return t ? bind_big(b, w, &t, 1) : -1;
 }
 
 #define NAMEF(buf, ...) (snprintf(buf, sizeof buf, __VA_ARGS__), buf)
@@ -167,13 +207,14 @@ static float *bind_vec(vae_binder *b, int64_t n, const char *name) {
     return bind_t(b, 1, want, 0, name);
 }
 
-/* A conv weight [cout, cin, k, k]; cout < 0 reads it (written to *cout_found). */
-static float *bind_conv(vae_binder *b, int64_t cout, int64_t cin, int k, const char *name,
-                        int *cout_found) {
+/* A conv weight [cout, cin, k, k] into w; cout < 0 reads it (written to *cout_found).
+ * Returns 0, or -1 with e set. */
+static int bind_conv(vae_binder *b, sdc_weight *w, int64_t cout, int64_t cin, int k,
+                     const char *name, int *cout_found) {
     int64_t want[4] = {cout, cin, k, k};
-    float *w = bind_t(b, 4, want, 0, name);
-    if (w && cout_found) *cout_found = (int)want[0];
-    return w;
+    if (bind_w(b, w, 4, want, name)) return -1;
+    if (cout_found) *cout_found = (int)want[0];
+    return 0;
 }
 
 static int check_groups(vae_binder *b, int c, const char *name) {
@@ -186,7 +227,7 @@ static int check_groups(vae_binder *b, int c, const char *name) {
 static int bind_resblock(vae_binder *b, vae_resblock *r, int cin, const char *at) {
     char n[400];
     r->cin = cin;
-    if (!(r->conv1_w = bind_conv(b, -1, cin, 3, NAMEF(n, "%s.conv1.weight", at), &r->cout)))
+    if (bind_conv(b, &r->conv1_w, -1, cin, 3, NAMEF(n, "%s.conv1.weight", at), &r->cout))
         return -1;
     const int64_t co = r->cout;
     if (!(r->norm1_g = bind_vec(b, cin, NAMEF(n, "%s.norm1.weight", at))) ||
@@ -194,7 +235,7 @@ static int bind_resblock(vae_binder *b, vae_resblock *r, int cin, const char *at
         !(r->conv1_b = bind_vec(b, co, NAMEF(n, "%s.conv1.bias", at))) ||
         !(r->norm2_g = bind_vec(b, co, NAMEF(n, "%s.norm2.weight", at))) ||
         !(r->norm2_b = bind_vec(b, co, NAMEF(n, "%s.norm2.bias", at))) ||
-        !(r->conv2_w = bind_conv(b, co, co, 3, NAMEF(n, "%s.conv2.weight", at), NULL)) ||
+        bind_conv(b, &r->conv2_w, co, co, 3, NAMEF(n, "%s.conv2.weight", at), NULL) ||
         !(r->conv2_b = bind_vec(b, co, NAMEF(n, "%s.conv2.bias", at))))
         return -1;
     if (check_groups(b, cin, NAMEF(n, "%s.norm1", at)) ||
@@ -205,7 +246,7 @@ static int bind_resblock(vae_binder *b, vae_resblock *r, int cin, const char *at
         return sdc_errf(b->e, "vae: missing tensor %s%s.nin_shortcut.weight (the block maps %d "
                               "to %d channels)", b->pre, at, cin, r->cout);
     if (has_nin &&
-        (!(r->nin_w = bind_conv(b, co, cin, 1, NAMEF(n, "%s.nin_shortcut.weight", at), NULL)) ||
+        (bind_conv(b, &r->nin_w, co, cin, 1, NAMEF(n, "%s.nin_shortcut.weight", at), NULL) ||
          !(r->nin_b = bind_vec(b, co, NAMEF(n, "%s.nin_shortcut.bias", at)))))
         return -1;
     return 0;
@@ -219,20 +260,19 @@ static int bind_attn(vae_binder *b, vae_attn *t, int c, const char *at) {
         !(t->norm_b = bind_vec(b, c, NAMEF(n, "%s.norm.bias", at))) ||
         check_groups(b, c, NAMEF(n, "%s.norm", at)))
         return -1;
-    if (!(t->qkv_w = own(b->v, (size_t)3 * c * c)) || !(t->qkv_b = own(b->v, (size_t)3 * c)))
+    if (!(t->qkv_b = own(b->v, (size_t)3 * c)))
         return sdc_errf(b->e, "vae: out of memory binding %s%s", b->pre, at);
-    static const char *const qkv[3] = {"q", "k", "v"};
+    static const char *const qkv[4] = {"q", "k", "v", "proj_out"};
+    const sdc_tensor *w[4];
     for (int j = 0; j < 4; j++) {
-        const char *p = j < 3 ? qkv[j] : "proj_out";
         int64_t want[4] = {c, c, 1, 1};
-        float *w = bind_t(b, 4, want, 2, NAMEF(n, "%s.%s.weight", at, p));
-        float *bias = w ? bind_vec(b, c, NAMEF(n, "%s.%s.bias", at, p)) : NULL;
+        w[j] = check_t(b, 4, want, 2, NAMEF(n, "%s.%s.weight", at, qkv[j]));
+        float *bias = w[j] ? bind_vec(b, c, NAMEF(n, "%s.%s.bias", at, qkv[j])) : NULL;
         if (!bias) return -1;
-        if (j == 3) { t->proj_w = w; t->proj_b = bias; break; }
-        memcpy(t->qkv_w + (size_t)j * c * c, w, (size_t)c * c * sizeof(float));
-        memcpy(t->qkv_b + (size_t)j * c, bias, (size_t)c * sizeof(float));
+        if (j == 3) t->proj_b = bias;
+        else memcpy(t->qkv_b + (size_t)j * c, bias, (size_t)c * sizeof(float));
     }
-    return 0;
+    return bind_big(b, &t->qkv_w, w, 3) || bind_big(b, &t->proj_w, w + 3, 1) ? -1 : 0;
 }
 
 /* mid.block_1, mid.attn_1, mid.block_2 under at ("encoder.mid"); *c: channels in, then out. */
@@ -267,8 +307,8 @@ static int bind_level(vae_binder *b, vae_level *lv, int *c, const char *at, cons
         *c = lv->block[j].cout;
     }
     if (sdc_store_getf(b->st, "%s%s.%s.conv.weight", b->pre, at, resample) &&
-        (!(lv->resample_w = bind_conv(b, *c, *c, 3, NAMEF(n, "%s.%s.conv.weight", at, resample),
-                                      NULL)) ||
+        (bind_conv(b, &lv->resample_w, *c, *c, 3, NAMEF(n, "%s.%s.conv.weight", at, resample),
+                   NULL) ||
          !(lv->resample_b = bind_vec(b, *c, NAMEF(n, "%s.%s.conv.bias", at, resample)))))
         return -1;
     return 0;
@@ -277,7 +317,7 @@ static int bind_level(vae_binder *b, vae_level *lv, int *c, const char *at, cons
 static int bind_decoder(vae_binder *b, vae_decoder *d) {
     char n[400];
     int64_t want[4] = {-1, -1, 3, 3};
-    if (!(d->conv_in_w = bind_t(b, 4, want, 0, "decoder.conv_in.weight"))) return -1;
+    if (bind_w(b, &d->conv_in_w, 4, want, "decoder.conv_in.weight")) return -1;
     d->block_in = (int)want[0];
     d->z = (int)want[1];
     if (!(d->conv_in_b = bind_vec(b, d->block_in, "decoder.conv_in.bias"))) return -1;
@@ -293,7 +333,7 @@ static int bind_decoder(vae_binder *b, vae_decoder *d) {
     if (!(d->norm_out_g = bind_vec(b, c, "decoder.norm_out.weight")) ||
         !(d->norm_out_b = bind_vec(b, c, "decoder.norm_out.bias")) ||
         check_groups(b, c, "decoder.norm_out") ||
-        !(d->conv_out_w = bind_conv(b, -1, c, 3, "decoder.conv_out.weight", &d->out_ch)) ||
+        bind_conv(b, &d->conv_out_w, -1, c, 3, "decoder.conv_out.weight", &d->out_ch) ||
         !(d->conv_out_b = bind_vec(b, d->out_ch, "decoder.conv_out.bias")))
         return -1;
     if (d->out_ch != 3)
@@ -306,7 +346,7 @@ static int bind_encoder(vae_binder *b, vae_encoder *en) {
     char n[400];
     int c = 0;
     int64_t want[4] = {-1, 3, 3, 3};
-    if (!(en->conv_in_w = bind_t(b, 4, want, 0, "encoder.conv_in.weight"))) return -1;
+    if (bind_w(b, &en->conv_in_w, 4, want, "encoder.conv_in.weight")) return -1;
     c = en->ch = (int)want[0];
     en->in_ch = 3;
     if (!(en->conv_in_b = bind_vec(b, c, "encoder.conv_in.bias"))) return -1;
@@ -322,7 +362,7 @@ static int bind_encoder(vae_binder *b, vae_encoder *en) {
     if (!(en->norm_out_g = bind_vec(b, c, "encoder.norm_out.weight")) ||
         !(en->norm_out_b = bind_vec(b, c, "encoder.norm_out.bias")) ||
         check_groups(b, c, "encoder.norm_out") ||
-        !(en->conv_out_w = bind_conv(b, -1, c, 3, "encoder.conv_out.weight", &en->z2)) ||
+        bind_conv(b, &en->conv_out_w, -1, c, 3, "encoder.conv_out.weight", &en->z2) ||
         !(en->conv_out_b = bind_vec(b, en->z2, "encoder.conv_out.bias")))
         return -1;
     return 0;
@@ -337,7 +377,9 @@ static const char *find_vae(const sdc_store *st) {
     return NULL;
 }
 
-sdc_vae *sdc_vae_load(const sdc_store *st, sdc_err *e) {
+sdc_vae *sdc_vae_load(const sdc_store *st, sdc_err *e) { return sdc_vae_load_ex(st, NULL, e); }
+
+sdc_vae *sdc_vae_load_ex(const sdc_store *st, const sdc_vae_params *p, sdc_err *e) {
     const char *pre = st ? find_vae(st) : NULL;
     if (!pre) {
         sdc_errf(e, "vae: the model has no autoencoder (no tensor "
@@ -346,25 +388,26 @@ sdc_vae *sdc_vae_load(const sdc_store *st, sdc_err *e) {
     }
     sdc_vae *v = calloc(1, sizeof *v);
     if (!v) { sdc_errf(e, "vae: out of memory"); return NULL; }
+    v->low_mem = p && p->low_mem;
     vae_binder b = {v, st, pre, e};
     if (bind_decoder(&b, &v->dec)) goto fail;
     int64_t pq[4] = {v->dec.z, -1, 1, 1};
-    if (!(v->post_quant_w = bind_t(&b, 4, pq, 0, "post_quant_conv.weight"))) goto fail;
+    if (bind_w(&b, &v->post_quant_w, 4, pq, "post_quant_conv.weight")) goto fail;
     v->E = (int)pq[1];
     if (!(v->post_quant_b = bind_vec(&b, v->dec.z, "post_quant_conv.bias"))) goto fail;
     v->down_factor = 1;
     for (int i = 0; i < v->dec.n_levels; i++)
-        if (v->dec.up[i].resample_w) v->down_factor *= 2;
+        if (v->dec.up[i].resample_w.n) v->down_factor *= 2;
 
     if (sdc_store_getf(st, "%sencoder.conv_in.weight", pre)) {
         if (bind_encoder(&b, &v->enc)) goto fail;
         int64_t q[4] = {2 * (int64_t)v->E, v->enc.z2, 1, 1};
-        if (!(v->quant_w = bind_t(&b, 4, q, 0, "quant_conv.weight")) ||
+        if (bind_w(&b, &v->quant_w, 4, q, "quant_conv.weight") ||
             !(v->quant_b = bind_vec(&b, 2 * (int64_t)v->E, "quant_conv.bias")))
             goto fail;
         v->enc_factor = 1;
         for (int i = 0; i < v->enc.n_levels; i++)
-            if (v->enc.down[i].resample_w) v->enc_factor *= 2;
+            if (v->enc.down[i].resample_w.n) v->enc_factor *= 2;
         v->has_encoder = 1;
     }
     return v;
@@ -396,11 +439,24 @@ static void tap(const sdc_vae *v, const char *name, const float *x, int C, int H
     if (v->tap) v->tap(v->tap_user, name, x, C, H, W);
 }
 
+/* out[C,H,W] = conv_kxk(in[Cin,H,W]) with zero padding (t, l, b, r), stride s; w read through
+ * sdc_weight_f32 (low-mem: widened into scratch, freed here). Returns 0, or -1 (sets e) when the
+ * arena cannot hold the widened weight. */
+static int conv_pad(sdc_arena *a, float *out, const float *in, const sdc_weight *w, const float *b,
+                    int Cin, int H, int W, int Cout, int k, int s, int pt, int pl, int pb, int pr,
+                    sdc_err *e) {
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    const float *wf = sdc_weight_f32(w, a);                              /* (Cout, Cin, k, k) */
+    if (wf) k_conv2d(a, out, in, wf, b, 1, Cin, H, W, Cout, k, k, s, pt, pl, pb, pr);
+    sdc_arena_reset(a, m);
+    return wf ? 0 : sdc_errf(e, "vae: out of memory for a %dx%dx%dx%d weight", Cout, Cin, k, k);
+}
+
 /* out[C,H,W] = conv_kxk(in[Cin,H,W]) "same" padding, stride 1. */
-static void conv_same(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
-                      int Cin, int H, int W, int Cout, int k) {
+static int conv_same(sdc_arena *a, float *out, const float *in, const sdc_weight *w, const float *b,
+                     int Cin, int H, int W, int Cout, int k, sdc_err *e) {
     int p = k / 2;
-    k_conv2d(a, out, in, w, b, 1, Cin, H, W, Cout, k, k, 1, p, p, p, p);
+    return conv_pad(a, out, in, w, b, Cin, H, W, Cout, k, 1, p, p, p, p, e);
 }
 
 /* ldm ResnetBlock: out[cout,H,W] = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).
@@ -411,18 +467,22 @@ static int ResnetBlock(const vae_resblock *r, sdc_arena *a, float *out, const fl
     sdc_arena_mark m = sdc_arena_get_mark(a);
     float *t = sdc_arena_f32(a, (size_t)(r->cin > r->cout ? r->cin : r->cout) * HW);
     if (!t) return sdc_errf(e, "vae: out of memory for activations");
+    int rc = 0;
     k_group_norm(t, x, r->norm1_g, r->norm1_b, 1, r->cin, (int)HW, VAE_GROUPS, VAE_EPS, 1);
-    conv_same(a, out, t, r->conv1_w, r->conv1_b, r->cin, H, W, r->cout, 3);   /* (cout,H,W) */
+    /* (cout,H,W) */
+    rc |= conv_same(a, out, t, &r->conv1_w, r->conv1_b, r->cin, H, W, r->cout, 3, e);
     k_group_norm(out, out, r->norm2_g, r->norm2_b, 1, r->cout, (int)HW, VAE_GROUPS, VAE_EPS, 1);
-    conv_same(a, t, out, r->conv2_w, r->conv2_b, r->cout, H, W, r->cout, 3);  /* (cout,H,W) */
-    if (r->nin_w) {
-        conv_same(a, out, x, r->nin_w, r->nin_b, r->cin, H, W, r->cout, 1);   /* (cout,H,W) */
+    /* (cout,H,W) */
+    rc |= conv_same(a, t, out, &r->conv2_w, r->conv2_b, r->cout, H, W, r->cout, 3, e);
+    if (r->nin_w.n) {
+        /* (cout,H,W) */
+        rc |= conv_same(a, out, x, &r->nin_w, r->nin_b, r->cin, H, W, r->cout, 1, e);
         k_add(out, out, t, (size_t)r->cout * HW);
     } else {
         k_add(out, x, t, (size_t)r->cout * HW);
     }
     sdc_arena_reset(a, m);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 /* ldm AttnBlock: out[C,HW] = x + proj_out(softmax(q kᵀ/√C) v), q,k,v = 1x1(norm(x)), one head
@@ -434,16 +494,18 @@ static int AttnBlock(const vae_attn *t, sdc_arena *a, float *out, const float *x
     float *h = sdc_arena_f32(a, (size_t)C * HW);       /* (C, HW), later (HW, C) */
     float *ht = sdc_arena_f32(a, (size_t)C * HW);      /* (HW, C) */
     float *qkv = sdc_arena_f32(a, (size_t)3 * C * HW); /* (HW, 3C) = q | k | v per pixel */
-    if (!h || !ht || !qkv) {
+    const float *qkv_w = sdc_weight_f32(&t->qkv_w, a);  /* (3C, C) */
+    const float *proj_w = sdc_weight_f32(&t->proj_w, a); /* (C, C) */
+    if (!h || !ht || !qkv || !qkv_w || !proj_w) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "vae: out of memory for activations");
     }
     k_group_norm(h, x, t->norm_g, t->norm_b, 1, C, HW, VAE_GROUPS, VAE_EPS, 0); /* (C, HW) */
     k_nchw_to_nhwc(ht, h, 1, C, HW);                                           /* (HW, C) */
-    k_linear(qkv, ht, t->qkv_w, t->qkv_b, HW, C, 3 * C);                      /* (HW, 3C) */
+    k_linear(qkv, ht, qkv_w, t->qkv_b, HW, C, 3 * C);                         /* (HW, 3C) */
     k_attention(a, ht, qkv, 3 * C, qkv + C, 3 * C, qkv + 2 * C, 3 * C,        /* (HW, C) */
                 1, HW, HW, 1, C, 0);
-    k_linear(h, ht, t->proj_w, t->proj_b, HW, C, C);                          /* (HW, C) */
+    k_linear(h, ht, proj_w, t->proj_b, HW, C, C);                             /* (HW, C) */
     k_nhwc_to_nchw(out, h, 1, C, HW);                                          /* (C, HW) */
     k_add(out, out, x, (size_t)C * HW);
     sdc_arena_reset(a, m);
@@ -480,7 +542,8 @@ static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *A, float *
     const vae_decoder *d = &v->dec;
     float *x = B, *y = A, *t;
     int H = h, W = w, c = d->block_in;
-    conv_same(a, x, A, d->conv_in_w, d->conv_in_b, d->z, H, W, c, 3);   /* (block_in, h, w) */
+    if (conv_same(a, x, A, &d->conv_in_w, d->conv_in_b, d->z, H, W, c, 3, e))  /* (block_in,h,w) */
+        return -1;
     tap(v, "decoder.conv_in", x, c, H, W);
     if (Mid(&d->mid, a, &x, &y, H, W, e)) return -1;                     /* (C, h, w) */
     c = d->mid.block_2.cout;
@@ -492,11 +555,11 @@ static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *A, float *
             t = x; x = y; y = t;
             c = lv->block[j].cout;
         }
-        if (lv->resample_w) {                                            /* Upsample */
+        if (lv->resample_w.n) {                                          /* Upsample */
             k_upsample2x(y, x, 1, c, H, W);                              /* (C, 2H, 2W) */
             H *= 2;
             W *= 2;
-            conv_same(a, x, y, lv->resample_w, lv->resample_b, c, H, W, c, 3);
+            if (conv_same(a, x, y, &lv->resample_w, lv->resample_b, c, H, W, c, 3, e)) return -1;
         }
         char name[48];
         snprintf(name, sizeof name, "decoder.up_blocks.%d", d->n_levels - 1 - i);
@@ -508,8 +571,8 @@ static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *A, float *
         tap(v, "decoder.conv_norm_out", x, c, H, W);
         k_silu(x, n);
     }
-    conv_same(a, img, x, d->conv_out_w, d->conv_out_b, c, H, W, d->out_ch, 3); /* (3, H, W) */
-    return 0;
+    return conv_same(a, img, x, &d->conv_out_w, d->conv_out_b, c, H, W, d->out_ch, 3, /* (3,H,W) */
+                     e);
 }
 
 static size_t decoder_max(const vae_decoder *d, int h, int w) {
@@ -522,7 +585,7 @@ static size_t decoder_max(const vae_decoder *d, int h, int w) {
     for (int i = d->n_levels - 1; i >= 0; i--) {
         const vae_level *lv = &d->up[i];
         mx = level_max(lv, HW, mx);
-        if (lv->resample_w) {
+        if (lv->resample_w.n) {
             HW *= 4;
             size_t c = (size_t)lv->block[lv->n_blocks - 1].cout;   /* n_blocks >= 1 */
             if (c * HW > mx) mx = c * HW;
@@ -568,9 +631,10 @@ static int decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, i
         }
         const float *zn = z + (size_t)n * E * hw;
         for (size_t i = 0; i < (size_t)E * hw; i++) B[i] = zn[i] / SDC_VAE_SCALE;  /* (E,h,w) */
-        conv_same(a, A, B, v->post_quant_w, v->post_quant_b, E, h, w, Z, 1);      /* (z,h,w) */
-        tap(v, "post_quant_conv", A, Z, h, w);
-        int rc = Decoder(v, a, img + (size_t)n * 3 * H * W, A, B, h, w, e);
+        /* (z,h,w) */
+        int rc = conv_same(a, A, B, &v->post_quant_w, v->post_quant_b, E, h, w, Z, 1, e);
+        if (!rc) tap(v, "post_quant_conv", A, Z, h, w);
+        if (!rc) rc = Decoder(v, a, img + (size_t)n * 3 * H * W, A, B, h, w, e);
         sdc_arena_reset(a, m);
         if (rc) return -1;
     }
@@ -711,7 +775,8 @@ static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img,
     const vae_encoder *en = &v->enc;
     float *x = A, *y = B, *t;
     int c = en->ch;
-    conv_same(a, x, img, en->conv_in_w, en->conv_in_b, en->in_ch, H, W, c, 3); /* (ch, H, W) */
+    /* (ch, H, W) */
+    if (conv_same(a, x, img, &en->conv_in_w, en->conv_in_b, en->in_ch, H, W, c, 3, e)) return -1;
     tap(v, "encoder.conv_in", x, c, H, W);
     for (int i = 0; i < en->n_levels; i++) {
         const vae_level *lv = &en->down[i];
@@ -720,8 +785,9 @@ static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img,
             t = x; x = y; y = t;
             c = lv->block[j].cout;
         }
-        if (lv->resample_w) {              /* Downsample: pad (0,1,0,1), 3x3 stride 2 */
-            k_conv2d(a, y, x, lv->resample_w, lv->resample_b, 1, c, H, W, c, 3, 3, 2, 0, 0, 1, 1);
+        if (lv->resample_w.n) {            /* Downsample: pad (0,1,0,1), 3x3 stride 2 */
+            if (conv_pad(a, y, x, &lv->resample_w, lv->resample_b, c, H, W, c, 3, 2, 0, 0, 1, 1, e))
+                return -1;
             H /= 2;
             W /= 2;
             t = x; x = y; y = t;
@@ -734,7 +800,8 @@ static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img,
     c = en->mid.block_2.cout;
     tap(v, "encoder.mid_block", x, c, H, W);
     k_group_norm(x, x, en->norm_out_g, en->norm_out_b, 1, c, H * W, VAE_GROUPS, VAE_EPS, 1);
-    conv_same(a, out, x, en->conv_out_w, en->conv_out_b, c, H, W, en->z2, 3); /* (z2, h, w) */
+    if (conv_same(a, out, x, &en->conv_out_w, en->conv_out_b, c, H, W, en->z2, 3, e)) /* (z2,h,w) */
+        return -1;
     tap(v, "encoder.conv_out", out, en->z2, H, W);
     return 0;
 }
@@ -743,7 +810,7 @@ static size_t encoder_max(const vae_encoder *en, int H, int W) {
     size_t HW = (size_t)H * W, mx = 0;
     for (int i = 0; i < en->n_levels; i++) {
         mx = level_max(&en->down[i], HW, mx);
-        if (en->down[i].resample_w) HW /= 4;
+        if (en->down[i].resample_w.n) HW /= 4;
     }
     const vae_mid *m = &en->mid;
     size_t c = (size_t)(m->block_1.cout > m->block_2.cout ? m->block_1.cout : m->block_2.cout);
@@ -774,7 +841,10 @@ static int encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const fl
             sdc_arena_reset(a, m);
             return -1;
         }
-        conv_same(a, q, mom, v->quant_w, v->quant_b, v->enc.z2, h, w, 2 * E, 1);  /* moments */
+        if (conv_same(a, q, mom, &v->quant_w, v->quant_b, v->enc.z2, h, w, 2 * E, 1, e)) {
+            sdc_arena_reset(a, m);
+            return -1;
+        }
         tap(v, "quant_conv", q, 2 * E, h, w);
         memcpy(mean + (size_t)n * E * hw, q, (size_t)E * hw * sizeof(float));
         if (logvar)

@@ -1,6 +1,7 @@
 /* vae.h — the SD autoencoder (ldm AutoencoderKL): decoder and encoder from first_stage_model.*
  * (or bare encoder./decoder. keys of a separate VAE file). Mid-block attention stored as 1x1
- * convs (old checkpoints) or linears (diffusers) are both read. Owns its f32 weights. */
+ * convs (old checkpoints) or linears (diffusers) are both read. Owns its f32 weights (in low-mem
+ * mode only the norms and biases). */
 #ifndef SDC_VAE_H
 #define SDC_VAE_H
 
@@ -14,6 +15,14 @@ typedef struct sdc_vae sdc_vae;
 
 /* Binds from st; the prefix is detected ("first_stage_model." or "" or "vae."). */
 sdc_vae *sdc_vae_load(const sdc_store *st, sdc_err *e);
+
+typedef struct sdc_vae_params {
+    int low_mem;     /* 1: keep no f32 copy of the conv/attention matrices: they stay the store's
+                        views and are widened per layer into the call's arena (models/weight.h);
+                        same output bits. The store must then stay open until sdc_vae_free. */
+} sdc_vae_params;
+/* sdc_vae_load with parameters; p NULL = all defaults (= sdc_vae_load). */
+sdc_vae *sdc_vae_load_ex(const sdc_store *st, const sdc_vae_params *p, sdc_err *e);
 void     sdc_vae_free(sdc_vae *v);
 int      sdc_vae_has_encoder(const sdc_vae *v);
 int      sdc_vae_latent_channels(const sdc_vae *v);   /* 4 */

@@ -9,8 +9,9 @@
  * a thread's start, small enough that a 1280-wide conv weight spreads over every core. */
 #define WIDEN_SLICE ((size_t)1 << 16)
 
-void sdc_weight_set_views(sdc_weight *w, const sdc_tensor *const *t, int n) {
+void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n) {
     memset(w, 0, sizeof *w);
+    w->st = st;
     for (int i = 0; i < n && i < SDC_WEIGHT_MAX_PARTS; i++) {
         w->src[w->nsrc++] = t[i];
         w->n += (size_t)t[i]->numel;
@@ -43,7 +44,7 @@ int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count
     return bad ? -1 : 0;
 }
 
-const float *sdc_weight_f32(const sdc_weight *w, const sdc_store *st, sdc_arena *a) {
+const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a) {
     if (w->f) return w->f;
     float *d = sdc_arena_f32(a, w->n ? w->n : 1);
     if (!d) return NULL;
@@ -51,7 +52,7 @@ const float *sdc_weight_f32(const sdc_weight *w, const sdc_store *st, sdc_arena 
     for (int i = 0; i < w->nsrc; i++) {
         /* cannot fail: the model checked each view's dtype at load, and the range is the whole */
         sdc_weight_widen(d + o, w->src[i], 0, (size_t)w->src[i]->numel);
-        sdc_store_release_tensor(st, w->src[i]);
+        sdc_store_release_tensor(w->st, w->src[i]);
         o += (size_t)w->src[i]->numel;
     }
     return d;

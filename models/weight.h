@@ -25,17 +25,18 @@ typedef struct sdc_weight {
     const float      *f;                            /* the f32 copy; NULL in low-mem mode */
     const sdc_tensor *src[SDC_WEIGHT_MAX_PARTS];    /* low-mem: the views, in order */
     int               nsrc;
-    size_t            n;                            /* floats in all */
+    const sdc_store  *st;                           /* low-mem: the store the views live in */
+    size_t            n;                            /* floats in all; 0: no such weight */
 } sdc_weight;
 
-/* Low-mem binding: w becomes the n (1..SDC_WEIGHT_MAX_PARTS) views t, each already checked by
- * the model to be a float tensor of the shape it needs. */
-void sdc_weight_set_views(sdc_weight *w, const sdc_tensor *const *t, int n);
+/* Low-mem binding: w becomes the n (1..SDC_WEIGHT_MAX_PARTS) views t of store st, each already
+ * checked by the model to be a float tensor of the shape it needs. */
+void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n);
 
 /* The f32 values of w [w->n]: w->f, or (low-mem) the views widened into fresh scratch from a
  * (freed by the caller's sdc_arena_reset), after which their pages are dropped from the process
- * (sdc_store_release_tensor on st, the store they came from). NULL when the arena cannot grow. */
-const float *sdc_weight_f32(const sdc_weight *w, const sdc_store *st, sdc_arena *a);
+ * (sdc_store_release_tensor). NULL when the arena cannot grow. */
+const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a);
 
 /* dst[count] = elements [first, first + count) of float tensor t as f32, converted on the
  * OpenMP threads when large; the same values as sdc_tensor_to_f32 of the whole tensor. t must

@@ -164,6 +164,59 @@ static double check_encode(sdc_vae *v, const sdc_store *ref, sdc_arena *a) {
     return err > el ? err : el;
 }
 
+/* The same autoencoder loaded in low-mem mode (sdc_vae_params.low_mem: the matrices stay the
+ * store's views, widened per layer into the arena) must give the default mode's bits: decodes
+ * of both reference latents, a tiled decode, an encode (mean and logvar). Its weight scratch
+ * comes from the arena, so its decode's arena peak is the larger one. */
+static void check_low_mem(sdc_vae *v, const sdc_store *st, const sdc_store *ref, sdc_arena *a) {
+    sdc_err e = {{0}};
+    sdc_vae_params p = {1};
+    sdc_vae *vl = sdc_vae_load_ex(st, &p, &e);
+    CHECK(vl, "low-mem load: %s", e.msg);
+    if (!vl) return;
+    int same = 1;
+    static const char *const lat[2] = {"dec_latent_x8x8", "dec_latent_x16x16"};
+    for (int i = 0; i < 2; i++) {
+        const sdc_tensor *zt = sdc_store_get(ref, lat[i]);
+        size_t nz = 0;
+        float *z = ref_f32(ref, lat[i], &nz);
+        CHECK(zt && z && zt->ndim == 4, "reference %s", lat[i]);
+        if (!zt || !z) { free(z); continue; }
+        const int h = (int)zt->shape[2], w = (int)zt->shape[3], f = sdc_vae_downscale(v);
+        const size_t no = (size_t)3 * h * f * w * f;
+        float *d = malloc(no * sizeof *d), *l = malloc(no * sizeof *l);
+        CHECK(sdc_vae_decode(v, a, d, z, 1, h, w, &e) == 0, "decode: %s", e.msg);
+        size_t pd = sdc_vae_last_peak(v);
+        CHECK(sdc_vae_decode(vl, a, l, z, 1, h, w, &e) == 0, "low-mem decode: %s", e.msg);
+        size_t pl = sdc_vae_last_peak(vl);
+        same &= !memcmp(d, l, no * sizeof *d);
+        printf("low-mem decode %s: bit-identical %s, arena peak %.1f KB (default %.1f KB)\n", lat[i],
+               !memcmp(d, l, no * sizeof *d) ? "yes" : "NO", pl / 1e3, pd / 1e3);
+        CHECK(pl > pd, "low-mem decode peak %zu <= default %zu: weights not widened in the arena?", pl, pd);
+        if (h > 4) {   /* tiles of 4 latents, overlap 2 */
+            CHECK(sdc_vae_decode_tiled(v, a, d, z, 1, h, w, 4, 2, &e) == 0, "tiled: %s", e.msg);
+            CHECK(sdc_vae_decode_tiled(vl, a, l, z, 1, h, w, 4, 2, &e) == 0, "low-mem tiled: %s", e.msg);
+            same &= !memcmp(d, l, no * sizeof *d);
+        }
+        free(d); free(l); free(z);
+    }
+    size_t ni = 0;
+    float *img = ref_f32(ref, "enc_image_x64x64", &ni);
+    if (img && ni == 3 * 64 * 64) {
+        size_t nm = (size_t)sdc_vae_latent_channels(v) * 8 * 8;
+        float *m1 = malloc(nm * sizeof *m1), *l1 = malloc(nm * sizeof *l1);
+        float *m2 = malloc(nm * sizeof *m2), *l2 = malloc(nm * sizeof *l2);
+        CHECK(sdc_vae_encode(v, a, m1, l1, img, 1, 64, 64, &e) == 0, "encode: %s", e.msg);
+        CHECK(sdc_vae_encode(vl, a, m2, l2, img, 1, 64, 64, &e) == 0, "low-mem encode: %s", e.msg);
+        same &= !memcmp(m1, m2, nm * sizeof *m1) && !memcmp(l1, l2, nm * sizeof *l1);
+        free(m1); free(l1); free(m2); free(l2);
+    }
+    free(img);
+    printf("low-mem mode (decodes, tiled decode, encode): bit-identical %s\n", same ? "yes" : "NO");
+    CHECK(same, "low-mem output differs from the default mode's");
+    sdc_vae_free(vl);
+}
+
 static void check_model(const char *model) {
     printf("== %s\n", model);
     sdc_store *st = sdc_store_new(), *ref = sdc_store_new();
@@ -188,6 +241,7 @@ static void check_model(const char *model) {
         double d1 = check_decode(v, ref, &a, "x8x8", 1);
         double d2 = check_decode(v, ref, &a, "x16x16", 0);
         double en = check_encode(v, ref, &a);
+        check_low_mem(v, st, ref, &a);
         printf("max abs err: decode %.3g, encode %.3g; arena peak %.1f MB\n", fmax(d1, d2), en,
                a.peak / 1e6);
         CHECK(a.in_use == 0, "arena not released: %zu bytes", a.in_use);
