@@ -1,13 +1,16 @@
-/* conv.c — k_conv2d: 1x1 stride-1 convs as one GEMM per image; the others as im2col over a
- * tile of output pixels (never the whole layer) followed by a GEMM per tile. Big images: tiles
- * run on OpenMP threads, each with its own im2col scratch and a one-thread sgemm (OpenBLAS runs
- * single-threaded inside a parallel region), so im2col and GEMM both use every core. Small
- * images: one shared tile, im2col split over channels, the GEMM on all threads. */
+/* conv.c — k_conv2d. Paths, first that applies:
+ *  - AVX-512, stride 1, output rows > 16 wide: direct convolution (no im2col, no GEMM packing;
+ *    see conv_direct_fast) — the UNet's 64x64 and 32x32 levels and the whole VAE decoder;
+ *  - 1x1, stride 1, no padding: one GEMM per image on all threads;
+ *  - small images: one shared im2col tile per image (split over channels), GEMM on all threads;
+ *  - otherwise: im2col over tiles of output pixels (never the whole layer), tiles on OpenMP
+ *    threads, each with its own scratch and a one-thread sgemm (OpenBLAS runs single-threaded
+ *    inside a parallel region), so im2col and GEMM both use every core.
+ * Without scratch from the arena: the plain direct loop. */
 #include "kernels/kernels.h"
 
 #include <cblas.h>
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels_internal.h"
