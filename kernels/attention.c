@@ -358,6 +358,11 @@ static int att_fast(sdc_arena *a, float *out, const float *q, int ldq, const flo
 
 void k_attention(sdc_arena *a, float *out, const float *q, int ldq, const float *k, int ldk,
                  const float *v, int ldv, int B, int Lq, int Lk, int H, int D, int causal) {
+    if (B <= 0 || Lq <= 0 || H <= 0 || D <= 0) return;
+    if (Lk <= 0) {   /* no keys: the empty sum */
+        for (size_t i = 0; i < (size_t)B * Lq * H * D; i++) out[i] = 0.0f;
+        return;
+    }
     kint_init();
 #if defined(__AVX512F__)
     if (att_fast(a, out, q, ldq, k, ldk, v, ldv, B, Lq, Lk, H, D, causal)) return;

@@ -1,7 +1,7 @@
 /* conv.c — k_conv2d. Paths, first that applies:
+ *  - 1x1, stride 1, no padding: one GEMM per image on all threads;
  *  - AVX-512, stride 1, output rows > 16 wide: direct convolution (no im2col, no GEMM packing;
  *    see conv_direct_fast) — the UNet's 64x64 and 32x32 levels and the whole VAE decoder;
- *  - 1x1, stride 1, no padding: one GEMM per image on all threads;
  *  - small images: one shared im2col tile per image (split over channels), GEMM on all threads;
  *  - otherwise: im2col over tiles of output pixels (never the whole layer), tiles on OpenMP
  *    threads, each with its own scratch and a one-thread sgemm (OpenBLAS runs single-threaded
@@ -308,6 +308,9 @@ static void conv_shared_tile(sdc_arena *a, float *out, const float *in, const fl
 void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
               int N, int Cin, int H, int W, int Cout, int kh, int kw, int stride,
               int pad_t, int pad_l, int pad_b, int pad_r) {
+    if (N <= 0 || Cin <= 0 || Cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || H + pad_t + pad_b < kh ||
+        W + pad_l + pad_r < kw)
+        return;   /* no output pixel: nothing to compute (the graphs check shapes before calling) */
     int Ho = (H + pad_t + pad_b - kh) / stride + 1, Wo = (W + pad_l + pad_r - kw) / stride + 1;
     size_t HWo = (size_t)Ho * Wo, HWi = (size_t)H * W;
     int K = Cin * kh * kw;

@@ -444,6 +444,15 @@ int main(void) {
     att_case("attention D=64 H=12 causal 77 (CLIP)", 1, 77, 77, 12, 64, 1, 0);
     att_case("attention D=512 H=1 Lq=20 Lk=33 (VAE mid)", 1, 20, 33, 1, 512, 0, 0);
     att_case("attention D=1 Lq=5 Lk=3", 1, 5, 3, 1, 1, 0, 0);
+    {   /* degenerate sizes: no output pixel / no keys must neither crash nor touch out */
+        float o[4] = {7, 7, 7, 7}, x[4] = {1, 2, 3, 4}, w9[9] = {0};
+        k_conv2d(&arena, o, x, w9, NULL, 1, 1, 2, 2, 1, 3, 3, 1, 0, 0, 0, 0);   /* 2x2 image, 3x3, no pad */
+        int ok = o[0] == 7 && o[3] == 7;
+        k_attention(&arena, o, x, 2, x, 2, x, 2, 1, 2, 0, 1, 2, 0);           /* Lk = 0: zeros */
+        ok = ok && o[0] == 0 && o[3] == 0;
+        printf("%-44s %s\n", "degenerate conv (no output) / attention Lk=0", ok ? "ok" : "FAIL");
+        failures += !ok;
+    }
     att_case("attention Lq=600 Lk=77 (several q tiles)", 1, 600, 77, 2, 40, 0, 0);
     att_case("attention Lq=Lk=1100 (several q tiles)", 1, 1100, 1100, 1, 40, 0, 0);
     att_case("attention causal Lq=Lk=700 (several q tiles)", 1, 700, 700, 1, 16, 1, 0);
