@@ -20,7 +20,7 @@ args=(); for f in $FILES; do args+=("$D/$f"); done
 # check_table OUTFILE: one header and one row per file, with the right columns
 check_table() {
   local out=$1 first=1
-  grep -q '^file .*format .*tensors .*MB .*open ms .*ready ms .*cpu ms .*MB/s .*peakRSS .*disk MB .*open x .*ready x' "$out" ||
+  grep -q '^file .*format .*tensors .*MB .*open ms .*ready ms .*cpu ms .*faults .*MB/s .*peakRSS .*disk MB .*open x .*ready x' "$out" ||
     { fail "$out: no table header"; return; }
   for f in $FILES; do
     local row; row=$(grep "^$f " "$out")
@@ -29,13 +29,13 @@ check_table() {
     rest=${row#"$f"}; rest=${rest#"${rest%%[! ]*}"}
     case "$rest" in "$fmt "*) ;; *) fail "$f: format column is not '$fmt': $row"; continue ;; esac
     rest=${rest#"$fmt"}
-    # tensors MB open_med [min-max] ready_med [min-max] cpu MB/s peakRSS disk openx readyx
-    read -r nt mb om or rm rr cpu mbs rss disk ox rx extra <<<"$rest"
+    # tensors MB open_med [min-max] ready_med [min-max] cpu faults MB/s peakRSS disk openx readyx
+    read -r nt mb om or rm rr cpu flt mbs rss disk ox rx extra <<<"$rest"
     local size; size=$(stat -c %s "$D/$f")
     awk -v nt="$nt" -v mb="$mb" -v sz="$size" -v om="$om" -v rm="$rm" -v mbs="$mbs" -v rss="$rss" \
-        -v ox="$ox" -v rx="$rx" -v cpu="$cpu" -v first="$first" 'BEGIN{
+        -v ox="$ox" -v rx="$rx" -v cpu="$cpu" -v flt="$flt" -v first="$first" 'BEGIN{
           d = mb - sz / 1e6; if (d < 0) d = -d
-          exit !(nt == 995 && d < 0.06 && om > 0 && rm >= om && cpu > 0 && mbs > 0 && rss > sz / 1e6 && ox > 0 && rx > 0 &&
+          exit !(nt == 995 && d < 0.06 && om > 0 && rm >= om && cpu > 0 && flt > 0 && mbs > 0 && rss > sz / 1e6 && ox > 0 && rx > 0 &&
                  (!first || (ox == 1 && rx == 1)))}' &&
       [[ "$or" =~ ^\[[0-9.]+-[0-9.]+\]$ ]] && [[ "$rr" =~ ^\[[0-9.]+-[0-9.]+\]$ ]] && [ -z "$extra" ] &&
       ok "$f: $fmt, $nt tensors, $mb MB, open $om ms, ready $rm ms, peak RSS $rss MB" ||

@@ -39,6 +39,7 @@ typedef struct run_result {      /* what a child sends back over its pipe */
     int    ok;
     double open_s, ready_s;
     double cpu_s;                /* user + system CPU time of the ready phase (whole run) */
+    long   minflt, majflt;       /* page faults of the run (minor: page in memory; major: I/O) */
     uint64_t n_tensors, params, f32_bytes;
     long   hwm_kb, rss_start_kb;
     long long io_read;           /* -1 when /proc/self/io is not readable */
@@ -51,6 +52,7 @@ typedef struct file_stats {
     uint64_t size;
     run_result first;            /* tensor count, format, ... of run 1 */
     double open_s[RUNS_MAX], ready_s[RUNS_MAX], cpu_s[RUNS_MAX], hwm_mb[RUNS_MAX], io_mb[RUNS_MAX];
+    double minflt[RUNS_MAX], majflt[RUNS_MAX];
     double resident_after_evict[RUNS_MAX]; /* --cold: share of pages still cached (-1 unknown) */
     int runs;
 } file_stats;
@@ -72,6 +74,13 @@ static long status_kb(const char *key) {
         if (!strncmp(line, key, kl) && line[kl] == ':') { v = strtol(line + kl + 1, NULL, 10); break; }
     fclose(f);
     return v;
+}
+
+static void faults_now(long *minflt, long *majflt) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) { *minflt = *majflt = 0; return; }
+    *minflt = ru.ru_minflt;
+    *majflt = ru.ru_majflt;
 }
 
 static double cpu_now(void) {
@@ -108,6 +117,8 @@ static void child_run(const char *path, int threads, int keep_mapped, run_result
     long long io0 = io_read_bytes();
     sdc_err e = {{0}};
     double c0 = cpu_now();
+    long mn0, mj0;
+    faults_now(&mn0, &mj0);
     double t0 = now_s();
     sdc_store *s = sdc_store_new();
     if (!s || sdc_store_open(s, path, NULL, &e)) {
@@ -179,6 +190,9 @@ static void child_run(const char *path, int threads, int keep_mapped, run_result
     if (bad >= 0) failed = 1;
     double t2 = now_s();
     r->cpu_s = cpu_now() - c0;
+    faults_now(&r->minflt, &r->majflt);
+    r->minflt -= mn0;
+    r->majflt -= mj0;
     r->ok = !failed;
     r->open_s = t1 - t0;
     r->ready_s = t2 - t0;
@@ -346,6 +360,8 @@ static int print_json(file_stats *fs, int nf, int runs, int cold, int threads, i
         cJSON_AddItemToObject(o, "open_s", mmm_json(op));
         cJSON_AddItemToObject(o, "ready_s", mmm_json(rd));
         cJSON_AddItemToObject(o, "ready_cpu_s", mmm_json(stats(f->cpu_s, runs)));
+        cJSON_AddItemToObject(o, "minor_faults", mmm_json(stats(f->minflt, runs)));
+        cJSON_AddItemToObject(o, "major_faults", mmm_json(stats(f->majflt, runs)));
         cJSON_AddNumberToObject(o, "mb_per_s_median", rd.med > 0 ? f->size / 1e6 / rd.med : 0);
         cJSON_AddItemToObject(o, "peak_rss_mb", mmm_json(stats(f->hwm_mb, runs)));
         cJSON_AddItemToObject(o, "storage_read_mb", mmm_json(stats(f->io_mb, runs)));
@@ -370,25 +386,26 @@ static void print_table(file_stats *fs, int nf, int runs, int cold, int threads,
     if (getloadavg(la, 3) == 3)
         printf("load average %.2f %.2f %.2f on %ld CPUs (wall times stretch when the machine is busy; cpu ms does less)\n",
                la[0], la[1], la[2], sysconf(_SC_NPROCESSORS_ONLN));
-    printf("times in ms as median [min-max]; cpu ms = user+sys CPU of the whole run (median);\n"
+    printf("times in ms as median [min-max]; cpu ms = user+sys CPU of the whole run (median);"
+           " faults = minor page faults of the run (median);\n"
            "MB/s = file size / median ready; x first = median / the first file's median\n");
     int w = 4;
     for (int i = 0; i < nf; i++) if ((int)strlen(base(fs[i].path)) > w) w = (int)strlen(base(fs[i].path));
-    printf("%-*s  %-14s %7s %9s  %-26s %-26s %9s %8s %9s %9s %7s %7s\n", w, "file", "format", "tensors", "MB",
-           "open ms", "ready ms", "cpu ms", "MB/s", "peakRSS", "disk MB", "open x", "ready x");
+    printf("%-*s  %-14s %7s %9s  %-26s %-26s %9s %8s %8s %9s %9s %7s %7s\n", w, "file", "format", "tensors", "MB",
+           "open ms", "ready ms", "cpu ms", "faults", "MB/s", "peakRSS", "disk MB", "open x", "ready x");
     double f_open = stats(fs[0].open_s, runs).med, f_ready = stats(fs[0].ready_s, runs).med;
     for (int i = 0; i < nf; i++) {
         file_stats *f = &fs[i];
         mmm op = stats(f->open_s, runs), rd = stats(f->ready_s, runs), hw = stats(f->hwm_mb, runs),
-            io = stats(f->io_mb, runs), cpu = stats(f->cpu_s, runs);
+            io = stats(f->io_mb, runs), cpu = stats(f->cpu_s, runs), fl = stats(f->minflt, runs);
         char o[64], r[64], d[32];
         snprintf(o, sizeof o, "%.2f [%.2f-%.2f]", op.med * 1e3, op.min * 1e3, op.max * 1e3);
         snprintf(r, sizeof r, "%.2f [%.2f-%.2f]", rd.med * 1e3, rd.min * 1e3, rd.max * 1e3);
         if (io.min < 0) snprintf(d, sizeof d, "n/a");
         else snprintf(d, sizeof d, "%.1f", io.med);
-        printf("%-*s  %-14s %7llu %9.1f  %-26s %-26s %9.2f %8.0f %9.1f %9s %7.2f %7.2f\n", w, base(f->path),
+        printf("%-*s  %-14s %7llu %9.1f  %-26s %-26s %9.2f %8.0f %8.0f %9.1f %9s %7.2f %7.2f\n", w, base(f->path),
                sdc_format_name((sdc_format)f->first.format), (unsigned long long)f->first.n_tensors,
-               f->size / 1e6, o, r, cpu.med * 1e3, rd.med > 0 ? f->size / 1e6 / rd.med : 0, hw.med, d,
+               f->size / 1e6, o, r, cpu.med * 1e3, fl.med, rd.med > 0 ? f->size / 1e6 / rd.med : 0, hw.med, d,
                f_open > 0 ? op.med / f_open : 0, f_ready > 0 ? rd.med / f_ready : 0);
     }
     printf("peakRSS: MB, median: the f32 weights plus the file pages mapped at the time (%s);"
@@ -469,6 +486,8 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             f->open_s[r] = rr.open_s;
             f->ready_s[r] = rr.ready_s;
             f->cpu_s[r] = rr.cpu_s;
+            f->minflt[r] = (double)rr.minflt;
+            f->majflt[r] = (double)rr.majflt;
             f->hwm_mb[r] = rr.hwm_kb * 1024 / 1e6;
             f->io_mb[r] = rr.io_read < 0 ? -1 : rr.io_read / 1e6;
             f->runs = r + 1;
