@@ -207,33 +207,39 @@ static void conv_ukernel(float *out, size_t ldo, const float *band, size_t rs, i
                     _mm512_mask_storeu_ps(out + 11 * ldo, m0, a11_0); _mm512_mask_storeu_ps(out + 11 * ldo + out2, m1, a11_1); }
 }
 
-/* band[c][r][0..Wp) = in[c][y0 - pad_t + r][x - pad_l], zero outside the image. */
+/* band[c][r][0..Wp) = in[c][y0 - pad_t + r][x0 - pad_l + x], zero outside the image. */
 static void fill_band(float *band, size_t rs, int Wp, const float *in, int Cin, int H, int W, int y0,
-                      int rows, int pad_t, int pad_l) {
-    int x0 = pad_l, n = W;   /* image columns land at x0 .. x0+W-1 (<= Wp by construction) */
+                      int rows, int x0, int pad_t, int pad_l) {
+    int lo = pad_l - x0, hi = pad_l - x0 + W;   /* band columns holding image columns */
+    if (lo < 0) lo = 0;
+    if (hi > Wp) hi = Wp;
     for (int c = 0; c < Cin; c++)
         for (int r = 0; r < rows; r++) {
             float *d = band + (size_t)c * rs + (size_t)r * Wp;
             int iy = y0 - pad_t + r;
-            if (iy < 0 || iy >= H) { memset(d, 0, (size_t)Wp * sizeof(float)); continue; }
-            memset(d, 0, (size_t)x0 * sizeof(float));
-            memcpy(d + x0, in + ((size_t)c * H + iy) * W, (size_t)n * sizeof(float));
-            memset(d + x0 + n, 0, (size_t)(Wp - x0 - n) * sizeof(float));
+            if (iy < 0 || iy >= H || hi <= lo) { memset(d, 0, (size_t)Wp * sizeof(float)); continue; }
+            memset(d, 0, (size_t)lo * sizeof(float));
+            memcpy(d + lo, in + ((size_t)c * H + iy) * W + (x0 - pad_l + lo), (size_t)(hi - lo) * sizeof(float));
+            memset(d + hi, 0, (size_t)(Wp - hi) * sizeof(float));
         }
 }
 
-/* Returns 0 (nothing written) when the arena cannot give the scratch; the caller falls back. */
+/* Returns 0 (nothing written) when the arena cannot give the scratch; the caller falls back.
+ * Tasks are tiles of RB output rows x XT output columns of one image, sized so that the padded
+ * input band (Cin x (RB+kh-1) x (XT+kw-1)) fits DC_BAND_FLOATS: wide images with many channels
+ * (the VAE's 512 x 256x256) would otherwise push the band out of L2. */
 static int conv_direct_fast(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
                             int N, int Cin, int H, int W, int Cout, int kh, int kw, int pad_t, int pad_l,
                             int Ho, int Wo) {
-    int nob = (Cout + DC_RO - 1) / DC_RO, taps = kh * kw;
-    int Wp = (Wo + 31) / 32 * 32 + kw - 1;
+    int nob = (Cout + DC_RO - 1) / DC_RO, taps = kh * kw, Wo32 = (Wo + 31) / 32 * 32;
+    long xt = ((long)(DC_BAND_FLOATS / ((size_t)Cin * (kh - 1 + 4))) - (kw - 1)) / 32 * 32;   /* >= 4 rows */
+    int XT = xt < 32 ? 32 : xt > Wo32 ? Wo32 : (int)xt, Wp = XT + kw - 1;
     size_t rowf = (size_t)Cin * Wp, HWo = (size_t)Ho * Wo;
     long rb = (long)(DC_BAND_FLOATS / rowf) - (kh - 1);
-    int RB = rb < 1 ? 1 : rb > Ho ? Ho : (int)rb, nthr = omp_get_max_threads();
-    while (RB > 1 && (long)N * ((Ho + RB - 1) / RB) < 2L * nthr) RB = (RB + 1) / 2;
+    int RB = rb < 1 ? 1 : rb > Ho ? Ho : (int)rb, nthr = omp_get_max_threads(), nxt = (Wo + XT - 1) / XT;
+    while (RB > 1 && (long)N * nxt * ((Ho + RB - 1) / RB) < 2L * nthr) RB = (RB + 1) / 2;
     int nband = (Ho + RB - 1) / RB;
-    long ntasks = (long)N * nband;
+    long ntasks = (long)N * nband * nxt;
     if (nthr > ntasks) nthr = (int)ntasks;
     size_t rs = (size_t)(RB + kh - 1) * Wp, wblk = (size_t)Cin * taps * DC_RO;
     sdc_arena_mark m = sdc_arena_get_mark(a);
@@ -252,9 +258,10 @@ static int conv_direct_fast(sdc_arena *a, float *out, const float *in, const flo
                 }
     #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
     for (long t = 0; t < ntasks; t++) {
-        int n = (int)(t / nband), y0 = (int)(t % nband) * RB, y1 = y0 + RB < Ho ? y0 + RB : Ho;
+        int n = (int)(t / ((long)nband * nxt)), yb = (int)(t / nxt % nband), x0 = (int)(t % nxt) * XT;
+        int y0 = yb * RB, y1 = y0 + RB < Ho ? y0 + RB : Ho, x1 = x0 + XT < Wo ? x0 + XT : Wo;
         float *band = bands + (size_t)omp_get_thread_num() * Cin * rs;
-        fill_band(band, rs, Wp, in + (size_t)n * Cin * H * W, Cin, H, W, y0, y1 - y0 + kh - 1, pad_t, pad_l);
+        fill_band(band, rs, Wp, in + (size_t)n * Cin * H * W, Cin, H, W, y0, y1 - y0 + kh - 1, x0, pad_t, pad_l);
         for (int ob = 0; ob < nob; ob++) {
             int nout = Cout - ob * DC_RO < DC_RO ? Cout - ob * DC_RO : DC_RO;
             float *ob_out = out + ((size_t)n * Cout + (size_t)ob * DC_RO) * HWo;
@@ -263,9 +270,9 @@ static int conv_direct_fast(sdc_arena *a, float *out, const float *in, const flo
                 int nc = Cin - c0 < DC_CB ? Cin - c0 : DC_CB;
                 const float *bc = band + (size_t)c0 * rs, *wc = wb + (size_t)c0 * taps * DC_RO;
                 for (int y = y0; y < y1; y++)
-                    for (int xs = 0; xs < Wo; xs += 32)
-                        conv_ukernel(ob_out + (size_t)y * Wo + xs, HWo, bc + (size_t)(y - y0) * Wp + xs, rs, Wp, wc, bb,
-                                     nc, kh, kw, nout, 16, 16, Wo - xs < 16 ? Wo - xs : 16, Wo - xs - 16, c0 > 0);
+                    for (int xs = x0; xs < x1; xs += 32)
+                        conv_ukernel(ob_out + (size_t)y * Wo + xs, HWo, bc + (size_t)(y - y0) * Wp + (xs - x0), rs, Wp,
+                                     wc, bb, nc, kh, kw, nout, 16, 16, x1 - xs < 16 ? x1 - xs : 16, x1 - xs - 16, c0 > 0);
             }
         }
     }

@@ -429,6 +429,8 @@ int main(void) {
     conv_case("conv 3x3 s1 Wo=20 (second half 4 wide)", 1, 5, 7, 20, 12, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 1200ch 16x16", 1, 1200, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 600ch 12x40 (several bands)", 1, 600, 12, 40, 3, 3, 1, 1, 1, 1, 1, 1);
+    conv_case("conv 3x3 s1 600ch 6x150 pad (1,2,1,0) (column tiles)", 1, 600, 6, 150, 3, 3, 1, 1, 2, 1, 0, 1);
+    conv_case("conv 5x5 s1 700ch 5x100 pad 2 (column tiles)", 2, 700, 5, 100, 2, 5, 1, 2, 2, 2, 2, 1);
     conv_case("conv 3x3 s1 2000ch 30x30 (long sums)", 1, 2000, 30, 30, 2, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 4000ch 16x16 (shared tile, 2 tiles)", 1, 4000, 16, 16, 2, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 128ch 96x96 (several row tiles)", 1, 128, 96, 96, 4, 3, 1, 1, 1, 1, 1, 1);
