@@ -25,14 +25,14 @@
  * GEMM: the shared-tile path splits the work over output channels instead. */
 #define CONV_SMALL_COLS 512
 
-/* col[K = Cin·kh·kw, np] = patches of in[Cin,H,W] for output pixels p0 .. p0+np-1 (row-major
- * over Ho x Wo). Zero outside the padded image. */
-static void im2col_tile(float *col, const float *in, int Cin, int H, int W, int kh, int kw, int stride,
-                        int pad_t, int pad_l, int Wo, long p0, int np) {
+/* col[K = Cin·kh·kw, np] (row stride ldc) = patches of in[Cin,H,W] for output pixels
+ * p0 .. p0+np-1 (row-major over Ho x Wo). Zero outside the padded image. */
+static void im2col_tile(float *col, size_t ldc, const float *in, int Cin, int H, int W, int kh, int kw,
+                        int stride, int pad_t, int pad_l, int Wo, long p0, int np) {
     for (int c = 0; c < Cin; c++)
         for (int ky = 0; ky < kh; ky++)
             for (int kx = 0; kx < kw; kx++) {
-                float *dst = col + ((size_t)(c * kh + ky) * kw + kx) * np;
+                float *dst = col + ((size_t)(c * kh + ky) * kw + kx) * ldc;
                 const float *src = in + (size_t)c * H * W;
                 long p = p0, pend = p0 + np;
                 while (p < pend) {   /* one output row segment at a time */
@@ -284,11 +284,44 @@ static int conv_direct_fast(sdc_arena *a, float *out, const float *in, const flo
 /* Small images (the UNet's 16x16 and 8x8 levels): too few pixels to give every thread a wide
  * tile, so one image at a time is im2col'd by all threads (split over channels) and the GEMM
  * runs on all threads (OpenBLAS splits Cout and pixels). */
+/* All N images in one tile: col[K, N·HWo] (image n at column n·HWo), one GEMM into tmp[Cout, N·HWo]
+ * (a wider GEMM than one image's: the 8x8 level has 64 pixels per image), then tmp + b scattered
+ * to out[n][Cout][HWo]. Returns 0 (nothing written) without scratch. */
+static int conv_shared_batched(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
+                               int N, int Cin, int H, int W, int Cout, int kh, int kw, int stride,
+                               int pad_t, int pad_l, int Ho, int Wo) {
+    size_t HWo = (size_t)Ho * Wo, HWi = (size_t)H * W, NC = (size_t)N * HWo;
+    int K = Cin * kh * kw, nchunk = omp_get_max_threads() * 4, cpc = (Cin + nchunk - 1) / nchunk;
+    int per_img = (Cin + cpc - 1) / cpc;
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    float *col = sdc_arena_f32(a, (size_t)K * NC), *tmp = sdc_arena_f32(a, (size_t)Cout * NC);
+    if (!col || !tmp) { sdc_arena_reset(a, m); return 0; }
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N * per_img; t++) {
+        int n = t / per_img, c0 = (t % per_img) * cpc;
+        im2col_tile(col + (size_t)c0 * kh * kw * NC + (size_t)n * HWo, NC, in + ((size_t)n * Cin + c0) * HWi,
+                    Cin - c0 < cpc ? Cin - c0 : cpc, H, W, kh, kw, stride, pad_t, pad_l, Wo, 0, (int)HWo);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)NC, K, 1.0f, w, K, col, (int)NC, 0.0f, tmp, (int)NC);
+    #pragma omp parallel for schedule(static)
+    for (long t = 0; t < (long)N * Cout; t++) {
+        int n = (int)(t / Cout), o = (int)(t % Cout);
+        const float *src = tmp + (size_t)o * NC + (size_t)n * HWo;
+        float *dst = out + (size_t)t * HWo, bo = b ? b[o] : 0.0f;
+        for (size_t i = 0; i < HWo; i++) dst[i] = src[i] + bo;
+    }
+    sdc_arena_reset(a, m);
+    return 1;
+}
+
 static void conv_shared_tile(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
                              int N, int Cin, int H, int W, int Cout, int kh, int kw, int stride,
                              int pad_t, int pad_l, int Ho, int Wo) {
     size_t HWo = (size_t)Ho * Wo, HWi = (size_t)H * W, cols = HWo;
     int K = Cin * kh * kw;
+    if (N > 1 && (size_t)K * N * HWo <= CONV_TILE_FLOATS &&
+        conv_shared_batched(a, out, in, w, b, N, Cin, H, W, Cout, kh, kw, stride, pad_t, pad_l, Ho, Wo))
+        return;
     if (cols * K > CONV_TILE_FLOATS) cols = CONV_TILE_FLOATS / (size_t)K > 0 ? CONV_TILE_FLOATS / (size_t)K : 1;
     sdc_arena_mark m = sdc_arena_get_mark(a);
     float *col = sdc_arena_f32(a, (size_t)K * cols);
@@ -303,8 +336,8 @@ static void conv_shared_tile(sdc_arena *a, float *out, const float *in, const fl
             const float *x = in + (size_t)n * Cin * HWi;
             #pragma omp parallel for schedule(static)
             for (int c0 = 0; c0 < Cin; c0 += cpc)
-                im2col_tile(col + (size_t)c0 * kh * kw * np, x + (size_t)c0 * HWi, Cin - c0 < cpc ? Cin - c0 : cpc,
-                            H, W, kh, kw, stride, pad_t, pad_l, Wo, (long)p0, np);
+                im2col_tile(col + (size_t)c0 * kh * kw * np, (size_t)np, x + (size_t)c0 * HWi,
+                            Cin - c0 < cpc ? Cin - c0 : cpc, H, W, kh, kw, stride, pad_t, pad_l, Wo, (long)p0, np);
             float *o = out + (size_t)n * Cout * HWo + p0;
             fill_bias(o, HWo, b, Cout, (size_t)np);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, np, K, 1.0f, w, K, col, np, 1.0f, o, (int)HWo);
@@ -358,7 +391,7 @@ void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const f
         int np = (int)(HWo - p0 < cols ? HWo - p0 : cols);
         float *c = col + (size_t)omp_get_thread_num() * K * cols;
         float *o = out + (size_t)n * Cout * HWo + p0;
-        im2col_tile(c, in + (size_t)n * Cin * HWi, Cin, H, W, kh, kw, stride, pad_t, pad_l, Wo, p0, np);
+        im2col_tile(c, (size_t)np, in + (size_t)n * Cin * HWi, Cin, H, W, kh, kw, stride, pad_t, pad_l, Wo, p0, np);
         fill_bias(o, HWo, b, Cout, (size_t)np);
         /* out[Cout, np] += w[Cout, K] · col[K, np] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, np, K, 1.0f, w, K, c, np, 1.0f, o, (int)HWo);
