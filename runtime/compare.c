@@ -112,7 +112,6 @@ static int append(sdc_cmp_result *r, size_t *cap, sdc_cmp_entry c, sdc_err *e) {
         *cap = nc;
     }
     r->e[r->n++] = c;
-    r->count[c.kind]++;
     return 0;
 }
 
@@ -421,14 +420,12 @@ int sdc_compare_stores(const sdc_store *a, const sdc_store *b, const sdc_cmp_opt
     side sa, sb;
     memset(&sa, 0, sizeof sa);
     memset(&sb, 0, sizeof sb);
-    cmp_buf buf = {malloc(CMP_CHUNK * sizeof(double)), malloc(CMP_CHUNK * sizeof(double)),
-                   malloc(CMP_CHUNK * sizeof(float))};
     int rc = -1;
-    if (!buf.a || !buf.b || !buf.tmp) { sdc_errf(e, "compare: out of memory"); goto done; }
     if (side_build(&sa, a, o, "A", r, e) || side_build(&sb, b, o, "B", r, e)) goto done;
     r->n_mapped_a = sa.mapped;
     r->n_mapped_b = sb.mapped;
 
+    /* 1. match names and shapes */
     for (size_t i = 0; i < sa.n; i++) {
         sdc_cmp_entry c = {0};
         c.a = sa.k[i].t;
@@ -436,45 +433,75 @@ int sdc_compare_stores(const sdc_store *a, const sdc_store *b, const sdc_cmp_opt
         c.name_a = c.a->name;
         const key *kb = side_find(&sb, c.name);
         c.at = -1;
-        if (!kb) {
-            c.kind = SDC_CMP_ONLY_A;
-        } else {
+        c.kind = SDC_CMP_ONLY_A;
+        if (kb) {
             c.b = kb->t;
             c.name_b = c.b->name;
             if (c.a->dtype != c.b->dtype) r->n_dtype_diff++;
             int sm = shapes_match(c.a, c.b, o->map_diffusers && (sa.mapped || sb.mapped));
-            if (!sm) {
-                c.kind = SDC_CMP_SHAPE;
-            } else {
-                c.reshaped = sm == 2;
-                if (compare_values(&c, o, &buf, e)) goto done;
-                if (c.reshaped && c.kind == SDC_CMP_IDENTICAL) c.kind = SDC_CMP_EQUAL;
-                r->elems_compared += (uint64_t)c.a->numel;
-                if (c.n_diff && (c.max_abs > r->max_abs || !r->max_abs_name)) {
-                    r->max_abs = c.max_abs;
-                    r->max_abs_name = c.name;
-                }
-                if (c.n_diff && (c.max_rel > r->max_rel || !r->max_rel_name)) {
-                    r->max_rel = c.max_rel;
-                    r->max_rel_name = c.name;
-                }
-            }
+            c.kind = sm ? SDC_CMP_IDENTICAL : SDC_CMP_SHAPE;   /* values: step 2 */
+            c.reshaped = sm == 2;
         }
         if (append(r, &cap, c, e)) goto done;
     }
+    size_t na = r->n;
     for (size_t i = 0; i < sb.n; i++) {
         if (side_find(&sa, sb.k[i].key)) continue;
         sdc_cmp_entry c = {.name = sb.k[i].key, .name_b = sb.k[i].t->name, .b = sb.k[i].t,
                            .kind = SDC_CMP_ONLY_B, .at = -1};
         if (append(r, &cap, c, e)) goto done;
     }
+
+    /* 2. the values, tensors spread over the OpenMP threads (each with its own slice buffers);
+     *    on failure the error of the first failing tensor in A's order is reported */
+    long bad = -1;
+    sdc_err bad_e = {{0}};
+    #pragma omp parallel
+    {
+        cmp_buf buf = {malloc(CMP_CHUNK * sizeof(double)), malloc(CMP_CHUNK * sizeof(double)),
+                       malloc(CMP_CHUNK * sizeof(float))};
+        int ok = buf.a && buf.b && buf.tmp;
+        #pragma omp for schedule(dynamic, 1)
+        for (long i = 0; i < (long)na; i++) {
+            sdc_cmp_entry *c = &r->e[i];
+            if (!c->b || c->kind == SDC_CMP_SHAPE) continue;
+            sdc_err te = {{0}};
+            int f = ok ? compare_values(c, o, &buf, &te) : sdc_errf(&te, "compare: out of memory");
+            if (f) {
+                #pragma omp critical(sdc_compare_err)
+                if (bad < 0 || i < bad) { bad = i; bad_e = te; }
+            }
+        }
+        free(buf.a);
+        free(buf.b);
+        free(buf.tmp);
+    }
+    if (bad >= 0) {
+        if (e) *e = bad_e;
+        goto done;
+    }
+
+    /* 3. counts and the largest differences, in A's order (the same answer for any thread count) */
+    for (size_t i = 0; i < r->n; i++) {
+        sdc_cmp_entry *c = &r->e[i];
+        if (c->b && c->a && c->kind != SDC_CMP_SHAPE) {
+            if (c->reshaped && c->kind == SDC_CMP_IDENTICAL) c->kind = SDC_CMP_EQUAL;
+            r->elems_compared += (uint64_t)c->a->numel;
+            if (c->n_diff && (c->max_abs > r->max_abs || !r->max_abs_name)) {
+                r->max_abs = c->max_abs;
+                r->max_abs_name = c->name;
+            }
+            if (c->n_diff && (c->max_rel > r->max_rel || !r->max_rel_name)) {
+                r->max_rel = c->max_rel;
+                r->max_rel_name = c->name;
+            }
+        }
+        r->count[c->kind]++;
+    }
     rc = 0;
 done:
     side_free(&sa);
     side_free(&sb);
-    free(buf.a);
-    free(buf.b);
-    free(buf.tmp);
     return rc;
 }
 
