@@ -5,10 +5,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Elements per slice when widening on several threads: 256 KB of f32 output, enough to amortise
- * a thread's start, small enough that a 1280-wide conv weight spreads over every core. */
-#define WIDEN_SLICE ((size_t)1 << 16)
-
 void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n) {
     memset(w, 0, sizeof *w);
     w->st = st;
@@ -18,10 +14,12 @@ void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *
     }
 }
 
-/* dst[count] = t[first .. first+count) as f32: a view of the range converted by the store. */
-static int widen_range(float *dst, const sdc_tensor *t, size_t first, size_t count) {
+int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count) {
+    if (!t || !sdc_dtype_is_float(t->dtype) || t->numel < 0 || first > (size_t)t->numel ||
+        count > (size_t)t->numel - first)
+        return -1;
     size_t es = sdc_dtype_size(t->dtype);
-    sdc_tensor s = *t;
+    sdc_tensor s = *t;                    /* the range as a tensor of its own, for the store */
     s.data = (const uint8_t *)t->data + first * es;
     s.ndim = 1;
     s.shape[0] = (int64_t)count;
@@ -29,19 +27,6 @@ static int widen_range(float *dst, const sdc_tensor *t, size_t first, size_t cou
     s.nbytes = count * es;
     sdc_err e;
     return sdc_tensor_to_f32(&s, dst, &e);
-}
-
-int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count) {
-    if (!t || !sdc_dtype_is_float(t->dtype) || t->numel < 0 || first > (size_t)t->numel ||
-        count > (size_t)t->numel - first)
-        return -1;
-    long ns = (long)((count + WIDEN_SLICE - 1) / WIDEN_SLICE), bad = 0;
-    #pragma omp parallel for schedule(static) reduction(|:bad) if (ns > 1)
-    for (long i = 0; i < ns; i++) {
-        size_t o = (size_t)i * WIDEN_SLICE, c = count - o < WIDEN_SLICE ? count - o : WIDEN_SLICE;
-        bad |= widen_range(dst + o, t, first + o, c) != 0;
-    }
-    return bad ? -1 : 0;
 }
 
 const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a) {

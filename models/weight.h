@@ -38,9 +38,11 @@ void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *
  * (sdc_store_release_tensor). NULL when the arena cannot grow. */
 const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a);
 
-/* dst[count] = elements [first, first + count) of float tensor t as f32, converted on the
- * OpenMP threads when large; the same values as sdc_tensor_to_f32 of the whole tensor. t must
- * be a float dtype (sdc_dtype_is_float) and the range inside it. Returns 0, or -1 when it is not. */
+/* dst[count] = elements [first, first + count) of float tensor t as f32: the same values as
+ * sdc_tensor_to_f32 of the whole tensor. t must be a float dtype (sdc_dtype_is_float) and the
+ * range inside it. Returns 0, or -1 when it is not. One thread: widening is bound by memory
+ * bandwidth (SD 1.5's 819 M UNet weights: 0.65 s on one core here, slower on two, where every
+ * OpenMP fork/join on a busy machine costs more than it saves). */
 int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count);
 
 #endif
