@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "runtime/pickle.h"
 #include "runtime/store_internal.h"
@@ -258,8 +260,7 @@ static int zip_open(const char *path, const uint8_t *m, size_t size, zipf *z, sd
                           (unsigned long long)i, (unsigned long long)cd_off);
             break;
         }
-        rc = zip_central(path, m, cd_end, &p, (int)i, ze, e) ||
-             zip_local(path, m, size, cd_off, ze, e) ? -1 : 0;
+        rc = zip_central(path, m, cd_end, &p, (int)i, ze, e);
         if (rc) break;
         size_t h = name_hash(ze->name, ze->nlen) & (z->hcap - 1);
         for (; z->hash[h]; h = (h + 1) & (z->hcap - 1)) {
@@ -275,6 +276,16 @@ static int zip_open(const char *path, const uint8_t *m, size_t size, zipf *z, sd
         z->hash[h] = (uint32_t)(i + 1);
         z->n++;
         order[i] = ze;
+    }
+    /* The local headers are scattered through the file (one per tensor): ask the kernel for all
+     * their pages at once, so a cold open is one batch of reads rather than n serial faults. */
+    if (!rc) {
+        long pg = sysconf(_SC_PAGESIZE);
+        uintptr_t mask = ~(uintptr_t)(pg > 0 ? pg - 1 : 4095);
+        for (uint64_t i = 0; i < z->n; i++)
+            if (z->e[i].hdr < size)
+                madvise((void *)((uintptr_t)(m + z->e[i].hdr) & mask), ZIP_LOCAL_SIZE + 1, MADV_WILLNEED);
+        for (uint64_t i = 0; i < z->n && !rc; i++) rc = zip_local(path, m, size, cd_off, &z->e[i], e);
     }
     if (!rc && p != cd_end)
         rc = sdc_errf(e, "%s: zip entry count %llu disagrees with the central directory size "
