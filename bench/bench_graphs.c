@@ -298,7 +298,7 @@ static void child_text(const opts *o, int arg, result *r, int n_res) {
     sdc_err e = {{0}};
     if (open_store(o, &st, &cfg, r)) return;
     double t0 = bench_now();
-    sdc_clip_params p = {cfg.text_heads, cfg.text_act};
+    sdc_clip_params p = {.n_heads = cfg.text_heads, .act = cfg.text_act};
     sdc_clip *c = sdc_clip_load(st, &p, &e);
     if (!c) { snprintf(r->msg, sizeof r->msg, "%s", e.msg); return; }
     r->load_s = bench_now() - t0;

@@ -29,6 +29,7 @@ struct sdc_model {
     sdc_unet *unet;
     sdc_vae *vae;
     sdc_arena arena;             /* activations; reset per UNet call */
+    int low_mem;                 /* weights widened per layer; VAE decoded in tiles */
 };
 
 sdc_model_params sdc_model_default_params(void) {
@@ -81,18 +82,25 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
         goto fail;
     }
     if (sdc_model_config_resolve(&m->cfg, m->store, p->config_path, p->prediction, e)) goto fail;
-    sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act};
+    m->low_mem = p->low_mem;
+    sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act, .low_mem = p->low_mem};
     if (!(m->clip = sdc_clip_load(m->store, &cp, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
-    sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim};
+    sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim,
+                          .low_mem = p->low_mem};
+    sdc_vae_params vp = {.low_mem = p->low_mem};
     if (!(m->unet = sdc_unet_load(m->store, &up, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
     if (p->vae_path) {
         if (!(m->vae_store = sdc_store_new())) { sdc_errf(e, "out of memory"); goto fail; }
         if (sdc_store_open(m->vae_store, p->vae_path, &lo, e)) goto fail;
-        if (!(m->vae = sdc_vae_load(m->vae_store, e))) { sdc_err_prefix(e, "%s", p->vae_path); goto fail; }
-    } else if (!(m->vae = sdc_vae_load(m->store, e))) {
+        if (!(m->vae = sdc_vae_load_ex(m->vae_store, &vp, e))) { sdc_err_prefix(e, "%s", p->vae_path); goto fail; }
+    } else if (!(m->vae = sdc_vae_load_ex(m->store, &vp, e))) {
         sdc_err_prefix(e, "%s", p->model_path);
         goto fail;
     }
+    /* The weights are converted (or, low-mem, read per layer): the file's pages need not stay
+     * resident; a later read faults them back in from the page cache. */
+    sdc_store_release_pages(m->store);
+    sdc_store_release_pages(m->vae_store);
     const sdc_unet_info *ui = sdc_unet_get_info(m->unet);
     if (ui->context_dim != sdc_clip_width(m->clip)) {
         sdc_errf(e, "%s: text encoder width %d does not match the UNet's context width %d",
@@ -278,7 +286,7 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     size_t hw = (size_t)p->width * p->height;
     if (!(img = malloc(sizeof(float) * 3 * hw))) { sdc_errf(e, "out of memory"); goto done; }
     sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
-    int drc = p->vae_tiling ? sdc_vae_decode_tiled(m->vae, &m->arena, img, x, 1, h, w, 32, 8, e)
+    int drc = (p->vae_tiling || m->low_mem) ? sdc_vae_decode_tiled(m->vae, &m->arena, img, x, 1, h, w, 32, 8, e)
                             : sdc_vae_decode(m->vae, &m->arena, img, x, 1, h, w, e);
     sdc_arena_reset(&m->arena, mk);
     if (drc) goto done;

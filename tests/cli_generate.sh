@@ -25,6 +25,10 @@ check "another seed, another image" "! cmp -s '$T/a.png' '$T/c.png'"
 check "batch writes numbered files" "[ -s '$T/batch_1.png' ] && [ -s '$T/batch_2.png' ] && [ -s '$T/grid.png' ]"
 check "batch image 2 has seed 43" "grep -a -q 'Seed: 43' '$T/batch_2.png'"
 
+# --low-mem widens f16 weights per layer: the same pixels (a 64x64 image is one VAE tile).
+"$SDC" generate -p "a red circle on a blue background" -s 42 --steps 4 --low-mem -o "$T/lm.png" -q
+check "--low-mem gives the same image" "cmp -s '$T/a.png' '$T/lm.png'"
+
 # img2img from the first image: size taken from it, strength recorded.
 "$SDC" generate -p "a red circle on a blue background" -i "$T/a.png" --strength 0.4 --steps 4 -o "$T/i2i.png" -q
 check "img2img writes a PNG with its strength" "grep -a -q 'Denoising strength: 0.4' '$T/i2i.png' && grep -a -q 'Size: 64x64' '$T/i2i.png'"

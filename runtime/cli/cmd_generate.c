@@ -34,6 +34,7 @@ static void usage(FILE *f) {
         "      --strength F          img2img denoising strength (default 0.75)\n"
         "      --vae FILE            a separate VAE file\n"
         "      --vae-tiling          decode the image in overlapping tiles (less memory)\n"
+        "      --low-mem             keep weights as stored, widen per layer; tiled VAE (far less RAM)\n"
         "      --clip-skip N         AUTOMATIC1111's clip skip (1 = none)\n"
         "      --prompt-mode M       chunk (default: 75-token windows) or truncate (diffusers)\n"
         "      --rng torch           PyTorch's CPU generator (the only one; the default)\n"
@@ -132,6 +133,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--strict")) mp.strict = 1;
         else if (!strcmp(a, "--allow-unsafe-pickle")) mp.allow_unsafe_pickle = 1;
         else if (!strcmp(a, "--vae-tiling")) gp.vae_tiling = 1;
+        else if (!strcmp(a, "--low-mem")) mp.low_mem = 1;
         else if (!(val = NEXT())) return 2;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) mp.model_path = val;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { gp.prompt = val; have_prompt = 1; }
