@@ -37,8 +37,14 @@ static void att_tile(float *S, float *out, const float *q, int ldq, const float 
                 out + (size_t)i0 * HD, HD);
 }
 
-/* Without scratch: per query row, pass 1 finds max and sum of the scores, pass 2 accumulates
- * p_j · v_j straight into out. Slow (scores computed twice) but needs no memory. */
+static float att_score(const float *qi, const float *kj, int D, float scale) {
+    float s = 0.0f;
+    for (int d = 0; d < D; d++) s += qi[d] * kj[d];
+    return s * scale;
+}
+
+/* Without scratch: per query row, the scores are computed three times (max, sum, then p·v
+ * accumulated straight into out). Slow, but needs no memory. */
 static void att_rows_noscratch(float *out, const float *q, int ldq, const float *k, int ldk,
                                const float *v, int ldv, int B, int Lq, int Lk, int H, int D, int causal) {
     float scale = 1.0f / sqrtf((float)D);
@@ -47,29 +53,16 @@ static void att_rows_noscratch(float *out, const float *q, int ldq, const float 
         for (int h = 0; h < H; h++)
             for (int i = 0; i < Lq; i++) {
                 const float *qi = q + ((size_t)b * Lq + i) * ldq + (size_t)h * D;
-                float *oi = out + ((size_t)b * Lq + i) * H * D + (size_t)h * D;
+                const float *kb = k + (size_t)b * Lk * ldk + (size_t)h * D, *vb = v + (size_t)b * Lk * ldv + (size_t)h * D;
+                float *oi = out + ((size_t)b * Lq + i) * H * D + (size_t)h * D, mx = -INFINITY, sum = 0.0f;
                 int jn = causal && i + 1 < Lk ? i + 1 : Lk;
-                float mx = -INFINITY, sum = 0.0f;
-                for (int pass = 0; pass < 2; pass++)
-                    for (int j = 0; j < jn; j++) {
-                        const float *kj = k + ((size_t)b * Lk + j) * ldk + (size_t)h * D;
-                        const float *vj = v + ((size_t)b * Lk + j) * ldv + (size_t)h * D;
-                        float s = 0.0f;
-                        for (int d = 0; d < D; d++) s += qi[d] * kj[d];
-                        s *= scale;
-                        if (pass == 0) { if (s > mx) mx = s; continue; }
-                        if (j == 0) {
-                            for (int jj = 0; jj < jn; jj++) {   /* the sum, now that max is known */
-                                const float *kk = k + ((size_t)b * Lk + jj) * ldk + (size_t)h * D;
-                                float t = 0.0f;
-                                for (int d = 0; d < D; d++) t += qi[d] * kk[d];
-                                sum += expf(t * scale - mx);
-                            }
-                            for (int d = 0; d < D; d++) oi[d] = 0.0f;
-                        }
-                        float p = expf(s - mx) / sum;
-                        for (int d = 0; d < D; d++) oi[d] += p * vj[d];
-                    }
+                for (int j = 0; j < jn; j++) mx = fmaxf(mx, att_score(qi, kb + (size_t)j * ldk, D, scale));
+                for (int j = 0; j < jn; j++) sum += expf(att_score(qi, kb + (size_t)j * ldk, D, scale) - mx);
+                for (int d = 0; d < D; d++) oi[d] = 0.0f;
+                for (int j = 0; j < jn; j++) {
+                    float p = expf(att_score(qi, kb + (size_t)j * ldk, D, scale) - mx) / sum;
+                    for (int d = 0; d < D; d++) oi[d] += p * vb[(size_t)j * ldv + d];
+                }
             }
 }
 
