@@ -47,7 +47,10 @@ grep -q '^sdc: tests/data/malformed/c6_gap.safetensors: gap' "$T/err" || bad "ma
 [ -e "$T/bad.safetensors" ] && bad "output created for a malformed input"
 "$SDC" convert $D/tiny-sd1.safetensors "$T/nodir/x.safetensors" 2>/dev/null; [ $? = 2 ] || bad "missing dir should exit 2"
 "$SDC" convert $D/tiny-sd1.safetensors "$T/x.safetensors" --dtype f8 2>/dev/null; [ $? = 2 ] || bad "bad --dtype should exit 2"
-"$SDC" convert $D/tiny-sd1.safetensors 2>/dev/null; [ $? = 2 ] || bad "missing OUT should exit 2"
+"$SDC" convert $D/tiny-sd1.safetensors 2>"$T/err"; [ $? = 2 ] || bad "missing OUT should exit 2"
+[ "$(wc -l <"$T/err")" = 1 ] && grep -q '^sdc: convert: ' "$T/err" || bad "missing OUT: not one 'sdc:' line: $(cat "$T/err")"
+"$SDC" convert --bogus $D/tiny-sd1.safetensors "$T/x.safetensors" 2>"$T/err"; [ $? = 2 ] || bad "unknown option should exit 2"
+[ "$(wc -l <"$T/err")" = 1 ] && grep -q '^sdc: convert: ' "$T/err" || bad "unknown option: not one 'sdc:' line: $(cat "$T/err")"
 ls -a "$T" | grep -q '\.sdc-convert-' && bad "temporary file left behind"
 
 # ckpt inputs: tensor-for-tensor the safetensors twin

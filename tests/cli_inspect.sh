@@ -42,8 +42,14 @@ for f in tests/data/tiny-sd1.ckpt tests/data/tiny-sd1-fp16.ckpt tests/data/tiny-
 done
 
 # --- usage errors
-"$SDC" inspect >/dev/null 2>&1; [ $? = 2 ] || bad "no FILE should exit 2"
-"$SDC" inspect --bogus tests/data/tiny-sd1.safetensors >/dev/null 2>&1; [ $? = 2 ] || bad "unknown option should exit 2"
+# each: exit 2 and exactly one line "sdc: ..." on stderr
+one_line() { [ "$(wc -l <"$T/err")" = 1 ] && grep -q '^sdc: ' "$T/err"; }
+"$SDC" inspect >/dev/null 2>"$T/err"; [ $? = 2 ] || bad "no FILE should exit 2"
+one_line || bad "no FILE: not one 'sdc:' line: $(cat "$T/err")"
+"$SDC" inspect --bogus tests/data/tiny-sd1.safetensors >/dev/null 2>"$T/err"; [ $? = 2 ] || bad "unknown option should exit 2"
+one_line || bad "unknown option: not one 'sdc:' line: $(cat "$T/err")"
+"$SDC" inspect tests/data/tiny-sd1.safetensors --config >/dev/null 2>"$T/err"; [ $? = 2 ] || bad "--config without a value should exit 2"
+grep -q -- '--config needs a value' "$T/err" && one_line || bad "--config without a value: $(cat "$T/err")"
 "$SDC" inspect tests/data/no-such-file >/dev/null 2>"$T/err"; [ $? = 2 ] || bad "missing file should exit 2"
 grep -q '^sdc: tests/data/no-such-file: cannot open' "$T/err" || bad "missing file message: $(cat "$T/err")"
 "$SDC" inspect tests/data >/dev/null 2>"$T/err"; [ $? = 2 ] || bad "directory should exit 2"

@@ -247,14 +247,16 @@ int sdc_cmd_convert(int argc, char **argv) {
             else if (!strcmp(v, "bf16")) target = SDC_BF16;
             else { fprintf(stderr, "sdc: convert: unknown --dtype '%s' (keep|f16|f32|bf16)\n", v); return 2; }
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "sdc: convert: unknown option '%s'\n", a);
-            usage(stderr);
+            fprintf(stderr, "sdc: convert: unknown option '%s' (try sdc convert --help)\n", a);
             return 2;
         } else if (!in) in = a;
         else if (!out) out = a;
         else { fprintf(stderr, "sdc: convert: too many arguments ('%s')\n", a); return 2; }
     }
-    if (!in || !out) { usage(stderr); return 2; }
+    if (!in || !out) {
+        fprintf(stderr, "sdc: convert: needs IN and OUT.safetensors (try sdc convert --help)\n");
+        return 2;
+    }
     struct stat st;
     if (!force && lstat(out, &st) == 0) {
         fprintf(stderr, "sdc: %s: already exists: use --force to replace it\n", out);

@@ -22,7 +22,8 @@ static void usage(FILE *f) {
                "  shows format, tensor and parameter counts, model family, metadata and the pickle\n"
                "  globals outside the allowlist. Exit 0 ok, 2 malformed file, 3 dangerous pickle.\n"
                "  --json     machine-readable output (metadata values whole)\n"
-               "  --tensors  also list every tensor (name, dtype, shape)\n");
+               "  --tensors  also list every tensor (name, dtype, shape)\n"
+               "  --config FILE  the hyper-parameters the tensors cannot tell (a *.config.json)\n");
 }
 
 /* Prints s on one line: control bytes escaped, cut after max bytes (0 = whole). */
@@ -196,18 +197,19 @@ int sdc_cmd_inspect(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--tensors")) tensors = 1;
-        else if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        else if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) { fprintf(stderr, "sdc: inspect: --config needs a value (a config JSON file)\n"); return 2; }
+            config = argv[++i];
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "sdc: inspect: unknown option '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "sdc: inspect: unknown option '%s' (try sdc inspect --help)\n", argv[i]);
             return 2;
         } else if (path) {
             fprintf(stderr, "sdc: inspect: one FILE at a time ('%s' and '%s')\n", path, argv[i]);
             return 2;
         } else path = argv[i];
     }
-    if (!path) { usage(stderr); return 2; }
+    if (!path) { fprintf(stderr, "sdc: inspect: no FILE given (try sdc inspect --help)\n"); return 2; }
     sdc_store *s = sdc_store_new();
     if (!s) { fprintf(stderr, "sdc: %s: out of memory\n", path); return 2; }
     sdc_load_opts opts = {0};
