@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #pragma GCC diagnostic push
@@ -64,7 +65,7 @@ int sdc_write_png(const char *path, const uint8_t *rgb, int w, int h, const char
     char *tmp = malloc(pl + 32);
     if (!tmp) { STBIW_FREE(png); return sdc_errf(e, "%s: out of memory", path); }
     snprintf(tmp, pl + 32, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = fopen(tmp, "wbx");   /* exclusive: never through an existing file or link */
     if (!f) {
         int err = errno;
         STBIW_FREE(png);
@@ -87,6 +88,9 @@ int sdc_write_png(const char *path, const uint8_t *rgb, int w, int h, const char
 
 int sdc_read_image(const char *path, uint8_t **rgb, int *w, int *h, sdc_err *e) {
     int n = 0;
+    struct stat st;   /* a FIFO or device would block the reads below (and is read twice) */
+    if (stat(path, &st) != 0) return sdc_errf(e, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return sdc_errf(e, "%s: not a regular file: give an image file", path);
     if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable image (%s)", path, stbi_failure_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "%s: image size %dx%d out of range", path, *w, *h);
