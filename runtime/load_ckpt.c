@@ -406,7 +406,7 @@ static int finish(const char *path, const sdc_pickle *p, const sdc_load_opts *op
     if (rc && opts && opts->inspect && danger) {
         for (size_t i = before; i < out->n; i++) free(out->t[i].name);
         out->n = before;
-        e->msg[0] = 0;
+        if (e) e->msg[0] = 0;
         rc = 0;
     }
     for (size_t i = 0; !rc && p && i < sdc_pickle_nseen(p); i++) {
