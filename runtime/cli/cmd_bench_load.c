@@ -29,8 +29,8 @@
 
 #define RUNS_DEFAULT 5
 #define RUNS_MAX 1000        /* more runs than anyone waits for; bounds the sample arrays */
-#define FILES_MAX 64
-#define THREADS_MAX 4096     /* as -t of generate: more than any machine sdc runs on */         /* one table row per file: a table of more is not a table */
+#define FILES_MAX 64         /* one table row per file: a table of more is not a table */
+#define THREADS_MAX 4096     /* as -t of generate: more than any machine sdc runs on */
 /* After an eviction, more than this share of the file still resident means the kernel kept it
  * (mapped by another process, dirty, or the advice ignored): reported, never hidden. */
 #define COLD_RESIDENT_WARN 0.01

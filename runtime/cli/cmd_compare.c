@@ -18,8 +18,8 @@
 /* Lines per list in the text report unless --all: enough to name what differs without
  * drowning a terminal in the 1100 names of a dtype conversion. */
 #define LIST_MAX 20
-#define IMG_MAX_SIDE 4096
-#define ONLY_MAX 16         /* --only prefixes: the three SD components and then some */   /* a side-by-side of 3x this width stays a sane PNG */
+#define IMG_MAX_SIDE 4096   /* a side-by-side of 3x this width stays a sane PNG */
+#define ONLY_MAX 16         /* --only prefixes: the three SD components and then some */
 
 typedef struct cmp_args {
     const char *a, *b, *image_out, *config, *vae;
