@@ -2,13 +2,25 @@
 #include "runtime/modelcfg.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define CONFIG_MAX_BYTES (1 << 20)   /* a model config is a few KB; 1 MB is far beyond any */
+/* Counts and widths a config or metadata may give (heads, head width, channels, image side,
+ * steps): far above any real model, small enough that products of two stay in an int. Values
+ * outside [1, CFG_MAX_INT] are read as not given, like the zero and negative ones. */
+#define CFG_MAX_INT 65536
+/* A guidance scale above this is no setting anyone uses; the metadata default is ignored. */
+#define CFG_MAX_SCALE 100.0
 
 static char *slurp(const char *path, sdc_err *e) {
+    struct stat st;   /* a FIFO or device would block the read */
+    if (stat(path, &st) != 0) { sdc_errf(e, "%s: cannot open config: %s", path, strerror(errno)); return NULL; }
+    if (!S_ISREG(st.st_mode)) { sdc_errf(e, "%s: config is not a regular file", path); return NULL; }
     FILE *f = fopen(path, "rb");
     if (!f) { sdc_errf(e, "%s: cannot open config", path); return NULL; }
     char *buf = malloc(CONFIG_MAX_BYTES + 1);
@@ -20,11 +32,27 @@ static char *slurp(const char *path, sdc_err *e) {
     return buf;
 }
 
+/* A JSON number in [1, CFG_MAX_INT] as an int (truncated), else 0 (never a cast out of range). */
+static int json_pos(const cJSON *v) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= CFG_MAX_INT)) return 0;
+    return (int)v->valuedouble;
+}
+
+/* Sets *out to o[key] when that is a number in [1, CFG_MAX_INT]; returns 1 then, else 0. */
 static int json_int(const cJSON *o, const char *key, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v)) return 0;
-    *out = (int)v->valuedouble;
+    int v = json_pos(cJSON_GetObjectItemCaseSensitive(o, key));
+    if (v <= 0) return 0;
+    *out = v;
     return 1;
+}
+
+/* A metadata string that is a whole number in [1, CFG_MAX_INT], else 0. */
+static int meta_pos(const char *s) {
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || end == s || errno || v < 1 || v > CFG_MAX_INT) return 0;
+    return (int)v;
 }
 
 static int act_from_name(const char *s) {
@@ -65,17 +93,17 @@ static void apply_fixture_config(sdc_model_config *c, const cJSON *j, const char
 static void apply_diffusers_unet(sdc_model_config *c, const cJSON *j, const char *src) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention_head_dim");
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "block_out_channels");
-    if (cJSON_IsNumber(a) && a->valuedouble > 0) {
-        c->unet_heads = (int)a->valuedouble;
+    if (json_pos(a) > 0) {
+        c->unet_heads = json_pos(a);
         c->unet_head_dim = -1;
         snprintf(c->unet_src, sizeof c->unet_src, "%s", src);
     } else if (cJSON_IsArray(a) && cJSON_IsArray(ch) && cJSON_GetArraySize(a) > 0 &&
                cJSON_GetArraySize(a) == cJSON_GetArraySize(ch)) {
         int hd = -1, same = 1;
         for (int i = 0; i < cJSON_GetArraySize(a); i++) {
-            int heads = (int)cJSON_GetArrayItem(a, i)->valuedouble;
-            int w = (int)cJSON_GetArrayItem(ch, i)->valuedouble;
-            if (heads <= 0 || w % heads) { same = 0; break; }
+            int heads = json_pos(cJSON_GetArrayItem(a, i));
+            int w = json_pos(cJSON_GetArrayItem(ch, i));
+            if (heads <= 0 || w <= 0 || w % heads) { same = 0; break; }
             if (hd < 0) hd = w / heads;
             else if (hd != w / heads) same = 0;
         }
@@ -127,20 +155,27 @@ static int apply_metadata(sdc_model_config *c, const sdc_store *st, sdc_err *e) 
         apply_diffusers_text(c, j, "metadata text_config");
         cJSON_Delete(j);
     }
-    if ((v = sdc_store_meta(st, "unet_num_heads")) && atoi(v) > 0) {
-        c->unet_heads = atoi(v);
+    if ((v = sdc_store_meta(st, "unet_num_heads")) && meta_pos(v) > 0) {
+        c->unet_heads = meta_pos(v);
         c->unet_head_dim = -1;
         snprintf(c->unet_src, sizeof c->unet_src, "metadata unet_num_heads");
     }
-    if ((v = sdc_store_meta(st, "text_num_heads")) && atoi(v) > 0) {
-        c->text_heads = atoi(v);
+    if ((v = sdc_store_meta(st, "text_num_heads")) && meta_pos(v) > 0) {
+        c->text_heads = meta_pos(v);
         snprintf(c->text_src, sizeof c->text_src, "metadata text_num_heads");
     }
     if ((v = sdc_store_meta(st, "text_hidden_act"))) c->text_act = act_from_name(v);
     set_pred_from(c, sdc_store_meta(st, "prediction_type"), "metadata prediction_type");
-    if ((v = sdc_store_meta(st, "default_size"))) sscanf(v, "%dx%d", &c->def_width, &c->def_height);
-    if ((v = sdc_store_meta(st, "default_steps"))) c->def_steps = atoi(v);
-    if ((v = sdc_store_meta(st, "default_cfg"))) c->def_cfg = (float)atof(v);
+    if ((v = sdc_store_meta(st, "default_size"))) {   /* "WxH" */
+        const char *x = strchr(v, 'x');
+        int w = meta_pos(v), h = x ? meta_pos(x + 1) : 0;
+        if (w > 0 && h > 0) { c->def_width = w; c->def_height = h; }
+    }
+    if ((v = sdc_store_meta(st, "default_steps"))) c->def_steps = meta_pos(v);
+    if ((v = sdc_store_meta(st, "default_cfg"))) {
+        double g = atof(v);
+        c->def_cfg = isfinite(g) && g > 0 && g <= CFG_MAX_SCALE ? (float)g : 0;
+    }
     return 0;
 }
 
