@@ -29,6 +29,7 @@
 
 #include "kernels/kernels.h"
 #include "models/weight.h"
+#include "runtime/compare.h"   /* sdc_diffusers_to_original: the one diffusers → ldm name table */
 
 /* ldm's GroupNorm32 (ResBlocks, out.0): 32 groups, eps 1e-5. The SpatialTransformer's own
  * input norm is ldm's Normalize(): 32 groups, eps 1e-6 (diffusers Transformer2DModel too). */
@@ -696,102 +697,35 @@ static int load_all(loader *L, const sdc_unet_params *p) {
 
 /* ── the diffusers layout: each tensor renamed to its ldm name once, at load ──
  *
- * diffusers UNet2DConditionModel → ldm UNetModel, as diffusers'
+ * diffusers UNet2DConditionModel → ldm UNetModel as diffusers'
  * scripts/convert_diffusers_to_original_stable_diffusion.py maps them, for any number of levels
- * (R = resnets per down block, read from down_blocks.0):
- *   time_embedding.linear_1/2       → time_embed.0/2        conv_in → input_blocks.0.0
- *   conv_norm_out / conv_out        → out.0 / out.2
- *   down_blocks.i.resnets.j         → input_blocks.(1 + i(R+1) + j).0
- *   down_blocks.i.attentions.j      → input_blocks.(1 + i(R+1) + j).1
- *   down_blocks.i.downsamplers.0.conv → input_blocks.((i+1)(R+1)).0.op
- *   mid_block.resnets.j / attentions.0 → middle_block.(2j) / middle_block.1
- *   up_blocks.i.resnets.j           → output_blocks.(i(R+1) + j).0
- *   up_blocks.i.attentions.j        → output_blocks.(i(R+1) + j).1
- *   up_blocks.i.upsamplers.0        → output_blocks.(i(R+1) + R).(2 if the block has attentions, else 1)
- * and inside a resnet: norm1 → in_layers.0, conv1 → in_layers.2, time_emb_proj → emb_layers.1,
- * norm2 → out_layers.0, conv2 → out_layers.3, conv_shortcut → skip_connection. Transformer
- * internals (norm, proj_in, transformer_blocks.d.…, proj_out) have the same names in both. */
+ * (R = resnets per down block, read from down_blocks.0): down_blocks.i.resnets.j →
+ * input_blocks.(1 + i(R+1) + j).0, up_blocks.i.upsamplers.0 → output_blocks.(i(R+1) + R).(2 if
+ * the block has attentions, else 1), ... The table is sdc's one: sdc_diffusers_to_original
+ * (runtime/compare.h), which `sdc compare` uses to match the two layouts. */
 
-static const char *const resnet_names[][2] = {   /* diffusers, ldm */
-    {"norm1.", "in_layers.0."}, {"conv1.", "in_layers.2."}, {"time_emb_proj.", "emb_layers.1."},
-    {"norm2.", "out_layers.0."}, {"conv2.", "out_layers.3."}, {"conv_shortcut.", "skip_connection."},
-};
+typedef struct up_ctx { const sdc_store *st; const char *dpre; } up_ctx;
 
-/* ldm name of a resnet-internal rest ("norm1.weight" → "in_layers.0.weight"), or NULL. */
-static int resnet_rest(char *out, size_t cap, const char *head, const char *rest) {
-    for (size_t k = 0; k < sizeof resnet_names / sizeof *resnet_names; k++) {
-        size_t n = strlen(resnet_names[k][0]);
-        if (!strncmp(rest, resnet_names[k][0], n)) {
-            int w = snprintf(out, cap, "%s%s%s", head, resnet_names[k][1], rest + n);
-            return w > 0 && (size_t)w < cap ? 0 : -1;
-        }
-    }
-    return -1;
+/* Whether diffusers up block i has attentions (its upsampler then sits in slot 2). */
+static int up_has_attn(void *p, int i) {
+    const up_ctx *c = p;
+    char pre[320];
+    snprintf(pre, sizeof pre, "%sup_blocks.%d.attentions.", c->dpre, i);
+    return sdc_store_count_prefix(c->st, pre) > 0;
 }
 
-/* Maps one diffusers UNet name (without its prefix) to its ldm name. Returns 0, or -1 when the
- * name is not a UNet weight this graph knows (it is then ignored, like unknown extra keys). */
+/* Maps one diffusers UNet name (without its prefix dpre) to its ldm name (without
+ * "model.diffusion_model."). Returns 0, or -1 when the name is not a UNet weight the table knows
+ * (it is then ignored, like unknown extra keys). */
 static int diffusers_to_ldm(loader *L, const char *dpre, const char *d, int R, char *out, size_t cap) {
-    static const char *const top[][2] = {
-        {"time_embedding.linear_1.", "time_embed.0."}, {"time_embedding.linear_2.", "time_embed.2."},
-        {"conv_in.", "input_blocks.0.0."}, {"conv_norm_out.", "out.0."}, {"conv_out.", "out.2."},
-    };
-    for (size_t k = 0; k < sizeof top / sizeof *top; k++) {
-        size_t n = strlen(top[k][0]);
-        if (!strncmp(d, top[k][0], n)) {
-            int w = snprintf(out, cap, "%s%s", top[k][1], d + n);
-            return w > 0 && (size_t)w < cap ? 0 : -1;
-        }
-    }
-    int i, j, pos = 0;
-    char head[64], pre[320];
-    if (sscanf(d, "down_blocks.%d.resnets.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
-        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
-        snprintf(head, sizeof head, "input_blocks.%d.0.", 1 + i * (R + 1) + j);
-        return resnet_rest(out, cap, head, d + pos);
-    }
-    pos = 0;
-    if (sscanf(d, "down_blocks.%d.attentions.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
-        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
-        int w = snprintf(out, cap, "input_blocks.%d.1.%s", 1 + i * (R + 1) + j, d + pos);
-        return w > 0 && (size_t)w < cap ? 0 : -1;
-    }
-    pos = 0;
-    if (sscanf(d, "down_blocks.%d.downsamplers.0.conv.%n", &i, &pos) == 1 && pos && i >= 0 &&
-        i < UNET_MAX_BLOCKS) {
-        int w = snprintf(out, cap, "input_blocks.%d.0.op.%s", (i + 1) * (R + 1), d + pos);
-        return w > 0 && (size_t)w < cap ? 0 : -1;
-    }
-    pos = 0;
-    if (sscanf(d, "mid_block.resnets.%d.%n", &j, &pos) == 1 && pos && j >= 0 && j < UNET_MAX_BLOCKS) {
-        snprintf(head, sizeof head, "middle_block.%d.", 2 * j);
-        return resnet_rest(out, cap, head, d + pos);
-    }
-    pos = 0;
-    if (sscanf(d, "mid_block.attentions.%d.%n", &j, &pos) == 1 && pos && j >= 0 && j < UNET_MAX_BLOCKS) {
-        int w = snprintf(out, cap, "middle_block.%d.%s", 2 * j + 1, d + pos);
-        return w > 0 && (size_t)w < cap ? 0 : -1;
-    }
-    pos = 0;
-    if (sscanf(d, "up_blocks.%d.resnets.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
-        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
-        snprintf(head, sizeof head, "output_blocks.%d.0.", i * (R + 1) + j);
-        return resnet_rest(out, cap, head, d + pos);
-    }
-    pos = 0;
-    if (sscanf(d, "up_blocks.%d.attentions.%d.%n", &i, &j, &pos) == 2 && pos && i >= 0 && j >= 0 &&
-        i < UNET_MAX_BLOCKS && j < UNET_MAX_BLOCKS) {
-        int w = snprintf(out, cap, "output_blocks.%d.1.%s", i * (R + 1) + j, d + pos);
-        return w > 0 && (size_t)w < cap ? 0 : -1;
-    }
-    pos = 0;
-    if (sscanf(d, "up_blocks.%d.upsamplers.0.%n", &i, &pos) == 1 && pos && i >= 0 && i < UNET_MAX_BLOCKS) {
-        snprintf(pre, sizeof pre, "%sup_blocks.%d.attentions.", dpre, i);
-        int slot = sdc_store_count_prefix(L->st, pre) ? 2 : 1;
-        int w = snprintf(out, cap, "output_blocks.%d.%d.%s", i * (R + 1) + R, slot, d + pos);
-        return w > 0 && (size_t)w < cap ? 0 : -1;
-    }
-    return -1;
+    static const char P[] = "model.diffusion_model.";
+    char full[512 + sizeof P];
+    up_ctx c = {L->st, dpre};
+    if (sdc_diffusers_to_original('u', d, R, 0, up_has_attn, &c, full, sizeof full) ||
+        strncmp(full, P, sizeof P - 1))
+        return -1;
+    int w = snprintf(out, cap, "%s", full + sizeof P - 1);
+    return w >= 0 && (size_t)w < cap ? 0 : -1;
 }
 
 static void free_table(loader *L) {
