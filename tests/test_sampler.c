@@ -550,7 +550,8 @@ static double gauss_run(sdc_sample_method m, sdc_schedule sch, sdc_prediction pr
         double xT = noise[i] * scale_in;
         double want = (g.mu + (xT - g.mu) * k) * scale_out;
         double d = fabs(x[i] - want);
-        if (!(d <= err)) err = d;
+        if (isnan(d)) err = INFINITY;
+        else if (d > err) err = d;
     }
     CHECK(g.call == p.n_calls, "gauss %s: %d model calls, plan says %d", sdc_sample_method_name(m),
           g.call, p.n_calls);
