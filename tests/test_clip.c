@@ -15,6 +15,7 @@
 #include "kernels/kernels.h"
 #include "models/clip.h"
 #include "runtime/store.h"
+#include "tests/test_util.h"
 
 static int fails;
 #define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
@@ -23,29 +24,15 @@ static int fails;
 #define ATOL 1e-4
 #define RTOL_OF_MAX 2e-5
 
-/* max|a-b| over n; *refmax = max|b|. */
-static double max_abs_diff(const float *a, const float *b, size_t n, double *refmax) {
-    double m = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;                  /* NaN propagates as a failure */
-        if (fabs(b[i]) > r) r = fabs(b[i]);
-    }
-    if (refmax) *refmax = r;
-    return m;
-}
-
 static int within(double err, double refmax) {
     return err <= ATOL || err <= RTOL_OF_MAX * refmax;
 }
 
 /* The whole tensor name as f32 (malloc'd), checking its element count. */
 static float *ref_f32(const sdc_store *s, const char *name, int64_t numel) {
-    const sdc_tensor *t = sdc_store_get(s, name);
-    if (!t || t->numel != numel) return NULL;
-    float *x = malloc((size_t)numel * sizeof *x);
-    sdc_err e = {{0}};
-    if (x && sdc_tensor_to_f32(t, x, &e)) { free(x); return NULL; }
+    size_t n = 0;
+    float *x = tu_tensor_f32(s, name, &n);
+    if (x && (int64_t)n != numel) { free(x); return NULL; }
     return x;
 }
 
@@ -143,7 +130,7 @@ static void check_model(const char *model, const char *refpath, const char *conf
         tp.count = 0;
         rc = sdc_clip_encode(c, &a, ids, T, 0, out, &e);
         CHECK(rc == 0, "encode prompt %d: %s", k, e.msg);
-        double rmax, err = max_abs_diff(out, last + (size_t)k * T * C, (size_t)T * C, &rmax);
+        double rmax, err = tu_max_abs_diff(out, last + (size_t)k * T * C, (size_t)T * C, &rmax);
         printf("prompt %d: last_hidden_state max abs err %.3g (max|ref| %.3g)\n", k, err, rmax);
         CHECK(within(err, rmax), "prompt %d last_hidden_state err %g", k, err);
         if (err > worst_last) worst_last = err;
@@ -153,7 +140,7 @@ static void check_model(const char *model, const char *refpath, const char *conf
               tp.count, n_hidden);
         for (int i = 0; i < n_hidden && i < tp.count; i++) {
             if (!hid[i]) continue;
-            double hm, he = max_abs_diff(tp.h[i], hid[i] + (size_t)k * T * C, (size_t)T * C, &hm);
+            double hm, he = tu_max_abs_diff(tp.h[i], hid[i] + (size_t)k * T * C, (size_t)T * C, &hm);
             CHECK(within(he, hm), "prompt %d hidden_states.%d err %g", k, i, he);
             if (he > worst_hid) worst_hid = he;
         }
@@ -161,7 +148,7 @@ static void check_model(const char *model, const char *refpath, const char *conf
          * default (the reference's (L-1)-layer encoder's penultimate) */
         rc = sdc_clip_encode(c, &a, ids, T, sd2 ? 3 : 2, out, &e);
         CHECK(rc == 0, "encode prompt %d clip skip: %s", k, e.msg);
-        err = max_abs_diff(out, pen + (size_t)k * T * C, (size_t)T * C, &rmax);
+        err = tu_max_abs_diff(out, pen + (size_t)k * T * C, (size_t)T * C, &rmax);
         CHECK(within(err, rmax), "prompt %d penultimate_final_ln err %g", k, err);
         if (err > worst_pen) worst_pen = err;
         CHECK(sdc_clip_encode(cl, &a, ids, T, sd2 ? 3 : 2, outl, &e) == 0, "low-mem encode: %s", e.msg);
@@ -170,7 +157,7 @@ static void check_model(const char *model, const char *refpath, const char *conf
             float *o2 = malloc((size_t)T * C * sizeof *o2);
             sdc_clip_encode(c, &a, ids, T, 2, o2, &e);
             sdc_clip_encode(c, &a, ids, T, 1, out, &e);
-            CHECK(max_abs_diff(o2, out, (size_t)T * C, NULL) == 0, "SD 2.x clip skip 1 != 2");
+            CHECK(tu_max_abs_diff(o2, out, (size_t)T * C, NULL) == 0, "SD 2.x clip skip 1 != 2");
             free(o2);
         }
     }

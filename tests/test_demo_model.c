@@ -11,6 +11,7 @@
 
 #include "runtime/sampler.h"
 #include "sdc.h"
+#include "tests/test_util.h"
 
 #define DIR "assets/toy-sd1/reference/"
 
@@ -32,32 +33,8 @@ static float *read_npy(const char *name, size_t n) {
     return v;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) == (size_t)n) s[n] = 0;
-    else { free(s); s = NULL; }
-    fclose(f);
-    return s;
-}
-
-static double maxdiff(const float *a, const float *b, size_t n, double *maxb) {
-    double d = 0;
-    *maxb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = fabs((double)a[i] - b[i]);
-        if (!(x <= d)) d = x;
-        if (fabs(b[i]) > *maxb) *maxb = fabs(b[i]);
-    }
-    return d;
-}
-
 int main(void) {
-    char *js = slurp(DIR "reference.json");
+    char *js = tu_slurp(DIR "reference.json", NULL);
     cJSON *root = js ? cJSON_Parse(js) : NULL;
     cJSON *runs = cJSON_GetObjectItem(root, "runs");
     if (!cJSON_IsArray(runs)) { printf("FAIL: cannot read " DIR "reference.json\n"); return 1; }
@@ -93,7 +70,7 @@ int main(void) {
             printf("FAIL %s: %s\n", name, e.msg);
             fails++;
         } else {
-            double ml, mi, dl = maxdiff(lat, want_l, nl, &ml), di = maxdiff(img, want_i, ni, &mi);
+            double ml, mi, dl = tu_max_abs_diff(lat, want_l, nl, &ml), di = tu_max_abs_diff(img, want_i, ni, &mi);
             int ok = (dl <= 2e-3 || dl <= 5e-5 * ml) && di <= 1e-3;
             printf("%s %-16s latents max|d| %.3g (max|x| %.3g)  image max|d| %.3g\n", ok ? "ok  " : "FAIL", name, dl, ml, di);
             fails += !ok;

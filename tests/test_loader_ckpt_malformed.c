@@ -8,23 +8,11 @@
 #include <string.h>
 
 #include "runtime/store_internal.h"
+#include "tests/test_util.h"
 
 static int bad = 0;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL %s:%d: ", __FILE__, __LINE__); \
                                              printf(__VA_ARGS__); printf("\n"); bad++; } } while (0)
-
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) { free(b); b = NULL; }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
 
 /* Each row: the default open refuses (2, 3) or loads (0); inspect reports dangerous ones. */
 static void check_table(void) {
@@ -147,7 +135,7 @@ typedef int (*loader)(const char *, const uint8_t *, size_t, const sdc_load_opts
 /* Every prefix must be refused; every single-byte change must be handled (refused or read). */
 static void check_mutations(const char *file, loader load) {
     size_t n;
-    uint8_t *full = slurp(file, &n);
+    uint8_t *full = tu_slurp(file, &n);
     CHECK(full, "%s missing", file);
     if (!full) return;
     int cut_ok = 0, flips_refused = 0, flips_loaded = 0;

@@ -11,6 +11,7 @@
 #include "runtime/sampler.h"
 #include "runtime/store.h"
 #include "sdc.h"
+#include "tests/test_util.h"
 
 typedef struct pipe_case {
     const char *ref, *model;
@@ -37,21 +38,7 @@ static const pipe_case CASES[] = {
 static float *ref_f32(const sdc_store *st, const char *name, size_t *n) {
     const sdc_tensor *t = sdc_store_get(st, name);
     if (!t) { fprintf(stderr, "reference tensor %s missing\n", name); return NULL; }
-    float *v = malloc(sizeof(float) * (size_t)t->numel);
-    sdc_err e;
-    if (!v || sdc_tensor_to_f32(t, v, &e)) { free(v); return NULL; }
-    *n = (size_t)t->numel;
-    return v;
-}
-
-/* Max |a-b| and max |b| over n values. */
-static void diff(const float *a, const float *b, size_t n, double *maxd, double *maxb) {
-    *maxd = 0; *maxb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= *maxd)) *maxd = d;   /* NaN counts as a failure */
-        if (fabs(b[i]) > *maxb) *maxb = fabs(b[i]);
-    }
+    return tu_tensor_f32(st, name, n);
 }
 
 static int run_case(const pipe_case *c) {
@@ -91,8 +78,8 @@ static int run_case(const pipe_case *c) {
         printf("FAIL %s: %s\n", c->ref, e.msg);
     } else {
         double dl, ml, di, mi;
-        diff(lat, want_lat, nl, &dl, &ml);
-        diff(img, want_img, ni, &di, &mi);
+        dl = tu_max_abs_diff(lat, want_lat, nl, &ml);
+        di = tu_max_abs_diff(img, want_img, ni, &mi);
         int ok = (dl <= 2e-3 || dl <= 5e-5 * ml) && di <= 1e-3;
         printf("%s %-34s latents max|d| %.3g (max|x| %.3g, rel %.2g)  image max|d| %.3g\n",
                ok ? "ok  " : "FAIL", c->ref, dl, ml, dl / ml, di);

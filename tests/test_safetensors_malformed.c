@@ -13,23 +13,11 @@
 
 #include "runtime/store.h"
 #include "runtime/store_internal.h"
+#include "tests/test_util.h"
 
 static int fails, checked;
 #define CHECK(c, ...) do { checked++; if (!(c)) { fails++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
                            printf(__VA_ARGS__); printf("\n"); } } while (0)
-
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    if (b && len > 0 && fread(b, 1, (size_t)len, f) != (size_t)len) { free(b); b = NULL; }
-    fclose(f);
-    *n = len > 0 ? (size_t)len : 0;
-    return b;
-}
 
 /* Each row of expected.tsv against a store that already holds a good file. */
 static void fixtures(void) {
@@ -111,11 +99,11 @@ static int load_prefix(const uint8_t *buf, size_t n, sdc_err *e) {
 static void truncation(void) {
     size_t n;
     sdc_err e = {{0}};
-    uint8_t *b = read_file("tests/data/malformed/ok_small.safetensors", &n);
+    uint8_t *b = tu_slurp("tests/data/malformed/ok_small.safetensors", &n);
     CHECK(b && load_prefix(b, n, &e) == 0, "ok_small whole: %s", e.msg);
     for (size_t k = 0; b && k < n; k++) CHECK(load_prefix(b, k, &e) < 0, "ok_small cut at %zu accepted", k);
     free(b);
-    b = read_file("tests/data/tiny-sd1-fp16.safetensors", &n);
+    b = tu_slurp("tests/data/tiny-sd1-fp16.safetensors", &n);
     CHECK(b != NULL, "tiny-sd1-fp16");
     if (!b) return;
     uint64_t hlen = 0;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "tokenizer/tokenizer.h"
+#include "tests/test_util.h"
 
 /* the library's prompt limit (SDC_TOK_MAX_BYTES in tokenizer.c): 64 KiB is accepted */
 #define SDC_TOK_MAX_BYTES_TEST (64 * 1024)
@@ -21,19 +22,6 @@ static double now_us(void) {
     return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 #define CHECK(cond, ...) do { if (!(cond)) { g_fail++; printf("FAIL: " __VA_ARGS__); printf("\n"); } } while (0)
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 static int ids_equal_json(const int32_t *ids, size_t n, const cJSON *arr) {
     if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != n) return 0;
@@ -50,7 +38,7 @@ static void print_ids(const char *what, const int32_t *ids, size_t n) {
 }
 
 static int test_cases(void) {
-    char *js = read_file("tests/data/tokenizer_cases.json");
+    char *js = tu_slurp("tests/data/tokenizer_cases.json", NULL);
     if (!js) { printf("FAIL: cannot read tests/data/tokenizer_cases.json\n"); return 1; }
     cJSON *root = cJSON_Parse(js);
     free(js);

@@ -19,6 +19,7 @@
 #include "kernels/kernels.h"
 #include "models/unet.h"
 #include "runtime/store.h"
+#include "tests/test_util.h"
 
 static int fails;
 #define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
@@ -42,12 +43,7 @@ static double max_abs(const float *a, size_t n) {
 }
 
 static double max_err(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d;   /* NaN sticks */
-    }
-    return m;
+    return tu_max_abs_diff(a, b, n, NULL);   /* NaN gives INFINITY */
 }
 
 static double tol_for(double mx) { return fmax(1e-4, 2e-5 * mx); }

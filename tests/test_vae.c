@@ -15,6 +15,7 @@
 #include "kernels/kernels.h"
 #include "models/vae.h"
 #include "runtime/store.h"
+#include "tests/test_util.h"
 
 static int fails;
 #define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
@@ -25,30 +26,8 @@ static int fails;
 
 static const char *REF = "tests/data/refs/sd1_vae.safetensors";
 
-static double max_abs_diff(const float *a, const float *b, size_t n, double *refmax) {
-    double m = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;                  /* NaN propagates as a failure */
-        if (fabs(b[i]) > r) r = fabs(b[i]);
-    }
-    if (refmax) *refmax = r;
-    return m;
-}
-
 static int within(double err, double refmax) {
     return err <= ATOL || err <= RTOL_OF_MAX * refmax;
-}
-
-/* A reference tensor as f32 (malloc'd); *numel receives its size. */
-static float *ref_f32(const sdc_store *s, const char *name, size_t *numel) {
-    const sdc_tensor *t = sdc_store_get(s, name);
-    if (!t) return NULL;
-    float *x = malloc((size_t)t->numel * sizeof *x);
-    sdc_err e = {{0}};
-    if (x && sdc_tensor_to_f32(t, x, &e)) { free(x); return NULL; }
-    if (numel) *numel = (size_t)t->numel;
-    return x;
 }
 
 /* Compares each tapped activation with "<prefix>.<name>" of the reference. */
@@ -64,11 +43,11 @@ static void on_tap(void *user, const char *name, const float *x, int C, int H, i
     char full[160];
     snprintf(full, sizeof full, "%s.%s", t->prefix, name);
     size_t n = 0;
-    float *r = ref_f32(t->ref, full, &n);
+    float *r = tu_tensor_f32(t->ref, full, &n);
     if (!r) return;                            /* not every tap has a reference */
     CHECK(n == (size_t)C * H * W, "%s: %zu elements, tapped %dx%dx%d", full, n, C, H, W);
     if (n == (size_t)C * H * W) {
-        double rm, err = max_abs_diff(x, r, n, &rm);
+        double rm, err = tu_max_abs_diff(x, r, n, &rm);
         printf("  %-48s max abs err %.3g (max|ref| %.3g)\n", full, err, rm);
         CHECK(within(err, rm), "%s err %g", full, err);
         if (err > t->worst) t->worst = err;
@@ -86,7 +65,7 @@ static double check_decode(sdc_vae *v, const sdc_store *ref, sdc_arena *a, const
     snprintf(n3, sizeof n3, "dec_out_%s_f64", c);
     const sdc_tensor *zt = sdc_store_get(ref, n1);
     size_t nz = 0, no = 0, n64 = 0;
-    float *z = ref_f32(ref, n1, &nz), *want = ref_f32(ref, n2, &no), *w64 = ref_f32(ref, n3, &n64);
+    float *z = tu_tensor_f32(ref, n1, &nz), *want = tu_tensor_f32(ref, n2, &no), *w64 = tu_tensor_f32(ref, n3, &n64);
     CHECK(zt && z && want && zt->ndim == 4, "reference %s / %s", n1, n2);
     double err = INFINITY;
     if (!zt || !z || !want) return err;
@@ -101,8 +80,8 @@ static double check_decode(sdc_vae *v, const sdc_store *ref, sdc_arena *a, const
     CHECK(rc == 0, "decode %s: %s", c, e.msg);
     if (taps) CHECK(tc.n_checked == 8, "%d decoder intermediates checked, 8 expected", tc.n_checked);
     double rm;
-    err = max_abs_diff(img, want, no, &rm);
-    double e64 = w64 ? max_abs_diff(img, w64, no, NULL) : NAN;
+    err = tu_max_abs_diff(img, want, no, &rm);
+    double e64 = w64 ? tu_max_abs_diff(img, w64, no, NULL) : NAN;
     printf("decode %s: dec_out max abs err %.3g (max|ref| %.3g), vs f64 run %.3g\n", c, err, rm,
            e64);
     CHECK(within(err, rm), "decode %s err %g", c, err);
@@ -126,9 +105,9 @@ static double check_decode(sdc_vae *v, const sdc_store *ref, sdc_arena *a, const
 /* Encodes enc_image_x64x64; compares mean, clamped logvar and the moments / intermediates. */
 static double check_encode(sdc_vae *v, const sdc_store *ref, sdc_arena *a) {
     size_t ni = 0, nm = 0, nl = 0;
-    float *img = ref_f32(ref, "enc_image_x64x64", &ni);
-    float *mean_ref = ref_f32(ref, "enc_mean_x64x64", &nm);
-    float *lv_ref = ref_f32(ref, "enc_logvar_x64x64", &nl);
+    float *img = tu_tensor_f32(ref, "enc_image_x64x64", &ni);
+    float *mean_ref = tu_tensor_f32(ref, "enc_mean_x64x64", &nm);
+    float *lv_ref = tu_tensor_f32(ref, "enc_logvar_x64x64", &nl);
     CHECK(img && mean_ref && lv_ref && ni == 3 * 64 * 64 && nm == nl, "encoder references");
     double err = INFINITY;
     if (!img || !mean_ref || !lv_ref) return err;
@@ -140,16 +119,16 @@ static double check_encode(sdc_vae *v, const sdc_store *ref, sdc_arena *a) {
     sdc_vae_set_tap(v, NULL, NULL);
     CHECK(rc == 0, "encode: %s", e.msg);
     CHECK(tc.n_checked == 8, "%d encoder intermediates checked, 8 expected", tc.n_checked);
-    float *mom = ref_f32(ref, "enc_moments_x64x64", NULL);   /* [mean(4) | logvar(4)] */
+    float *mom = tu_tensor_f32(ref, "enc_moments_x64x64", NULL);   /* [mean(4) | logvar(4)] */
     double rm, rl;
-    err = max_abs_diff(mean, mean_ref, nm, &rm);
-    double el = max_abs_diff(lv, lv_ref, nl, &rl);
+    err = tu_max_abs_diff(mean, mean_ref, nm, &rm);
+    double el = tu_max_abs_diff(lv, lv_ref, nl, &rl);
     printf("encode 64x64: enc_mean max abs err %.3g (max|ref| %.3g), enc_logvar %.3g (max|ref| %.3g)\n",
            err, rm, el, rl);
     CHECK(within(err, rm), "enc_mean err %g", err);
     CHECK(within(el, rl), "enc_logvar err %g", el);
     if (mom) {
-        double mm, em = max_abs_diff(mean, mom, nm, &mm);
+        double mm, em = tu_max_abs_diff(mean, mom, nm, &mm);
         CHECK(within(em, mm), "mean vs enc_moments[:4] err %g", em);
     }
     /* logvar may be NULL */
@@ -179,7 +158,7 @@ static void check_low_mem(sdc_vae *v, const sdc_store *st, const sdc_store *ref,
     for (int i = 0; i < 2; i++) {
         const sdc_tensor *zt = sdc_store_get(ref, lat[i]);
         size_t nz = 0;
-        float *z = ref_f32(ref, lat[i], &nz);
+        float *z = tu_tensor_f32(ref, lat[i], &nz);
         CHECK(zt && z && zt->ndim == 4, "reference %s", lat[i]);
         if (!zt || !z) { free(z); continue; }
         const int h = (int)zt->shape[2], w = (int)zt->shape[3], f = sdc_vae_downscale(v);
@@ -201,7 +180,7 @@ static void check_low_mem(sdc_vae *v, const sdc_store *st, const sdc_store *ref,
         free(d); free(l); free(z);
     }
     size_t ni = 0;
-    float *img = ref_f32(ref, "enc_image_x64x64", &ni);
+    float *img = tu_tensor_f32(ref, "enc_image_x64x64", &ni);
     if (img && ni == 3 * 64 * 64) {
         size_t nm = (size_t)sdc_vae_latent_channels(v) * 8 * 8;
         float *m1 = malloc(nm * sizeof *m1), *l1 = malloc(nm * sizeof *l1);
