@@ -156,6 +156,10 @@ static int parse_metadata(const char *path, const cJSON *m, sdc_file_index *out,
 /* Reads one tensor entry's three fields, with every check that needs only the entry. */
 static int parse_entry(const char *path, const cJSON *obj, uint64_t data_size, st_entry *t, sdc_err *e) {
     const char *nm = obj->string;
+    for (const char *c = nm; *c; c++)   /* names are printed one per line (as the ckpt loader) */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return sdc_errf(e, "%s: a tensor name holds control character 0x%02x (written as a JSON escape): "
+                            "header", path, (unsigned char)*c);
     if (!cJSON_IsObject(obj)) return sdc_errf(e, "%s: entry is not an object: tensor '%s'", path, nm);
     char where[64 + 32];
     snprintf(where, sizeof where, "tensor '%.64s'", nm);
@@ -244,8 +248,7 @@ static int check_tiling(const char *path, st_entry *t, size_t n, uint64_t data_s
     return 0;
 }
 
-int sdc_load_safetensors(const char *path, const uint8_t *map, size_t size,
-                         sdc_file_index *out, sdc_err *e) {
+static int load(const char *path, const uint8_t *map, size_t size, sdc_file_index *out, sdc_err *e) {
     if (size < 8)
         return sdc_errf(e, "%s: too short for safetensors: %zu bytes (needs an 8-byte header length): byte 0",
                         path, size);
@@ -311,4 +314,15 @@ done:
     cJSON_Delete(root);
     free(buf);
     return rc ? -1 : 0;
+}
+
+/* Messages are one line: keys from the header (escaped in the JSON) may hold control
+ * characters, which become '?'. */
+int sdc_load_safetensors(const char *path, const uint8_t *map, size_t size,
+                         sdc_file_index *out, sdc_err *e) {
+    int rc = load(path, map, size, out, e);
+    if (rc && e)
+        for (char *c = e->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    return rc;
 }

@@ -162,8 +162,33 @@ static void directories(void) {
     sdc_store_close(s);
 }
 
+/* Keys written as JSON escapes of control characters: a tensor name with one is refused (names
+ * are listed one per line, as for ckpt), and no message, whatever the key, spans two lines. */
+static void control_names(void) {
+    static const char *const hdr[] = {
+        "{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"\\u001b[2J\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+        "\"__metadata__\":{\"k\\ny\":1}}",
+    };
+    for (size_t i = 0; i < sizeof hdr / sizeof *hdr; i++) {
+        size_t hl = strlen(hdr[i]), n = 8 + hl + 4;
+        uint8_t *b = calloc(1, n);
+        for (int k = 0; k < 8; k++) b[k] = (uint8_t)((uint64_t)hl >> (8 * k));
+        memcpy(b + 8, hdr[i], hl);
+        sdc_err e = {{0}};
+        int rc = load_prefix(b, n, &e);
+        int one_line = 1;
+        for (const char *c = e.msg; *c; c++) one_line &= (unsigned char)*c >= 0x20 && *c != 0x7f;
+        CHECK(rc < 0 && one_line, "control characters in key %zu: rc %d, message '%s'", i, rc, e.msg);
+        printf("control characters in a key: %s\n", e.msg);
+        free(b);
+    }
+}
+
 int main(void) {
     fixtures();
+    control_names();
     unaligned();
     truncation();
     directories();
