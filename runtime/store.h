@@ -10,7 +10,8 @@
  * (sdc_store_at) runs over all tensors in file order, file after file.
  *
  * The format is decided by the file's bytes, not its name: safetensors, PyTorch zip ckpt,
- * legacy (pre-1.6) ckpt. A directory is read as a diffusers folder where supported. */
+ * legacy (pre-1.6) ckpt. A directory is refused (a diffusers folder by that name in the message);
+ * `sdc compare` reads a diffusers folder's files through sdc_cmp_open (runtime/compare.h). */
 #ifndef SDC_STORE_H
 #define SDC_STORE_H
 
