@@ -19,7 +19,7 @@
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
 #include <stb_image.h>
-#pragma GCC diagnostic pop
+/* (not popped: gcc reports stb's declared-but-undefined statics at the end of the file) */
 
 #define IMAGE_MAX_SIDE 16384   /* larger than any SD output; bounds w*h*3 in int arithmetic */
 
