@@ -15,7 +15,7 @@
  *   sdc_gen_params gp = sdc_gen_default_params();
  *   gp.prompt = "a lighthouse at dawn"; gp.seed = 42;
  *   uint8_t *rgb = malloc((size_t)gp.width * gp.height * 3);
- *   if (sdc_generate(m, &gp, rgb, NULL, &err) != 0) puts(err.msg);
+ *   if (sdc_generate(m, &gp, rgb, &err) != 0) puts(err.msg);
  *   sdc_model_close(m);
  *
  * Returns: functions returning int give 0 on success and -1 on error, with one line in err. */
