@@ -462,6 +462,7 @@ int sdc_cmd_bench_load(int argc, char **argv) {
         } else paths[nf++] = s;
     }
     if (!nf) { fprintf(stderr, "sdc: bench-load: no file given (try sdc bench-load --help)\n"); return 2; }
+    if (threads < 1) threads = 1;   /* sysconf may fail (-1): never hand OpenMP a thread count < 1 */
     file_stats *fs = calloc((size_t)nf, sizeof *fs);
     if (!fs) { fprintf(stderr, "sdc: bench-load: out of memory\n"); return 2; }
     int status = 2;
@@ -492,7 +493,6 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             f->io_mb[r] = rr.io_read < 0 ? -1 : rr.io_read / 1e6;
             f->runs = r + 1;
         }
-    if (threads < 1) threads = 1;
     if (json) { if (print_json(fs, nf, runs, cold, threads, keep_mapped)) goto done; }
     else print_table(fs, nf, runs, cold, threads, keep_mapped);
     status = 0;
