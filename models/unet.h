@@ -33,9 +33,6 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
 void      sdc_unet_free(sdc_unet *u);
 const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u);
 
-/* out[N,4,h,w] = unet(x[N,4,h,w], t[N], ctx[N,L,C]). t may be fractional (Euler linspace).
- * h, w: latent size (any multiple of 2^(levels-1)). Activations from a (reset by the caller).
- * Returns 0, or -1 with e set. */
 /* Debug hook (optional): called during sdc_unet_forward with intermediate activations, named
  * as diffusers names the modules: "time_proj" [N,C], "time_embedding" [N,C] (H = W = 1),
  * "conv_in", "down_blocks.i" (after the level's downsampler), "mid_block", "up_blocks.i"
@@ -45,6 +42,11 @@ typedef void (*sdc_unet_debug_fn)(void *user, const char *name, const float *dat
                                   int N, int C, int H, int W);
 void sdc_unet_set_debug(sdc_unet *u, sdc_unet_debug_fn fn, void *user);
 
+/* out[N,Cout,h,w] = unet(x[N,Cin,h,w], t[N], ctx[N,L,C]) with Cin = info.in_channels and
+ * Cout = info.out_channels, both read from the file (4 and 4 in SD; the caller sizes out by
+ * out_channels, which need not equal in_channels). t may be fractional (Euler linspace).
+ * h, w: latent size (any multiple of 2^(levels-1)). Activations from a (reset by the caller).
+ * Returns 0, or -1 with e set. */
 int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
                      const float *ctx, int N, int h, int w, int ctx_len, sdc_err *e);
 
