@@ -25,11 +25,12 @@ typedef struct sdc_vae_params {
 sdc_vae *sdc_vae_load_ex(const sdc_store *st, const sdc_vae_params *p, sdc_err *e);
 void     sdc_vae_free(sdc_vae *v);
 int      sdc_vae_has_encoder(const sdc_vae *v);
-int      sdc_vae_latent_channels(const sdc_vae *v);   /* 4 */
-int      sdc_vae_downscale(const sdc_vae *v);         /* 8 */
+int      sdc_vae_latent_channels(const sdc_vae *v);   /* E, from post_quant_conv (4 in SD) */
+int      sdc_vae_downscale(const sdc_vae *v);         /* f, from the levels (8 in SD) */
 
-/* img[N,3,8h,8w] = decoder(post_quant_conv(z / 0.18215)) — raw output, about [-1,1], not clamped.
- * z[N,4,h,w] are the sampler's latents (the 1/0.18215 is applied here). */
+/* img[N,3,f·h,f·w] = decoder(post_quant_conv(z / 0.18215)) — raw output, about [-1,1], not
+ * clamped. z[N,E,h,w] are the sampler's latents (the 1/0.18215 is applied here); E and f are
+ * sdc_vae_latent_channels and sdc_vae_downscale, read from the file: the caller sizes z by E. */
 int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
                    sdc_err *e);
 
@@ -49,7 +50,7 @@ int sdc_vae_decode_tiled(sdc_vae *v, sdc_arena *a, float *img, const float *z, i
  * high-water mark). */
 size_t sdc_vae_last_peak(const sdc_vae *v);
 
-/* mean, logvar [N,4,H/8,W/8] of quant_conv(encoder(img[N,3,H,W])) (logvar clamped to [-30,20]),
+/* mean, logvar [N,E,H/f,W/f] of quant_conv(encoder(img[N,3,H,W])) (logvar clamped to [-30,20]),
  * UNscaled (multiply mean by 0.18215 for latents). logvar may be NULL. */
 int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
                    int N, int H, int W, sdc_err *e);
