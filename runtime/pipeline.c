@@ -107,6 +107,14 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
                  p->model_path, sdc_clip_width(m->clip), ui->context_dim);
         goto fail;
     }
+    /* Every latent buffer is sized by the UNet's in_channels: the UNet's output and the VAE's
+     * latents must have the same count, or a crafted file would write past them. */
+    if (ui->out_channels != ui->in_channels || sdc_vae_latent_channels(m->vae) != ui->in_channels) {
+        sdc_errf(e, "%s: the UNet maps %d latent channels to %d and the VAE has %d: sdc generates "
+                 "only when all three agree", p->model_path, ui->in_channels, ui->out_channels,
+                 sdc_vae_latent_channels(m->vae));
+        goto fail;
+    }
     m->info.family = family_name(&m->cfg);
     m->info.unet_heads = m->cfg.unet_heads;
     m->info.unet_head_dim = m->cfg.unet_head_dim;

@@ -71,12 +71,25 @@ static void on_step(void *u, int step, int steps) {
     if (step == steps) fputc('\n', stderr);
 }
 
+/* The options that take a value (the others are flags). */
+static int takes_value(const char *a) {
+    static const char *const opts[] = {
+        "-m", "--model", "-p", "--prompt", "-n", "--negative-prompt", "-s", "--seed", "--steps",
+        "--cfg-scale", "--sampling-method", "--scheduler", "--timestep-spacing", "-W", "--width",
+        "-H", "--height", "-b", "--batch-count", "-i", "--init-img", "--strength", "--vae",
+        "--clip-skip", "--prompt-mode", "--rng", "--config", "--prediction", "-t", "--threads",
+        "-o", "--output", "--grid"};
+    for (size_t k = 0; k < sizeof opts / sizeof *opts; k++)
+        if (!strcmp(a, opts[k])) return 1;
+    return 0;
+}
+
 static int parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || *end || end == v || x < lo || x > hi) {
-        fprintf(stderr, "sdc generate: %s '%s': expected an integer in %ld..%ld\n", flag, v, lo, hi);
+        fprintf(stderr, "sdc: generate: %s '%s': expected an integer in %ld..%ld\n", flag, v, lo, hi);
         return -1;
     }
     *out = x;
@@ -88,7 +101,7 @@ static int parse_float(const char *flag, const char *v, float *out) {
     errno = 0;
     float x = strtof(v, &end);
     if (errno || *end || end == v || x != x) {
-        fprintf(stderr, "sdc generate: %s '%s': expected a number\n", flag, v);
+        fprintf(stderr, "sdc: generate: %s '%s': expected a number\n", flag, v);
         return -1;
     }
     *out = x;
@@ -126,7 +139,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         const char *a = argv[i];
 #define NEXT()                                                                     \
     ((i + 1 < argc) ? argv[++i]                                                    \
-                    : (fprintf(stderr, "sdc generate: %s needs a value\n", a), (char *)NULL))
+                    : (fprintf(stderr, "sdc: generate: %s needs a value\n", a), (char *)NULL))
         const char *val = NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
@@ -134,7 +147,10 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--allow-unsafe-pickle")) mp.allow_unsafe_pickle = 1;
         else if (!strcmp(a, "--vae-tiling")) gp.vae_tiling = 1;
         else if (!strcmp(a, "--low-mem")) mp.low_mem = 1;
-        else if (!(val = NEXT())) return 2;
+        else if (!takes_value(a)) {
+            fprintf(stderr, "sdc: generate: unknown option '%s' (see sdc generate --help)\n", a);
+            return 2;
+        } else if (!(val = NEXT())) return 2;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) mp.model_path = val;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { gp.prompt = val; have_prompt = 1; }
         else if (!strcmp(a, "-n") || !strcmp(a, "--negative-prompt")) gp.negative_prompt = val;
@@ -143,18 +159,18 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--cfg-scale")) { if (parse_float(a, val, &gp.cfg_scale)) return 2; have_cfg = 1; }
         else if (!strcmp(a, "--sampling-method")) {
             if ((gp.sample_method = sdc_sample_method_from_name(val)) < 0) {
-                fprintf(stderr, "sdc generate: --sampling-method '%s': unknown (euler, euler_a, heun, ddim, pndm, dpm++2m, lcm)\n", val);
+                fprintf(stderr, "sdc: generate: --sampling-method '%s': unknown (euler, euler_a, heun, ddim, pndm, dpm++2m, lcm)\n", val);
                 return 2;
             }
         } else if (!strcmp(a, "--scheduler")) {
             if (!strcmp(val, "discrete")) gp.schedule = SDC_SCHED_DISCRETE;
             else if (!strcmp(val, "karras")) gp.schedule = SDC_SCHED_KARRAS;
-            else { fprintf(stderr, "sdc generate: --scheduler '%s': unknown (discrete, karras)\n", val); return 2; }
+            else { fprintf(stderr, "sdc: generate: --scheduler '%s': unknown (discrete, karras)\n", val); return 2; }
         } else if (!strcmp(a, "--timestep-spacing")) {
             if (!strcmp(val, "leading")) gp.spacing = SDC_SPACING_LEADING;
             else if (!strcmp(val, "linspace")) gp.spacing = SDC_SPACING_LINSPACE;
             else if (!strcmp(val, "trailing")) gp.spacing = SDC_SPACING_TRAILING;
-            else { fprintf(stderr, "sdc generate: --timestep-spacing '%s': unknown (leading, linspace, trailing)\n", val); return 2; }
+            else { fprintf(stderr, "sdc: generate: --timestep-spacing '%s': unknown (leading, linspace, trailing)\n", val); return 2; }
         } else if (!strcmp(a, "-W") || !strcmp(a, "--width")) { if (parse_int(a, val, 8, 8192, &v)) return 2; gp.width = (int)v; have_w = 1; }
         else if (!strcmp(a, "-H") || !strcmp(a, "--height")) { if (parse_int(a, val, 8, 8192, &v)) return 2; gp.height = (int)v; have_h = 1; }
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-count")) { if (parse_int(a, val, 1, MAX_BATCH, &batch)) return 2; }
@@ -165,24 +181,24 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--prompt-mode")) {
             if (!strcmp(val, "chunk")) gp.prompt_mode = 0;
             else if (!strcmp(val, "truncate")) gp.prompt_mode = 1;
-            else { fprintf(stderr, "sdc generate: --prompt-mode '%s': unknown (chunk, truncate)\n", val); return 2; }
+            else { fprintf(stderr, "sdc: generate: --prompt-mode '%s': unknown (chunk, truncate)\n", val); return 2; }
         } else if (!strcmp(a, "--rng")) {
-            if (strcmp(val, "torch")) { fprintf(stderr, "sdc generate: --rng '%s': only 'torch' (PyTorch's CPU generator) is supported\n", val); return 2; }
+            if (strcmp(val, "torch")) { fprintf(stderr, "sdc: generate: --rng '%s': only 'torch' (PyTorch's CPU generator) is supported\n", val); return 2; }
         } else if (!strcmp(a, "--config")) mp.config_path = val;
         else if (!strcmp(a, "--prediction")) {
             if (!strcmp(val, "eps")) mp.prediction = 0;
             else if (!strcmp(val, "v")) mp.prediction = 1;
-            else { fprintf(stderr, "sdc generate: --prediction '%s': expected eps or v\n", val); return 2; }
+            else { fprintf(stderr, "sdc: generate: --prediction '%s': expected eps or v\n", val); return 2; }
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (parse_int(a, val, 0, 1024, &v)) return 2; mp.threads = (int)v; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
         else if (!strcmp(a, "--grid")) grid_path = val;
-        else { fprintf(stderr, "sdc generate: unknown option '%s' (see sdc generate --help)\n", a); return 2; }
+        else { fprintf(stderr, "sdc: generate: unknown option '%s' (see sdc generate --help)\n", a); return 2; }
 #undef NEXT
     }
-    if (!have_prompt) { fprintf(stderr, "sdc generate: no prompt: give -p \"TEXT\"\n"); return 2; }
+    if (!have_prompt) { fprintf(stderr, "sdc: generate: no prompt: give -p \"TEXT\"\n"); return 2; }
     if (!mp.model_path) {
         if (!(mp.model_path = demo_model())) {
-            fprintf(stderr, "sdc generate: no -m given and the demo model (%s) is missing\n", DEMO_MODEL);
+            fprintf(stderr, "sdc: generate: no -m given and the demo model (%s) is missing\n", DEMO_MODEL);
             return 2;
         }
         if (!quiet) fprintf(stderr, "sdc: no -m given: using the embedded demo model toy-sd1 (%s)\n", mp.model_path);
