@@ -463,6 +463,8 @@ int main(void) {
     att_case("attention Lq=600 Lk=77 (several q tiles)", 1, 600, 77, 2, 40, 0, 0);
     att_case("attention Lq=Lk=1100 (several q tiles)", 1, 1100, 1100, 1, 40, 0, 0);
     att_case("attention causal Lq=Lk=700 (several q tiles)", 1, 700, 700, 1, 16, 1, 0);
+    att_case("attention H=3 D=40 Lq=Lk=500 (key blocks)", 2, 500, 500, 3, 40, 0, 0);
+    att_case("attention causal H=2 Lq=Lk=450 (key blocks)", 1, 450, 450, 2, 24, 1, 1);
     group_norm_case(0, 0);
     group_norm_case(1, 0);
     group_norm_case(1, 1);
