@@ -71,11 +71,16 @@ void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const flo
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Outputs below this many floats get their bias filled on one thread (a parallel region costs
+ * more than it saves under ~64 KiB). */
+#define LIN_PAR_MIN ((size_t)1 << 14)
+
 /* out[M,N] = in[M,K] · w[N,K]ᵀ + b[N] */
 void k_linear(float *out, const float *in, const float *w, const float *b, int M, int K, int N) {
     float beta = 0.0f;
     kint_init();
-    if (b) {
+    if (b) {   /* on all threads: at K = 320 this pass costs a sixth of the GEMM's time */
+        #pragma omp parallel for schedule(static) if ((size_t)M * N > LIN_PAR_MIN)
         for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, b, (size_t)N * sizeof(float));
         beta = 1.0f;
     }
