@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+#include <omp.h>
+
 #include "kernels/kernels.h"
+#include "kernels/vmath.h"   /* the kernels' vector layer: GroupNorm + SiLU fused into conv bands */
 #include "models/weight.h"
 
 /* Tensor names are built into fixed buffers far longer than any SD name; a cut name only
@@ -459,40 +463,202 @@ static int conv_same(sdc_arena *a, float *out, const float *in, const sdc_weight
     return conv_pad(a, out, in, w, b, Cin, H, W, Cout, k, 1, p, p, p, p, e);
 }
 
-/* ldm ResnetBlock: out[cout,H,W] = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).
- * out != x. */
-static int ResnetBlock(const vae_resblock *r, sdc_arena *a, float *out, const float *x, int H,
-                       int W, sdc_err *e) {
+/* ---- Convolutions on activations made a band of rows at a time ----
+ * A ResnetBlock's 3x3 convs read silu(GroupNorm(x)) and the decoder's upsample conv reads
+ * upsample2x(x): instead of materialising those whole tensors (a second copy of the largest
+ * activation), conv3_bands builds its input one band of rows (plus a halo row each side) at a
+ * time into scratch and convolves it there; the output band is stored or added (the residual)
+ * into place. Same sums as before per output pixel; GroupNorm statistics as k_group_norm's. */
+
+/* Floats of input band scratch a band may use (32 MiB): at 256 channels x 512 columns that is
+ * 62 rows a band, so the per-band cost (weights repacked by k_conv2d) stays ~1% of the conv. */
+#define VAE_BAND_FLOATS ((size_t)8 << 20)
+/* Float partial sums cover at most this many elements before they are folded into a double
+ * (as kernels/norm.c does). */
+#define VAE_SUM_RUN 1024
+
+static double sum_span(const float *x, size_t n) {
+    double s = 0.0;
+    size_t i = 0;
+    while (i + VLEN <= n) {
+        vf a0 = vset(0.0f), a1 = vset(0.0f);
+        size_t end = i + VAE_SUM_RUN < n ? i + VAE_SUM_RUN : n;
+        for (; i + 2 * VLEN <= end; i += 2 * VLEN) { a0 = vadd(a0, vload(x + i)); a1 = vadd(a1, vload(x + i + VLEN)); }
+        for (; i + VLEN <= end; i += VLEN) a0 = vadd(a0, vload(x + i));
+        s += vhsum(vadd(a0, a1));
+    }
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static double sumsq_span(const float *x, size_t n, float mean) {
+    double s = 0.0;
+    size_t i = 0;
+    vf m = vset(mean);
+    while (i + VLEN <= n) {
+        vf a0 = vset(0.0f), a1 = vset(0.0f);
+        size_t end = i + VAE_SUM_RUN < n ? i + VAE_SUM_RUN : n;
+        for (; i + 2 * VLEN <= end; i += 2 * VLEN) {
+            vf d0 = vsub(vload(x + i), m), d1 = vsub(vload(x + i + VLEN), m);
+            a0 = vfma(d0, d0, a0);
+            a1 = vfma(d1, d1, a1);
+        }
+        for (; i + VLEN <= end; i += VLEN) { vf d = vsub(vload(x + i), m); a0 = vfma(d, d, a0); }
+        s += vhsum(vadd(a0, a1));
+    }
+    for (; i < n; i++) { double d = x[i] - mean; s += d * d; }
+    return s;
+}
+
+/* GroupNorm(VAE_GROUPS) of x[C, HW] as a per-channel affine: norm(x)[c] = x[c]·sc[c] + sh[c]. */
+static void gn_affine(float *sc, float *sh, const float *x, const float *g, const float *b, int C,
+                      size_t HW) {
+    const int cpg = C / VAE_GROUPS;
+    const size_t gsz = (size_t)cpg * HW;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int gi = 0; gi < VAE_GROUPS; gi++) {
+        const float *xg = x + (size_t)gi * gsz;
+        double mean = sum_span(xg, gsz) / (double)gsz;
+        double var = sumsq_span(xg, gsz, (float)mean) / (double)gsz;
+        float rstd = (float)(1.0 / sqrt(var + VAE_EPS)), fm = (float)mean;
+        for (int c = gi * cpg; c < (gi + 1) * cpg; c++) {
+            sc[c] = rstd * g[c];
+            sh[c] = b[c] - fm * sc[c];
+        }
+    }
+}
+
+/* y[n] = silu(x·sc + sh) (y may equal x). */
+static void act_span(float *y, const float *x, size_t n, float sc, float sh) {
+    vf a = vset(sc), bb = vset(sh);
+    size_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        vf v = vfma(vload(x + i), a, bb);
+        vstore(y + i, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
+    }
+    if (i < n) {
+        float t[VLEN] = {0};
+        for (size_t j = i; j < n; j++) t[j - i] = x[j];
+        vf v = vfma(vload(t), a, bb);
+        vstore(t, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
+        for (size_t j = i; j < n; j++) y[j] = t[j - i];
+    }
+}
+
+typedef struct vae_src {             /* a conv's input, made a band at a time */
+    const float *x;                  /* (C, H, W), or (C, H/2, W/2) when up */
+    const float *sc, *sh;            /* (C): silu(x·sc + sh) (GroupNorm + SiLU); NULL: x as is */
+    int up;                          /* nearest 2x upsample of x */
+} vae_src;
+
+/* out[Cout,H,W] (=, or += when add) conv3x3 "same"(src[Cin,H,W]) + b. out must not overlap the
+ * source. Returns 0, or -1 (sets e) when the arena cannot give the scratch. */
+static int conv3_bands(sdc_arena *a, float *out, int add, const vae_src *s, int Cin, int H, int W,
+                       const sdc_weight *w, const float *b, int Cout, sdc_err *e) {
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    const size_t wide = (size_t)(Cin > Cout ? Cin : Cout) * W;
+    size_t R = VAE_BAND_FLOATS / wide > 2 ? VAE_BAND_FLOATS / wide - 2 : 1;
+    if (R > (size_t)H) R = (size_t)H;
+    const float *wf = sdc_weight_f32(w, a);                              /* (Cout, Cin, 3, 3) */
+    float *in = sdc_arena_f32(a, (size_t)Cin * (R + 2) * W);            /* (Cin, R+2, W) */
+    float *ob = sdc_arena_f32(a, (size_t)Cout * R * W);                 /* (Cout, R, W) */
+    if (!wf || !in || !ob) {
+        sdc_arena_reset(a, m);
+        return sdc_errf(e, "vae: out of memory for a %dx%dx3x3 conv", Cout, Cin);
+    }
+    const int sH = s->up ? H / 2 : H, sW = s->up ? W / 2 : W;
+    for (int y0 = 0; y0 < H; y0 += (int)R) {
+        const int r = H - y0 < (int)R ? H - y0 : (int)R, rows = r + 2;
+        #pragma omp parallel for schedule(static)
+        for (int c = 0; c < Cin; c++)
+            for (int j = 0; j < rows; j++) {
+                float *d = in + ((size_t)c * rows + j) * W;
+                const int iy = y0 - 1 + j;
+                if (iy < 0 || iy >= H) { memset(d, 0, (size_t)W * sizeof(float)); continue; }
+                const float *src = s->x + ((size_t)c * sH + (s->up ? iy / 2 : iy)) * sW;
+                if (s->up) {
+                    for (int x = 0; x < W; x++) d[x] = src[x / 2];
+                    src = d;
+                }
+                if (s->sc) act_span(d, src, (size_t)W, s->sc[c], s->sh[c]);
+                else if (src != d) memcpy(d, src, (size_t)W * sizeof(float));
+            }
+        /* (Cout, r, W): rows 0 and r+1 of the band are the halo, the columns padded by 1 */
+        k_conv2d(a, ob, in, wf, b, 1, Cin, rows, W, Cout, 3, 3, 1, 0, 1, 0, 1);
+        const size_t n = (size_t)r * W;
+        #pragma omp parallel for schedule(static)
+        for (int o = 0; o < Cout; o++) {
+            float *d = out + ((size_t)o * H + y0) * W;
+            const float *src = ob + (size_t)o * n;
+            if (add) for (size_t i = 0; i < n; i++) d[i] += src[i];
+            else memcpy(d, src, n * sizeof(float));
+        }
+    }
+    sdc_arena_reset(a, m);
+    return 0;
+}
+
+/* x[Cout, HW] = w[Cout, Cin] · x[Cin, HW] + b in place (x holds max(Cin, Cout)·HW floats): tiles
+ * of pixels, each copied out to per-thread scratch before its outputs (the same pixels) are
+ * written, so no tile reads what another writes. Returns 0, or -1 (sets e) without scratch. */
+#define VAE_NIN_TILE 256
+static int conv1x1_inplace(sdc_arena *a, float *x, const sdc_weight *w, const float *b, int Cin,
+                           int Cout, size_t HW, sdc_err *e) {
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    const int nthr = sdc_kernels_get_threads();
+    const float *wf = sdc_weight_f32(w, a);                              /* (Cout, Cin) */
+    float *sc = sdc_arena_f32(a, (size_t)nthr * Cin * VAE_NIN_TILE);
+    if (!wf || !sc) {
+        sdc_arena_reset(a, m);
+        return sdc_errf(e, "vae: out of memory for a %dx%d 1x1 conv", Cout, Cin);
+    }
+    const long ntile = (long)((HW + VAE_NIN_TILE - 1) / VAE_NIN_TILE);
+    #pragma omp parallel for num_threads(nthr) schedule(static)
+    for (long t = 0; t < ntile; t++) {
+        const size_t p0 = (size_t)t * VAE_NIN_TILE;
+        const int np = (int)(HW - p0 < VAE_NIN_TILE ? HW - p0 : VAE_NIN_TILE);
+        float *s = sc + (size_t)omp_get_thread_num() * Cin * VAE_NIN_TILE;   /* (Cin, np) */
+        for (int c = 0; c < Cin; c++) memcpy(s + (size_t)c * np, x + (size_t)c * HW + p0, (size_t)np * sizeof(float));
+        for (int o = 0; o < Cout; o++) {
+            float *d = x + (size_t)o * HW + p0, v = b ? b[o] : 0.0f;
+            for (int i = 0; i < np; i++) d[i] = v;
+        }
+        k_sgemm(0, 0, Cout, np, Cin, 1.0f, wf, Cin, s, np, 1.0f, x + p0, (int)HW);
+    }
+    sdc_arena_reset(a, m);
+    return 0;
+}
+
+/* ldm ResnetBlock in place: x[cout,H,W] = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).
+ * x holds max(cin, cout)·H·W floats; h (cout·H·W floats) is scratch. */
+static int ResnetBlock(const vae_resblock *r, sdc_arena *a, float *x, float *h, int H, int W,
+                       sdc_err *e) {
     const size_t HW = (size_t)H * W;
     sdc_arena_mark m = sdc_arena_get_mark(a);
-    float *t = sdc_arena_f32(a, (size_t)(r->cin > r->cout ? r->cin : r->cout) * HW);
-    if (!t) return sdc_errf(e, "vae: out of memory for activations");
-    int rc = 0;
-    k_group_norm(t, x, r->norm1_g, r->norm1_b, 1, r->cin, (int)HW, VAE_GROUPS, VAE_EPS, 1);
-    /* (cout,H,W) */
-    rc |= conv_same(a, out, t, &r->conv1_w, r->conv1_b, r->cin, H, W, r->cout, 3, e);
-    k_group_norm(out, out, r->norm2_g, r->norm2_b, 1, r->cout, (int)HW, VAE_GROUPS, VAE_EPS, 1);
-    /* (cout,H,W) */
-    rc |= conv_same(a, t, out, &r->conv2_w, r->conv2_b, r->cout, H, W, r->cout, 3, e);
-    if (r->nin_w.n) {
-        /* (cout,H,W) */
-        rc |= conv_same(a, out, x, &r->nin_w, r->nin_b, r->cin, H, W, r->cout, 1, e);
-        k_add(out, out, t, (size_t)r->cout * HW);
-    } else {
-        k_add(out, x, t, (size_t)r->cout * HW);
+    const int cmax = r->cin > r->cout ? r->cin : r->cout;
+    float *sc = sdc_arena_f32(a, (size_t)cmax), *sh = sdc_arena_f32(a, (size_t)cmax);
+    if (!sc || !sh) return sdc_errf(e, "vae: out of memory for activations");
+    gn_affine(sc, sh, x, r->norm1_g, r->norm1_b, r->cin, HW);
+    vae_src s1 = {x, sc, sh, 0};                                         /* (cout,H,W) */
+    int rc = conv3_bands(a, h, 0, &s1, r->cin, H, W, &r->conv1_w, r->conv1_b, r->cout, e);
+    if (!rc && r->nin_w.n)                                               /* (cout,H,W) */
+        rc = conv1x1_inplace(a, x, &r->nin_w, r->nin_b, r->cin, r->cout, HW, e);
+    if (!rc) {
+        gn_affine(sc, sh, h, r->norm2_g, r->norm2_b, r->cout, HW);
+        vae_src s2 = {h, sc, sh, 0};                                     /* += (cout,H,W) */
+        rc = conv3_bands(a, x, 1, &s2, r->cout, H, W, &r->conv2_w, r->conv2_b, r->cout, e);
     }
     sdc_arena_reset(a, m);
     return rc ? -1 : 0;
 }
 
-/* ldm AttnBlock: out[C,HW] = x + proj_out(softmax(q kᵀ/√C) v), q,k,v = 1x1(norm(x)), one head
- * over the HW pixels. out != x. */
-static int AttnBlock(const vae_attn *t, sdc_arena *a, float *out, const float *x, int HW,
-                     sdc_err *e) {
+/* ldm AttnBlock in place: x[C,HW] += proj_out(softmax(q kᵀ/√C) v), q,k,v = 1x1(norm(x)), one
+ * head over the HW pixels. */
+static int AttnBlock(const vae_attn *t, sdc_arena *a, float *x, int HW, sdc_err *e) {
     const int C = t->c;
     sdc_arena_mark m = sdc_arena_get_mark(a);
     float *h = sdc_arena_f32(a, (size_t)C * HW);       /* (C, HW), later (HW, C) */
-    float *ht = sdc_arena_f32(a, (size_t)C * HW);      /* (HW, C) */
+    float *ht = sdc_arena_f32(a, (size_t)C * HW);      /* (HW, C), later (C, HW) */
     float *qkv = sdc_arena_f32(a, (size_t)3 * C * HW); /* (HW, 3C) = q | k | v per pixel */
     const float *qkv_w = sdc_weight_f32(&t->qkv_w, a);  /* (3C, C) */
     const float *proj_w = sdc_weight_f32(&t->proj_w, a); /* (C, C) */
@@ -506,21 +672,18 @@ static int AttnBlock(const vae_attn *t, sdc_arena *a, float *out, const float *x
     k_attention(a, ht, qkv, 3 * C, qkv + C, 3 * C, qkv + 2 * C, 3 * C,        /* (HW, C) */
                 1, HW, HW, 1, C, 0);
     k_linear(h, ht, proj_w, t->proj_b, HW, C, C);                             /* (HW, C) */
-    k_nhwc_to_nchw(out, h, 1, C, HW);                                          /* (C, HW) */
-    k_add(out, out, x, (size_t)C * HW);
+    k_nhwc_to_nchw(ht, h, 1, C, HW);                                           /* (C, HW) */
+    k_add(x, ht, x, (size_t)C * HW);
     sdc_arena_reset(a, m);
     return 0;
 }
 
-/* Encoder.mid / Decoder.mid: block_1, attn_1, block_2. Reads (*x), leaves the result in *x
- * (swapping the two ping-pong buffers). */
-static int Mid(const vae_mid *mid, sdc_arena *a, float **x, float **y, int H, int W, sdc_err *e) {
-    float *t;
-    if (ResnetBlock(&mid->block_1, a, *y, *x, H, W, e) ||
-        AttnBlock(&mid->attn_1, a, *x, *y, H * W, e) ||
-        ResnetBlock(&mid->block_2, a, *y, *x, H, W, e))
+/* Encoder.mid / Decoder.mid in place on x: block_1, attn_1, block_2; h: ResnetBlock scratch. */
+static int Mid(const vae_mid *mid, sdc_arena *a, float *x, float *h, int H, int W, sdc_err *e) {
+    if (ResnetBlock(&mid->block_1, a, x, h, H, W, e) ||
+        AttnBlock(&mid->attn_1, a, x, H * W, e) ||
+        ResnetBlock(&mid->block_2, a, x, h, H, W, e))
         return -1;
-    t = *x; *x = *y; *y = t;
     return 0;
 }
 
@@ -534,64 +697,103 @@ static size_t level_max(const vae_level *lv, size_t HW, size_t mx) {
     return mx;
 }
 
+/* The decoder's activations live in one region R, per resolution: x (the activation, updated in
+ * place by every block) at R, a block's scratch h right after x's largest size there. Upsample
+ * writes the 2x conv's output right after x's live channels and moves it down to R. */
+
+/* Floats x and h need at level i of the decoder (the first level run also holds conv_in's and
+ * mid's activations): the widest block input/output, and the widest block output, times HW. */
+static void dec_stage(const vae_decoder *d, int i, size_t HW, size_t *xs, size_t *hs) {
+    const vae_level *lv = &d->up[i];
+    size_t cx = 0, ch = 0;
+    if (i == d->n_levels - 1) {
+        const vae_resblock *mb[2] = {&d->mid.block_1, &d->mid.block_2};
+        cx = (size_t)d->block_in;
+        for (int k = 0; k < 2; k++) {
+            if ((size_t)mb[k]->cin > cx) cx = (size_t)mb[k]->cin;
+            if ((size_t)mb[k]->cout > cx) cx = (size_t)mb[k]->cout;
+            if ((size_t)mb[k]->cout > ch) ch = (size_t)mb[k]->cout;
+        }
+    }
+    for (int j = 0; j < lv->n_blocks; j++) {
+        if ((size_t)lv->block[j].cin > cx) cx = (size_t)lv->block[j].cin;
+        if ((size_t)lv->block[j].cout > cx) cx = (size_t)lv->block[j].cout;
+        if ((size_t)lv->block[j].cout > ch) ch = (size_t)lv->block[j].cout;
+    }
+    *xs = cx * HW;
+    *hs = ch * HW;
+}
+
+/* Floats of the region R for an h x w latent (sizes bounded by VAE_MAX_SIDE and
+ * VAE_MAX_CHANNELS: no overflow). */
+static size_t decoder_region(const vae_decoder *d, int h, int w) {
+    size_t HW = (size_t)h * w, mx = 0;
+    for (int i = d->n_levels - 1; i >= 0; i--) {
+        size_t xs, hs;
+        dec_stage(d, i, HW, &xs, &hs);
+        if (xs + hs > mx) mx = xs + hs;
+        const vae_level *lv = &d->up[i];
+        if (lv->resample_w.n) {                          /* x's c·HW, then the c·4HW output */
+            size_t c = (size_t)lv->block[lv->n_blocks - 1].cout;   /* n_blocks >= 1 */
+            if (5 * c * HW > mx) mx = 5 * c * HW;
+            HW *= 4;
+        }
+    }
+    return mx;
+}
+
 /* ldm Decoder: img[3, H, W] = conv_out(silu(norm_out(up[0..L) reversed(mid(conv_in(z)))))) on
- * z[z, h, w] (after post_quant_conv). A and B are ping-pong buffers of the decoder's largest
- * activation; A holds z on entry. */
-static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *A, float *B, int h, int w,
-                   sdc_err *e) {
+ * zq[z, h, w] (after post_quant_conv), in the region R (decoder_region floats). */
+static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *R, const float *zq, int h,
+                   int w, sdc_err *e) {
     const vae_decoder *d = &v->dec;
-    float *x = B, *y = A, *t;
+    float *x = R, *hb;
     int H = h, W = w, c = d->block_in;
-    if (conv_same(a, x, A, &d->conv_in_w, d->conv_in_b, d->z, H, W, c, 3, e))  /* (block_in,h,w) */
+    size_t xs, hs;
+    dec_stage(d, d->n_levels - 1, (size_t)H * W, &xs, &hs);
+    hb = R + xs;
+    if (conv_same(a, x, zq, &d->conv_in_w, d->conv_in_b, d->z, H, W, c, 3, e)) /* (block_in,h,w) */
         return -1;
     tap(v, "decoder.conv_in", x, c, H, W);
-    if (Mid(&d->mid, a, &x, &y, H, W, e)) return -1;                     /* (C, h, w) */
+    if (Mid(&d->mid, a, x, hb, H, W, e)) return -1;                      /* (C, h, w) */
     c = d->mid.block_2.cout;
     tap(v, "decoder.mid_block", x, c, H, W);
     for (int i = d->n_levels - 1; i >= 0; i--) {
         const vae_level *lv = &d->up[i];
+        dec_stage(d, i, (size_t)H * W, &xs, &hs);
+        hb = R + xs;
         for (int j = 0; j < lv->n_blocks; j++) {                         /* (cout, H, W) */
-            if (ResnetBlock(&lv->block[j], a, y, x, H, W, e)) return -1;
-            t = x; x = y; y = t;
+            if (ResnetBlock(&lv->block[j], a, x, hb, H, W, e)) return -1;
             c = lv->block[j].cout;
         }
-        if (lv->resample_w.n) {                                          /* Upsample */
-            k_upsample2x(y, x, 1, c, H, W);                              /* (C, 2H, 2W) */
+        if (lv->resample_w.n) {              /* Upsample: conv3x3(upsample2x(x)), (C, 2H, 2W) */
+            float *u = x + (size_t)c * H * W;
+            vae_src s = {x, NULL, NULL, 1};
+            if (conv3_bands(a, u, 0, &s, c, 2 * H, 2 * W, &lv->resample_w, lv->resample_b, c, e))
+                return -1;
             H *= 2;
             W *= 2;
-            if (conv_same(a, x, y, &lv->resample_w, lv->resample_b, c, H, W, c, 3, e)) return -1;
+            memmove(x, u, (size_t)c * H * W * sizeof(float));
         }
         char name[48];
         snprintf(name, sizeof name, "decoder.up_blocks.%d", d->n_levels - 1 - i);
         tap(v, name, x, c, H, W);
     }
-    const size_t n = (size_t)c * H * W;
-    k_group_norm(x, x, d->norm_out_g, d->norm_out_b, 1, c, H * W, VAE_GROUPS, VAE_EPS, !v->tap);
-    if (v->tap) {
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    float *sc = sdc_arena_f32(a, (size_t)c), *sh = sdc_arena_f32(a, (size_t)c);
+    if (!sc || !sh) return sdc_errf(e, "vae: out of memory for activations");
+    vae_src s = {x, sc, sh, 0};
+    if (v->tap) {                        /* the tap sees norm_out's output before the SiLU */
+        k_group_norm(x, x, d->norm_out_g, d->norm_out_b, 1, c, H * W, VAE_GROUPS, VAE_EPS, 0);
         tap(v, "decoder.conv_norm_out", x, c, H, W);
-        k_silu(x, n);
+        k_silu(x, (size_t)c * H * W);
+        s.sc = s.sh = NULL;
+    } else {
+        gn_affine(sc, sh, x, d->norm_out_g, d->norm_out_b, c, (size_t)H * W);
     }
-    return conv_same(a, img, x, &d->conv_out_w, d->conv_out_b, c, H, W, d->out_ch, 3, /* (3,H,W) */
-                     e);
-}
-
-static size_t decoder_max(const vae_decoder *d, int h, int w) {
-    size_t HW = (size_t)h * w;
-    size_t mx = (size_t)d->z * HW;
-    if ((size_t)d->block_in * HW > mx) mx = (size_t)d->block_in * HW;
-    const vae_mid *m = &d->mid;
-    if ((size_t)m->block_1.cout * HW > mx) mx = (size_t)m->block_1.cout * HW;
-    if ((size_t)m->block_2.cout * HW > mx) mx = (size_t)m->block_2.cout * HW;
-    for (int i = d->n_levels - 1; i >= 0; i--) {
-        const vae_level *lv = &d->up[i];
-        mx = level_max(lv, HW, mx);
-        if (lv->resample_w.n) {
-            HW *= 4;
-            size_t c = (size_t)lv->block[lv->n_blocks - 1].cout;   /* n_blocks >= 1 */
-            if (c * HW > mx) mx = c * HW;
-        }
-    }
-    return mx;
+    int rc = conv3_bands(a, img, 0, &s, c, H, W, &d->conv_out_w, d->conv_out_b, d->out_ch, e);
+    sdc_arena_reset(a, m);                                               /* (3, H, W) */
+    return rc;
 }
 
 /* Arena high-water mark of one call: peak_begin makes a->peak the bytes in use now,
@@ -620,21 +822,20 @@ static int decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, i
                         VAE_MAX_SIDE / f);
     const int E = v->E, Z = v->dec.z, H = h * f, W = w * f;
     const size_t hw = (size_t)h * w;
-    size_t mx = decoder_max(&v->dec, h, w);
-    if ((size_t)E * hw > mx) mx = (size_t)E * hw;
     for (int n = 0; n < N; n++) {
         sdc_arena_mark m = sdc_arena_get_mark(a);
-        float *A = sdc_arena_f32(a, mx), *B = sdc_arena_f32(a, mx);   /* ping-pong */
-        if (!A || !B) {
+        float *R = sdc_arena_f32(a, decoder_region(&v->dec, h, w));
+        float *zs = sdc_arena_f32(a, (size_t)E * hw), *zq = sdc_arena_f32(a, (size_t)Z * hw);
+        if (!R || !zs || !zq) {
             sdc_arena_reset(a, m);
             return sdc_errf(e, "vae: out of memory for a %dx%d decode", H, W);
         }
         const float *zn = z + (size_t)n * E * hw;
-        for (size_t i = 0; i < (size_t)E * hw; i++) B[i] = zn[i] / SDC_VAE_SCALE;  /* (E,h,w) */
+        for (size_t i = 0; i < (size_t)E * hw; i++) zs[i] = zn[i] / SDC_VAE_SCALE;  /* (E,h,w) */
         /* (z,h,w) */
-        int rc = conv_same(a, A, B, &v->post_quant_w, v->post_quant_b, E, h, w, Z, 1, e);
-        if (!rc) tap(v, "post_quant_conv", A, Z, h, w);
-        if (!rc) rc = Decoder(v, a, img + (size_t)n * 3 * H * W, A, B, h, w, e);
+        int rc = conv_same(a, zq, zs, &v->post_quant_w, v->post_quant_b, E, h, w, Z, 1, e);
+        if (!rc) tap(v, "post_quant_conv", zq, Z, h, w);
+        if (!rc) rc = Decoder(v, a, img + (size_t)n * 3 * H * W, R, zq, h, w, e);
         sdc_arena_reset(a, m);
         if (rc) return -1;
     }
@@ -781,8 +982,7 @@ static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img,
     for (int i = 0; i < en->n_levels; i++) {
         const vae_level *lv = &en->down[i];
         for (int j = 0; j < lv->n_blocks; j++) {                          /* (cout, H, W) */
-            if (ResnetBlock(&lv->block[j], a, y, x, H, W, e)) return -1;
-            t = x; x = y; y = t;
+            if (ResnetBlock(&lv->block[j], a, x, y, H, W, e)) return -1;
             c = lv->block[j].cout;
         }
         if (lv->resample_w.n) {            /* Downsample: pad (0,1,0,1), 3x3 stride 2 */
@@ -796,7 +996,7 @@ static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img,
         snprintf(name, sizeof name, "encoder.down_blocks.%d", i);
         tap(v, name, x, c, H, W);
     }
-    if (Mid(&en->mid, a, &x, &y, H, W, e)) return -1;
+    if (Mid(&en->mid, a, x, y, H, W, e)) return -1;
     c = en->mid.block_2.cout;
     tap(v, "encoder.mid_block", x, c, H, W);
     k_group_norm(x, x, en->norm_out_g, en->norm_out_b, 1, c, H * W, VAE_GROUPS, VAE_EPS, 1);
