@@ -882,6 +882,26 @@ static void linear(fwd *f, float *out, const float *in, const lin_w *l, int M) {
     sdc_arena_reset(f->a, m);
 }
 
+/* out[M, l->out] += in[M, l->in] · wᵀ + b: a residual branch's last Linear added straight into the
+ * residual stream (bias rows added first, then sgemm with beta = 1), instead of a separate output
+ * buffer and a k_add pass over both. */
+static void linear_acc(fwd *f, float *out, const float *in, const lin_w *l, int M) {
+    sdc_arena_mark m = sdc_arena_get_mark(f->a);
+    const float *w = wf32(f, &l->w);                                      /* [out, in] */
+    int N = l->out;
+    if (w) {
+        if (l->b) {
+            #pragma omp parallel for schedule(static)
+            for (int i = 0; i < M; i++) {
+                float *o = out + (size_t)i * N;
+                for (int j = 0; j < N; j++) o[j] += l->b[j];
+            }
+        }
+        k_sgemm(0, 1, M, N, l->in, 1.0f, in, l->in, w, l->in, 1.0f, out, N);
+    }
+    sdc_arena_reset(f->a, m);
+}
+
 /* ldm ResBlock: out[N,cout,H,W] = skip(x) + out_layers(in_layers(x) + emb_layers(emb)).
  * x: [N, cin, H, W]; out must not alias x. */
 static void res_block_fwd(fwd *f, const res_block *r, float *out, const float *x, int H, int W) {
@@ -907,8 +927,8 @@ done:
     sdc_arena_reset(f->a, m);
 }
 
-/* ldm CrossAttention: out[N*Lq, qdim] = to_out(softmax(q kᵀ/√d) v), q from x [N, Lq, qdim],
- * k and v from x (self) or from the context [N, Lc, kvdim]. */
+/* ldm CrossAttention, added to the residual: out[N*Lq, qdim] += to_out(softmax(q kᵀ/√d) v), q from
+ * x [N, Lq, qdim], k and v from x (self) or from the context [N, Lc, kvdim]. */
 static void cross_attn_fwd(fwd *f, const cross_attn *at, float *out, const float *x, int Lq) {
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int N = f->N, M = N * Lq, in = at->inner;
@@ -935,12 +955,12 @@ static void cross_attn_fwd(fwd *f, const cross_attn *at, float *out, const float
         Lk = f->Lc;
     }
     k_attention(f->a, o, q, ldq, k, ldkv, v, ldkv, N, Lq, Lk, at->heads, at->head_dim, 0);
-    linear(f, out, o, &at->out, M);                                       /* [N, Lq, qdim] */
+    linear_acc(f, out, o, &at->out, M);                                   /* [N, Lq, qdim] */
 done:
     sdc_arena_reset(f->a, m);
 }
 
-/* GEGLU feed-forward, chunked over rows: out[M, C] = net.2(value * gelu(gate)). */
+/* GEGLU feed-forward, chunked over rows, added to the residual: out[M, C] += net.2(value * gelu(gate)). */
 static void feed_forward_fwd(fwd *f, const tf_block *t, float *out, const float *x, int M) {
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int F = t->ff_inner, C = t->ff_out.out, rows = M < UNET_FF_ROWS ? M : UNET_FF_ROWS;
@@ -952,7 +972,12 @@ static void feed_forward_fwd(fwd *f, const tf_block *t, float *out, const float 
         int n = M - r0 < rows ? M - r0 : rows;
         k_linear(p, x + (size_t)r0 * C, w1, t->ff_in.b, n, C, 2 * F);
         k_geglu(g, p, n, F);
-        k_linear(out + (size_t)r0 * C, g, w2, t->ff_out.b, n, F, C);
+        if (t->ff_out.b) {
+            #pragma omp parallel for schedule(static)
+            for (int i = r0; i < r0 + n; i++)
+                for (int j = 0; j < C; j++) out[(size_t)i * C + j] += t->ff_out.b[j];
+        }
+        k_sgemm(0, 1, n, C, F, 1.0f, g, F, w2, F, 1.0f, out + (size_t)r0 * C, C);
     }
 done:
     sdc_arena_reset(f->a, m);
@@ -963,17 +988,14 @@ static void tf_block_fwd(fwd *f, const tf_block *t, float *x, int L) {
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int M = f->N * L, C = t->norm1.c;
     size_t n = (size_t)M * C;
-    float *h = talloc(f, n), *o = talloc(f, n);                            /* [N, L, C] */
+    float *h = talloc(f, n);                                               /* [N, L, C] */
     if (f->oom) goto done;
     k_layer_norm(h, x, t->norm1.g, t->norm1.b, M, C, UNET_LN_EPS);
-    cross_attn_fwd(f, &t->attn1, o, h, L);
-    k_add(x, x, o, n);                                                     /* x += attn1(norm1 x) */
+    cross_attn_fwd(f, &t->attn1, x, h, L);                                 /* x += attn1(norm1 x) */
     k_layer_norm(h, x, t->norm2.g, t->norm2.b, M, C, UNET_LN_EPS);
-    cross_attn_fwd(f, &t->attn2, o, h, L);
-    k_add(x, x, o, n);                                                     /* x += attn2(norm2 x, ctx) */
+    cross_attn_fwd(f, &t->attn2, x, h, L);                                 /* x += attn2(norm2 x, ctx) */
     k_layer_norm(h, x, t->norm3.g, t->norm3.b, M, C, UNET_LN_EPS);
-    feed_forward_fwd(f, t, o, h, M);
-    k_add(x, x, o, n);                                                     /* x += ff(norm3 x) */
+    feed_forward_fwd(f, t, x, h, M);                                       /* x += ff(norm3 x) */
 done:
     sdc_arena_reset(f->a, m);
 }
