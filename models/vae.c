@@ -551,40 +551,197 @@ typedef struct vae_src {             /* a conv's input, made a band at a time */
     int up;                          /* nearest 2x upsample of x */
 } vae_src;
 
+/* band[c][j][1 + x] (row stride Wp, rows per channel `rows`) = the source's row y0 - 1 + j, made
+ * as s says; zero outside the image and in columns 0 and W+1 .. Wp-1. */
+static void fill_src_band(float *band, const vae_src *s, int Cin, int H, int W, int y0, int rows,
+                          int Wp) {
+    const int sH = s->up ? H / 2 : H, sW = s->up ? W / 2 : W;
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < Cin; c++)
+        for (int j = 0; j < rows; j++) {
+            float *row = band + ((size_t)c * rows + j) * Wp, *d = row + 1;
+            const int iy = y0 - 1 + j;
+            row[0] = 0.0f;
+            for (int x = W + 1; x < Wp; x++) row[x] = 0.0f;
+            if (iy < 0 || iy >= H) { memset(d, 0, (size_t)W * sizeof(float)); continue; }
+            const float *src = s->x + ((size_t)c * sH + (s->up ? iy / 2 : iy)) * sW;
+            if (s->up) {
+                for (int x = 0; x < W; x++) d[x] = src[x / 2];
+                src = d;
+            }
+            if (s->sc) act_span(d, src, (size_t)W, s->sc[c], s->sh[c]);
+            else if (src != d) memcpy(d, src, (size_t)W * sizeof(float));
+        }
+}
+
+/* ---- Winograd F(2x2, 3x3): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2x2 output tile, the 16 products
+ * summed over input channels as 16 GEMMs (Cout x Cin) · (Cin x tiles): 16 multiplies per 4
+ * outputs instead of 36, so it runs past the direct method's FLOP floor. Used for the wide 3x3
+ * convs (both channel counts >= VAE_WINO_MIN_C); conv_out (3 channels) stays direct. */
+#define VAE_WINO_MIN_C 16
+/* Floats of transformed input + products per band (64 MiB): 16 rows at 512 channels x 256 columns,
+ * 1024 tiles per GEMM. */
+#define VAE_WINO_FLOATS ((size_t)16 << 20)
+
+/* U[k][o][c] = (G g Gᵀ)[k] for g = w[o][c] (3x3), G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. */
+static void wino_weights(float *U, const float *w, int Cout, int Cin) {
+    const size_t plane = (size_t)Cout * Cin;
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < Cout; o++)
+        for (int c = 0; c < Cin; c++) {
+            const float *g = w + ((size_t)o * Cin + c) * 9;
+            float t[4][3], u[4][4];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[i][3] = t[i][2];
+            }
+            for (int k = 0; k < 16; k++) U[k * plane + (size_t)o * Cin + c] = u[k / 4][k % 4];
+        }
+}
+
+/* V[k·ps + c·T + t] = (Bᵀ d B)[k] for the 4x4 patch d at rows 2ty.., columns 2tx.. of band
+ * channel c, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]; t = ty·TW + tx. Chunks of tiles, so
+ * that the loops run over tiles (vectorised). */
+#define VAE_WINO_CHUNK 64
+static void wino_input(float *V, size_t ps, const float *band, int Cin, int rows, int Wp, int TY,
+                       int TW) {
+    const size_t T = (size_t)TY * TW;
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < Cin; c++)
+        for (int ty = 0; ty < TY; ty++)
+            for (int t0 = 0; t0 < TW; t0 += VAE_WINO_CHUNK) {
+                const int n = TW - t0 < VAE_WINO_CHUNK ? TW - t0 : VAE_WINO_CHUNK;
+                float q[4][4][VAE_WINO_CHUNK];           /* q[row i][column combo j][tile] */
+                for (int i = 0; i < 4; i++) {
+                    const float *r = band + ((size_t)c * rows + 2 * ty + i) * Wp + 2 * t0;
+                    for (int tx = 0; tx < n; tx++) {
+                        float a0 = r[2 * tx], a1 = r[2 * tx + 1], a2 = r[2 * tx + 2], a3 = r[2 * tx + 3];
+                        q[i][0][tx] = a0 - a2;
+                        q[i][1][tx] = a1 + a2;
+                        q[i][2][tx] = a2 - a1;
+                        q[i][3][tx] = a1 - a3;
+                    }
+                }
+                float *v = V + (size_t)c * T + (size_t)ty * TW + t0;
+                for (int j = 0; j < 4; j++) {
+                    float *v0 = v + (size_t)j * ps, *v1 = v0 + 4 * ps, *v2 = v1 + 4 * ps, *v3 = v2 + 4 * ps;
+                    for (int tx = 0; tx < n; tx++) {
+                        v0[tx] = q[0][j][tx] - q[2][j][tx];
+                        v1[tx] = q[1][j][tx] + q[2][j][tx];
+                        v2[tx] = q[2][j][tx] - q[1][j][tx];
+                        v3[tx] = q[1][j][tx] - q[3][j][tx];
+                    }
+                }
+            }
+}
+
+/* out rows y0 .. y0+r of (Cout, H, W) (=, or += when add) Aᵀ M A + b, Aᵀ = [1 1 1 0; 0 1 -1 -1],
+ * from the products M[k·ps + o·T + t]. */
+static void wino_output(float *out, int add, const float *M, size_t ps, const float *b, int Cout,
+                        int H, int W, int y0, int r, int TY, int TW) {
+    const size_t T = (size_t)TY * TW;
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < Cout; o++) {
+        const float bo = b ? b[o] : 0.0f;
+        for (int ty = 0; ty < TY; ty++)
+            for (int t0 = 0; t0 < TW; t0 += VAE_WINO_CHUNK) {
+                const int n = TW - t0 < VAE_WINO_CHUNK ? TW - t0 : VAE_WINO_CHUNK;
+                const float *mo = M + (size_t)o * T + (size_t)ty * TW + t0;
+                float q[2][4][VAE_WINO_CHUNK], y[2][2][VAE_WINO_CHUNK];
+                for (int j = 0; j < 4; j++) {
+                    const float *m0 = mo + (size_t)j * ps, *m1 = m0 + 4 * ps, *m2 = m1 + 4 * ps,
+                                *m3 = m2 + 4 * ps;
+                    for (int tx = 0; tx < n; tx++) {
+                        q[0][j][tx] = m0[tx] + m1[tx] + m2[tx];
+                        q[1][j][tx] = m1[tx] - m2[tx] - m3[tx];
+                    }
+                }
+                for (int i = 0; i < 2; i++)
+                    for (int tx = 0; tx < n; tx++) {
+                        y[i][0][tx] = q[i][0][tx] + q[i][1][tx] + q[i][2][tx] + bo;
+                        y[i][1][tx] = q[i][1][tx] - q[i][2][tx] - q[i][3][tx] + bo;
+                    }
+                for (int i = 0; i < 2 && 2 * ty + i < r; i++) {
+                    float *d = out + ((size_t)o * H + y0 + 2 * ty + i) * W + 2 * t0;
+                    const int nx = W - 2 * t0 < 2 * n ? W - 2 * t0 : 2 * n;   /* pixels in the row */
+                    if (add)
+                        for (int x = 0; x < nx; x++) d[x] += y[i][x & 1][x >> 1];
+                    else
+                        for (int x = 0; x < nx; x++) d[x] = y[i][x & 1][x >> 1];
+                }
+            }
+    }
+}
+
+static int conv3_wino(sdc_arena *a, float *out, int add, const vae_src *s, int Cin, int H, int W,
+                      const float *wf, const float *b, int Cout, sdc_err *e) {
+    sdc_arena_mark m = sdc_arena_get_mark(a);
+    const int TW = (W + 1) / 2, Wp = 2 * TW + 2;
+    int TR = (int)(VAE_WINO_FLOATS / ((size_t)16 * (Cin + Cout) * TW));   /* tile rows a band */
+    if (TR > H / 16) TR = H / 16;      /* >= 8 bands: the scratch stays well below the activations */
+    if (TR < 1) TR = 1;
+    if (TR > (H + 1) / 2) TR = (H + 1) / 2;
+    const size_t Tmax = (size_t)TR * TW;
+    /* plane strides off powers of two by a few cache lines: the 16 streams of a transform
+     * would otherwise fall into the same cache sets */
+    const size_t pv = (size_t)Cin * Tmax + 80, pm = (size_t)Cout * Tmax + 80;
+    float *U = sdc_arena_f32(a, (size_t)16 * Cout * Cin);
+    float *band = sdc_arena_f32(a, (size_t)Cin * (2 * TR + 2) * Wp);
+    float *V = sdc_arena_f32(a, 16 * pv), *M = sdc_arena_f32(a, 16 * pm);
+    if (!U || !band || !V || !M) {
+        sdc_arena_reset(a, m);
+        return sdc_errf(e, "vae: out of memory for a %dx%dx3x3 conv", Cout, Cin);
+    }
+    wino_weights(U, wf, Cout, Cin);
+    for (int y0 = 0; y0 < H; y0 += 2 * TR) {
+        const int r = H - y0 < 2 * TR ? H - y0 : 2 * TR, TY = (r + 1) / 2, rows = 2 * TY + 2;
+        const size_t T = (size_t)TY * TW;
+        fill_src_band(band, s, Cin, H, W, y0, rows, Wp);
+        wino_input(V, pv, band, Cin, rows, Wp, TY, TW);
+        /* M[k] (Cout, T) = U[k] (Cout, Cin) · V[k] (Cin, T), each GEMM on all threads (one-thread
+         * sgemm calls from an OpenMP loop ran one at a time here: OpenBLAS serialised them) */
+        for (int k = 0; k < 16; k++)
+            k_sgemm(0, 0, Cout, (int)T, Cin, 1.0f, U + (size_t)k * Cout * Cin, Cin,
+                    V + (size_t)k * pv, (int)T, 0.0f, M + (size_t)k * pm, (int)T);
+        wino_output(out, add, M, pm, b, Cout, H, W, y0, r, TY, TW);
+    }
+    sdc_arena_reset(a, m);
+    return 0;
+}
+
 /* out[Cout,H,W] (=, or += when add) conv3x3 "same"(src[Cin,H,W]) + b. out must not overlap the
  * source. Returns 0, or -1 (sets e) when the arena cannot give the scratch. */
 static int conv3_bands(sdc_arena *a, float *out, int add, const vae_src *s, int Cin, int H, int W,
                        const sdc_weight *w, const float *b, int Cout, sdc_err *e) {
     sdc_arena_mark m = sdc_arena_get_mark(a);
-    const size_t wide = (size_t)(Cin > Cout ? Cin : Cout) * W;
+    const float *wf = sdc_weight_f32(w, a);                              /* (Cout, Cin, 3, 3) */
+    if (wf && Cin >= VAE_WINO_MIN_C && Cout >= VAE_WINO_MIN_C) {
+        int rc = conv3_wino(a, out, add, s, Cin, H, W, wf, b, Cout, e);
+        sdc_arena_reset(a, m);
+        return rc;
+    }
+    const size_t wide = (size_t)(Cin > Cout ? Cin : Cout) * (W + 2);
     size_t R = VAE_BAND_FLOATS / wide > 2 ? VAE_BAND_FLOATS / wide - 2 : 1;
     if (R > (size_t)H) R = (size_t)H;
-    const float *wf = sdc_weight_f32(w, a);                              /* (Cout, Cin, 3, 3) */
-    float *in = sdc_arena_f32(a, (size_t)Cin * (R + 2) * W);            /* (Cin, R+2, W) */
+    float *in = sdc_arena_f32(a, (size_t)Cin * (R + 2) * (W + 2));      /* (Cin, R+2, W+2) */
     float *ob = sdc_arena_f32(a, (size_t)Cout * R * W);                 /* (Cout, R, W) */
     if (!wf || !in || !ob) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "vae: out of memory for a %dx%dx3x3 conv", Cout, Cin);
     }
-    const int sH = s->up ? H / 2 : H, sW = s->up ? W / 2 : W;
     for (int y0 = 0; y0 < H; y0 += (int)R) {
         const int r = H - y0 < (int)R ? H - y0 : (int)R, rows = r + 2;
-        #pragma omp parallel for schedule(static)
-        for (int c = 0; c < Cin; c++)
-            for (int j = 0; j < rows; j++) {
-                float *d = in + ((size_t)c * rows + j) * W;
-                const int iy = y0 - 1 + j;
-                if (iy < 0 || iy >= H) { memset(d, 0, (size_t)W * sizeof(float)); continue; }
-                const float *src = s->x + ((size_t)c * sH + (s->up ? iy / 2 : iy)) * sW;
-                if (s->up) {
-                    for (int x = 0; x < W; x++) d[x] = src[x / 2];
-                    src = d;
-                }
-                if (s->sc) act_span(d, src, (size_t)W, s->sc[c], s->sh[c]);
-                else if (src != d) memcpy(d, src, (size_t)W * sizeof(float));
-            }
-        /* (Cout, r, W): rows 0 and r+1 of the band are the halo, the columns padded by 1 */
-        k_conv2d(a, ob, in, wf, b, 1, Cin, rows, W, Cout, 3, 3, 1, 0, 1, 0, 1);
+        fill_src_band(in, s, Cin, H, W, y0, rows, W + 2);
+        /* (Cout, r, W): the band is padded already (halo rows, a zero column each side) */
+        k_conv2d(a, ob, in, wf, b, 1, Cin, rows, W + 2, Cout, 3, 3, 1, 0, 0, 0, 0);
         const size_t n = (size_t)r * W;
         #pragma omp parallel for schedule(static)
         for (int o = 0; o < Cout; o++) {
@@ -599,31 +756,30 @@ static int conv3_bands(sdc_arena *a, float *out, int add, const vae_src *s, int 
 }
 
 /* x[Cout, HW] = w[Cout, Cin] · x[Cin, HW] + b in place (x holds max(Cin, Cout)·HW floats): tiles
- * of pixels, each copied out to per-thread scratch before its outputs (the same pixels) are
- * written, so no tile reads what another writes. Returns 0, or -1 (sets e) without scratch. */
-#define VAE_NIN_TILE 256
+ * of pixels, each copied out to scratch before its outputs (the same pixels) are written; the
+ * GEMM of a tile runs on all threads. Returns 0, or -1 (sets e) without scratch. */
+#define VAE_NIN_TILE 4096
 static int conv1x1_inplace(sdc_arena *a, float *x, const sdc_weight *w, const float *b, int Cin,
                            int Cout, size_t HW, sdc_err *e) {
     sdc_arena_mark m = sdc_arena_get_mark(a);
-    const int nthr = sdc_kernels_get_threads();
     const float *wf = sdc_weight_f32(w, a);                              /* (Cout, Cin) */
-    float *sc = sdc_arena_f32(a, (size_t)nthr * Cin * VAE_NIN_TILE);
+    float *sc = sdc_arena_f32(a, (size_t)Cin * VAE_NIN_TILE);
     if (!wf || !sc) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "vae: out of memory for a %dx%d 1x1 conv", Cout, Cin);
     }
-    const long ntile = (long)((HW + VAE_NIN_TILE - 1) / VAE_NIN_TILE);
-    #pragma omp parallel for num_threads(nthr) schedule(static)
-    for (long t = 0; t < ntile; t++) {
-        const size_t p0 = (size_t)t * VAE_NIN_TILE;
+    for (size_t p0 = 0; p0 < HW; p0 += VAE_NIN_TILE) {
         const int np = (int)(HW - p0 < VAE_NIN_TILE ? HW - p0 : VAE_NIN_TILE);
-        float *s = sc + (size_t)omp_get_thread_num() * Cin * VAE_NIN_TILE;   /* (Cin, np) */
-        for (int c = 0; c < Cin; c++) memcpy(s + (size_t)c * np, x + (size_t)c * HW + p0, (size_t)np * sizeof(float));
-        for (int o = 0; o < Cout; o++) {
-            float *d = x + (size_t)o * HW + p0, v = b ? b[o] : 0.0f;
-            for (int i = 0; i < np; i++) d[i] = v;
+        const int cm = Cin > Cout ? Cin : Cout;
+        #pragma omp parallel for schedule(static)
+        for (int c = 0; c < cm; c++) {                                   /* (Cin, np) out */
+            if (c < Cin) memcpy(sc + (size_t)c * np, x + (size_t)c * HW + p0, (size_t)np * sizeof(float));
+            if (c < Cout) {                                              /* bias in */
+                float *d = x + (size_t)c * HW + p0, v = b ? b[c] : 0.0f;
+                for (int i = 0; i < np; i++) d[i] = v;
+            }
         }
-        k_sgemm(0, 0, Cout, np, Cin, 1.0f, wf, Cin, s, np, 1.0f, x + p0, (int)HW);
+        k_sgemm(0, 0, Cout, np, Cin, 1.0f, wf, Cin, sc, np, 1.0f, x + p0, (int)HW);
     }
     sdc_arena_reset(a, m);
     return 0;
