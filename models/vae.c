@@ -1,6 +1,8 @@
 /* vae.c — the SD autoencoder (ldm.models.autoencoder.AutoencoderKL): Encoder, Decoder,
- * quant_conv/post_quant_conv, bound from the tensor store as f32 copies and run as plain
- * kernel calls, one image at a time (activation memory is one image's, whatever N is).
+ * quant_conv/post_quant_conv, bound from the tensor store as f32 copies and run as kernel calls,
+ * one image at a time (activation memory is one image's, whatever N is). Blocks update their
+ * activation in place; the 3x3 convs of the blocks and the upsampler run here, a band of rows at
+ * a time, as Winograd F(2x2,3x3) on sgemm (conv3_bands).
  * In low-mem mode (sdc_vae_params.low_mem) the conv and attention matrices stay the store's
  * views and are widened per layer into arena scratch (models/weight.h); same output bits.
  *
@@ -15,7 +17,6 @@
 #include <string.h>
 
 #include <math.h>
-#include <omp.h>
 
 #include "kernels/kernels.h"
 #include "kernels/vmath.h"   /* the kernels' vector layer: GroupNorm + SiLU fused into conv bands */
@@ -468,10 +469,11 @@ static int conv_same(sdc_arena *a, float *out, const float *in, const sdc_weight
  * upsample2x(x): instead of materialising those whole tensors (a second copy of the largest
  * activation), conv3_bands builds its input one band of rows (plus a halo row each side) at a
  * time into scratch and convolves it there; the output band is stored or added (the residual)
- * into place. Same sums as before per output pixel; GroupNorm statistics as k_group_norm's. */
+ * into place. GroupNorm statistics and the SiLU as k_group_norm's. */
 
-/* Floats of input band scratch a band may use (32 MiB): at 256 channels x 512 columns that is
- * 62 rows a band, so the per-band cost (weights repacked by k_conv2d) stays ~1% of the conv. */
+/* Direct path (narrow convs: conv_out's 3 channels): floats of input band scratch a band may use
+ * (32 MiB): at 128 channels x 512 columns that is 126 rows a band, so the per-band cost (weights
+ * repacked by k_conv2d) stays ~1% of the conv. */
 #define VAE_BAND_FLOATS ((size_t)8 << 20)
 /* Float partial sums cover at most this many elements before they are folded into a double
  * (as kernels/norm.c does). */
