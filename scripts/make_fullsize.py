@@ -23,9 +23,8 @@ import time
 import numpy as np
 import torch
 
-KEYS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "fixtures", "sd15-keys.tsv")
-if not os.path.exists(KEYS):
-    KEYS = "/work/shared/fixtures/sd15-keys.tsv"
+# The real SD 1.5 tensor list, copied from the fixtures into tests/data/ so a clone has it.
+KEYS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "sd15-keys.tsv")
 
 
 def schedule():
