@@ -8,43 +8,6 @@
 #include "kernels/kernels_internal.h"
 #include "kernels/vmath.h"
 
-/* Float partial sums cover at most this many elements before they are folded into a double. */
-#define SUM_RUN 1024
-
-/* Σ x[i] and Σ (x[i] - mean)² over n floats, in double. */
-static double sum_span(const float *x, size_t n) {
-    double s = 0.0;
-    size_t i = 0;
-    while (i + VLEN <= n) {
-        vf a0 = vset(0.0f), a1 = vset(0.0f);
-        size_t end = i + SUM_RUN < n ? i + SUM_RUN : n;
-        for (; i + 2 * VLEN <= end; i += 2 * VLEN) { a0 = vadd(a0, vload(x + i)); a1 = vadd(a1, vload(x + i + VLEN)); }
-        for (; i + VLEN <= end; i += VLEN) a0 = vadd(a0, vload(x + i));
-        s += vhsum(vadd(a0, a1));
-    }
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
-static double sumsq_span(const float *x, size_t n, float mean) {
-    double s = 0.0;
-    size_t i = 0;
-    vf m = vset(mean);
-    while (i + VLEN <= n) {
-        vf a0 = vset(0.0f), a1 = vset(0.0f);
-        size_t end = i + SUM_RUN < n ? i + SUM_RUN : n;
-        for (; i + 2 * VLEN <= end; i += 2 * VLEN) {
-            vf d0 = vsub(vload(x + i), m), d1 = vsub(vload(x + i + VLEN), m);
-            a0 = vfma(d0, d0, a0);
-            a1 = vfma(d1, d1, a1);
-        }
-        for (; i + VLEN <= end; i += VLEN) { vf d = vsub(vload(x + i), m); a0 = vfma(d, d, a0); }
-        s += vhsum(vadd(a0, a1));
-    }
-    for (; i < n; i++) { double d = x[i] - mean; s += d * d; }
-    return s;
-}
-
 /* y = x·sc + sh, then x·σ(x) if silu; n floats. */
 static void affine_span(float *y, const float *x, size_t n, float sc, float sh, int silu) {
     vf a = vset(sc), b = vset(sh);
@@ -76,8 +39,8 @@ void k_group_norm(float *out, const float *in, const float *gamma, const float *
     for (int ng = 0; ng < N * groups; ng++) {
         const float *x = in + (size_t)ng * gsz;
         float *y = out + (size_t)ng * gsz;
-        double mean = sum_span(x, gsz) / (double)gsz;
-        double var = sumsq_span(x, gsz, (float)mean) / (double)gsz;
+        double mean = vsum_span(x, gsz) / (double)gsz;
+        double var = vsumsq_span(x, gsz, (float)mean) / (double)gsz;
         float rstd = (float)(1.0 / sqrt(var + eps)), fm = (float)mean;
         int c0 = (ng % groups) * cpg;
         for (int c = 0; c < cpg; c++) {
@@ -94,8 +57,8 @@ void k_layer_norm(float *out, const float *in, const float *gamma, const float *
     for (int r = 0; r < rows; r++) {
         const float *x = in + (size_t)r * dim;
         float *y = out + (size_t)r * dim;
-        double mean = sum_span(x, (size_t)dim) / dim;
-        double var = sumsq_span(x, (size_t)dim, (float)mean) / dim;
+        double mean = vsum_span(x, (size_t)dim) / dim;
+        double var = vsumsq_span(x, (size_t)dim, (float)mean) / dim;
         float rstd = (float)(1.0 / sqrt(var + eps)), fm = (float)mean;
         vf m = vset(fm), rs = vset(rstd);
         int i = 0;

@@ -152,4 +152,43 @@ static inline vf verfc_scaled(vf x, float s, float s2) {
 static inline vf verfc(vf x) { return verfc_scaled(x, 1.0f, 1.0f); }
 #endif
 
+/* Float partial sums cover at most this many elements before they are folded into a double. */
+#define VSUM_RUN 1024
+
+/* Σ x[i] and Σ (x[i] - mean)² over n floats, in double (the group/layer norm statistics;
+ * models/vae.c uses them too, so its fused GroupNorm matches k_group_norm bit for bit). */
+static inline double vsum_span(const float *x, size_t n) {
+    double s = 0.0;
+    size_t i = 0;
+    while (i + VLEN <= n) {
+        vf a0 = vset(0.0f), a1 = vset(0.0f);
+        size_t end = i + VSUM_RUN < n ? i + VSUM_RUN : n;
+        for (; i + 2 * VLEN <= end; i += 2 * VLEN) { a0 = vadd(a0, vload(x + i)); a1 = vadd(a1, vload(x + i + VLEN)); }
+        for (; i + VLEN <= end; i += VLEN) a0 = vadd(a0, vload(x + i));
+        s += vhsum(vadd(a0, a1));
+    }
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static inline double vsumsq_span(const float *x, size_t n, float mean) {
+    double s = 0.0;
+    size_t i = 0;
+    vf m = vset(mean);
+    while (i + VLEN <= n) {
+        vf a0 = vset(0.0f), a1 = vset(0.0f);
+        size_t end = i + VSUM_RUN < n ? i + VSUM_RUN : n;
+        for (; i + 2 * VLEN <= end; i += 2 * VLEN) {
+            vf d0 = vsub(vload(x + i), m), d1 = vsub(vload(x + i + VLEN), m);
+            a0 = vfma(d0, d0, a0);
+            a1 = vfma(d1, d1, a1);
+        }
+        for (; i + VLEN <= end; i += VLEN) { vf d = vsub(vload(x + i), m); a0 = vfma(d, d, a0); }
+        s += vhsum(vadd(a0, a1));
+    }
+    for (; i < n; i++) { double d = x[i] - mean; s += d * d; }
+    return s;
+}
+
+
 #endif

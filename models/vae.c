@@ -475,43 +475,6 @@ static int conv_same(sdc_arena *a, float *out, const float *in, const sdc_weight
  * (32 MiB): at 128 channels x 512 columns that is 126 rows a band, so the per-band cost (weights
  * repacked by k_conv2d) stays ~1% of the conv. */
 #define VAE_BAND_FLOATS ((size_t)8 << 20)
-/* Float partial sums cover at most this many elements before they are folded into a double
- * (as kernels/norm.c does). */
-#define VAE_SUM_RUN 1024
-
-static double sum_span(const float *x, size_t n) {
-    double s = 0.0;
-    size_t i = 0;
-    while (i + VLEN <= n) {
-        vf a0 = vset(0.0f), a1 = vset(0.0f);
-        size_t end = i + VAE_SUM_RUN < n ? i + VAE_SUM_RUN : n;
-        for (; i + 2 * VLEN <= end; i += 2 * VLEN) { a0 = vadd(a0, vload(x + i)); a1 = vadd(a1, vload(x + i + VLEN)); }
-        for (; i + VLEN <= end; i += VLEN) a0 = vadd(a0, vload(x + i));
-        s += vhsum(vadd(a0, a1));
-    }
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
-static double sumsq_span(const float *x, size_t n, float mean) {
-    double s = 0.0;
-    size_t i = 0;
-    vf m = vset(mean);
-    while (i + VLEN <= n) {
-        vf a0 = vset(0.0f), a1 = vset(0.0f);
-        size_t end = i + VAE_SUM_RUN < n ? i + VAE_SUM_RUN : n;
-        for (; i + 2 * VLEN <= end; i += 2 * VLEN) {
-            vf d0 = vsub(vload(x + i), m), d1 = vsub(vload(x + i + VLEN), m);
-            a0 = vfma(d0, d0, a0);
-            a1 = vfma(d1, d1, a1);
-        }
-        for (; i + VLEN <= end; i += VLEN) { vf d = vsub(vload(x + i), m); a0 = vfma(d, d, a0); }
-        s += vhsum(vadd(a0, a1));
-    }
-    for (; i < n; i++) { double d = x[i] - mean; s += d * d; }
-    return s;
-}
-
 /* GroupNorm(VAE_GROUPS) of x[C, HW] as a per-channel affine: norm(x)[c] = x[c]·sc[c] + sh[c]. */
 static void gn_affine(float *sc, float *sh, const float *x, const float *g, const float *b, int C,
                       size_t HW) {
@@ -520,8 +483,8 @@ static void gn_affine(float *sc, float *sh, const float *x, const float *g, cons
     #pragma omp parallel for schedule(dynamic, 1)
     for (int gi = 0; gi < VAE_GROUPS; gi++) {
         const float *xg = x + (size_t)gi * gsz;
-        double mean = sum_span(xg, gsz) / (double)gsz;
-        double var = sumsq_span(xg, gsz, (float)mean) / (double)gsz;
+        double mean = vsum_span(xg, gsz) / (double)gsz;
+        double var = vsumsq_span(xg, gsz, (float)mean) / (double)gsz;
         float rstd = (float)(1.0 / sqrt(var + VAE_EPS)), fm = (float)mean;
         for (int c = gi * cpg; c < (gi + 1) * cpg; c++) {
             sc[c] = rstd * g[c];
