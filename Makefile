@@ -38,9 +38,11 @@ fuzz:
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	@mkdir -p fuzz/artifacts
 	@for h in $(FUZZ_BUILD)/fuzz_*; do n=$$(basename $$h | sed 's/^fuzz_//'); \
-		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s (new inputs go to fuzz/artifacts/corpus-$$n)"; \
+		mkdir -p fuzz/artifacts/corpus-$$n; \
 		$$h -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/artifacts/ \
-		    $$( [ -f fuzz/$$n.dict ] && echo -dict=fuzz/$$n.dict ) fuzz/corpus/$$n || exit 1; done
+		    $$( [ -f fuzz/$$n.dict ] && echo -dict=fuzz/$$n.dict ) \
+		    fuzz/artifacts/corpus-$$n fuzz/corpus/$$n || exit 1; done
 
 bench: build
 	@bash bench/run.sh $(BUILD)
