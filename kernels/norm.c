@@ -8,27 +8,6 @@
 #include "kernels/kernels_internal.h"
 #include "kernels/vmath.h"
 
-/* y = x·sc + sh, then x·σ(x) if silu; n floats. */
-static void affine_span(float *y, const float *x, size_t n, float sc, float sh, int silu) {
-    vf a = vset(sc), b = vset(sh);
-    size_t i = 0;
-    if (silu) {
-        for (; i + VLEN <= n; i += VLEN) {
-            vf v = vfma(vload(x + i), a, b);
-            vstore(y + i, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
-        }
-        if (i < n) {
-            float t[VLEN] = {0};
-            for (size_t j = i; j < n; j++) t[j - i] = x[j];
-            vf v = vfma(vload(t), a, b);
-            vstore(t, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
-            for (size_t j = i; j < n; j++) y[j] = t[j - i];
-        }
-        return;
-    }
-    for (; i + VLEN <= n; i += VLEN) vstore(y + i, vfma(vload(x + i), a, b));
-    for (; i < n; i++) y[i] = x[i] * sc + sh;
-}
 
 /* out[N,C,HW] = (in - mean_g) / sqrt(var_g + eps) * gamma[c] + beta[c], then x·σ(x) if silu. */
 void k_group_norm(float *out, const float *in, const float *gamma, const float *beta,
@@ -45,7 +24,7 @@ void k_group_norm(float *out, const float *in, const float *gamma, const float *
         int c0 = (ng % groups) * cpg;
         for (int c = 0; c < cpg; c++) {
             float sc = rstd * gamma[c0 + c], sh = beta[c0 + c] - fm * sc;
-            affine_span(y + (size_t)c * HW, x + (size_t)c * HW, (size_t)HW, sc, sh, silu);
+            vaffine_span(y + (size_t)c * HW, x + (size_t)c * HW, (size_t)HW, sc, sh, silu);
         }
     }
 }

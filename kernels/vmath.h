@@ -191,4 +191,27 @@ static inline double vsumsq_span(const float *x, size_t n, float mean) {
 }
 
 
+/* y = x·sc + sh, then x·σ(x) if silu; n floats (y may equal x). The GroupNorm apply step of
+ * k_group_norm and of the VAE's fused GroupNorm + SiLU. */
+static inline void vaffine_span(float *y, const float *x, size_t n, float sc, float sh, int silu) {
+    vf a = vset(sc), b = vset(sh);
+    size_t i = 0;
+    if (silu) {
+        for (; i + VLEN <= n; i += VLEN) {
+            vf v = vfma(vload(x + i), a, b);
+            vstore(y + i, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
+        }
+        if (i < n) {
+            float t[VLEN] = {0};
+            for (size_t j = i; j < n; j++) t[j - i] = x[j];
+            vf v = vfma(vload(t), a, b);
+            vstore(t, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
+            for (size_t j = i; j < n; j++) y[j] = t[j - i];
+        }
+        return;
+    }
+    for (; i + VLEN <= n; i += VLEN) vstore(y + i, vfma(vload(x + i), a, b));
+    for (; i < n; i++) y[i] = x[i] * sc + sh;
+}
+
 #endif

@@ -493,22 +493,6 @@ static void gn_affine(float *sc, float *sh, const float *x, const float *g, cons
     }
 }
 
-/* y[n] = silu(x·sc + sh) (y may equal x). */
-static void act_span(float *y, const float *x, size_t n, float sc, float sh) {
-    vf a = vset(sc), bb = vset(sh);
-    size_t i = 0;
-    for (; i + VLEN <= n; i += VLEN) {
-        vf v = vfma(vload(x + i), a, bb);
-        vstore(y + i, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
-    }
-    if (i < n) {
-        float t[VLEN] = {0};
-        for (size_t j = i; j < n; j++) t[j - i] = x[j];
-        vf v = vfma(vload(t), a, bb);
-        vstore(t, vdiv(v, vadd(vset(1.0f), vexp(vsub(vset(0.0f), v)))));
-        for (size_t j = i; j < n; j++) y[j] = t[j - i];
-    }
-}
 
 typedef struct vae_src {             /* a conv's input, made a band at a time */
     const float *x;                  /* (C, H, W), or (C, H/2, W/2) when up */
@@ -534,7 +518,7 @@ static void fill_src_band(float *band, const vae_src *s, int Cin, int H, int W, 
                 for (int x = 0; x < W; x++) d[x] = src[x / 2];
                 src = d;
             }
-            if (s->sc) act_span(d, src, (size_t)W, s->sc[c], s->sh[c]);
+            if (s->sc) vaffine_span(d, src, (size_t)W, s->sc[c], s->sh[c], 1);
             else if (src != d) memcpy(d, src, (size_t)W * sizeof(float));
         }
 }
