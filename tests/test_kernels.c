@@ -83,6 +83,48 @@ static void conv_case(const char *name, int N, int Cin, int H, int W, int Cout, 
     free(in); free(w); free(b); free(out); free(ref);
 }
 
+/* ---- Winograd 3x3 ---------------------------------------------------------------------- */
+/* k_conv3x3_wino against the double reference, with and without bias and residual, on odd and
+ * even sizes, short chunks, channel tails and the chunk/column splits of wide images. */
+static void wino_case(const char *name, int N, int Cin, int H, int W, int Cout, int bias, int resid) {
+    float *in = rand_buf((size_t)N * Cin * H * W, 1.0f), *w = rand_buf((size_t)Cout * Cin * 9, 0.2f);
+    float *b = bias ? rand_buf((size_t)Cout, 1.0f) : NULL;
+    size_t no = (size_t)N * Cout * H * W;
+    float *res = resid ? rand_buf(no, 1.0f) : NULL, *out = malloc(no * sizeof(float));
+    float *U = malloc(k_wino_packed_floats(Cout, Cin) * sizeof(float));
+    double *ref = malloc(no * sizeof(double));
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < Cout; o++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    size_t at = ((size_t)(n * Cout + o) * H + y) * W + x;
+                    double acc = (b ? b[o] : 0.0) + (res ? res[at] : 0.0);
+                    for (int c = 0; c < Cin; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int iy = y - 1 + ky, ix = x - 1 + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc += (double)w[((size_t)(o * Cin + c) * 3 + ky) * 3 + kx] *
+                                       in[((size_t)(n * Cin + c) * H + iy) * W + ix];
+                            }
+                    ref[at] = acc;
+                }
+    k_wino_pack(U, w, Cout, Cin);
+    size_t before = arena.in_use;
+    int ok = k_conv3x3_wino(&arena, out, in, U, b, res, N, Cin, H, W, Cout);
+    check_arena(name, before);
+    if (!ok) { printf("%-44s no scratch FAIL\n", name); failures++; }
+    else check(name, out, ref, no, 1e-5);
+    if (cur == &good_arena) {   /* without scratch: 0, and out untouched */
+        cur = &no_memory;
+        memset(out, 0x7f, no * sizeof(float));
+        ok = !k_conv3x3_wino(&arena, out, in, U, b, res, N, Cin, H, W, Cout) && out[0] == out[no - 1];
+        cur = &good_arena;
+        if (!ok) { printf("%-44s no-scratch fallback FAIL\n", name); failures++; }
+    }
+    free(in); free(w); free(b); free(res); free(out); free(U); free(ref);
+}
+
 /* ---- attention ------------------------------------------------------------------------- */
 static void att_case(const char *name, int B, int Lq, int Lk, int H, int D, int causal, int packed) {
     int HD = H * D, ldq = packed ? 3 * HD : HD, ldk = packed ? 3 * HD : HD + 5, ldv = packed ? 3 * HD : HD;
@@ -440,6 +482,15 @@ int main(void) {
     conv_case("conv 3x3 s1 4000ch 16x16 (shared tile, 2 tiles)", 1, 4000, 16, 16, 2, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s1 128ch 96x96 (several row tiles)", 1, 128, 96, 96, 4, 3, 1, 1, 1, 1, 1, 1);
     conv_case("conv 3x3 s2 64ch 70x70 (several row tiles)", 1, 64, 70, 70, 3, 3, 2, 0, 0, 1, 1, 1);
+    wino_case("wino 3x3 2x5ch 9x11 -> 7 (odd sides)", 2, 5, 9, 11, 7, 1, 0);
+    wino_case("wino 3x3 1x3ch 1x1 -> 4", 1, 3, 1, 1, 4, 1, 1);
+    wino_case("wino 3x3 1x3ch 2x3 -> 13 (no bias)", 1, 3, 2, 3, 13, 0, 0);
+    wino_case("wino 3x3 2x16ch 8x8 -> 24 + residual", 2, 16, 8, 8, 24, 1, 1);
+    wino_case("wino 3x3 2x32ch 16x16 -> 40", 2, 32, 16, 16, 40, 1, 1);
+    wino_case("wino 3x3 1x24ch 64x64 -> 25", 1, 24, 64, 64, 25, 1, 0);
+    wino_case("wino 3x3 1x8ch 37x150 -> 12 (column chunks)", 1, 8, 37, 150, 12, 1, 1);
+    wino_case("wino 3x3 2x300ch 12x20 -> 50 (wide K)", 2, 300, 12, 20, 50, 1, 0);
+    wino_case("wino 3x3 1x600ch 7x33 -> 130 (small chunks)", 1, 600, 7, 33, 130, 0, 1);
     att_case("attention self B2 H3 D8 Lq=Lk=37", 2, 37, 37, 3, 8, 0, 0);
     att_case("attention cross B2 H2 D16 Lq=45 Lk=77", 2, 45, 77, 2, 16, 0, 0);
     att_case("attention self, packed qkv rows (ld=3HD)", 2, 29, 29, 2, 8, 0, 1);

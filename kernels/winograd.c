@@ -1,0 +1,316 @@
+/* winograd.c — 3x3 stride-1 "same" convolution as Winograd F(2x2, 3x3).
+ *
+ * Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2x2 output tile: the 16 elementwise products, summed over input
+ * channels, are 16 GEMMs M[k] (Cout x tiles) = U[k] (Cout x Cin) · V[k] (Cin x tiles). 16
+ * multiply-adds per 4 outputs instead of 36: 2.25x fewer than the direct method, for transforms
+ * that cost a few percent (they are linear in Cin + Cout, the GEMMs in Cin · Cout).
+ *
+ * U = G g Gᵀ is computed once per weight (k_wino_pack), in the GEMM micro-kernel's layout. A
+ * forward cuts the image into chunks of tiles (rows x columns of tiles of one image); each OpenMP
+ * task takes one chunk (and a group of output channels when chunks are too few for the threads):
+ * copies the chunk's input rows into a zero-padded band, transforms them (V), runs the 16 GEMMs
+ * through its own register-blocked micro-kernel (V[k] stays in L1/L2 while U[k] streams) and
+ * transforms the products back into the output, adding bias and, when given, a residual. */
+#include "kernels/kernels.h"
+
+#include <omp.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#define WG_RO 12                 /* output channels per micro-kernel block (U packed by 12) */
+/* Tiles per chunk: 64 (4 vectors of 16) keeps the GEMM's U[k] reads at 32 FLOP per byte (they
+ * stream from L3 or memory) while a 32-tile strip of V[k] (Cin x 32) stays in L2. */
+#define WG_CHUNK_TILES 64
+
+size_t k_wino_packed_floats(int Cout, int Cin) {
+    return (size_t)16 * ((Cout + WG_RO - 1) / WG_RO) * WG_RO * (size_t)Cin;
+}
+
+/* U[k][ob][c][r] = (G g Gᵀ)[k] for g = w[ob·12 + r][c] (3x3), zero for channels past Cout;
+ * G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. */
+void k_wino_pack(float *U, const float *w, int Cout, int Cin) {
+    const int nob = (Cout + WG_RO - 1) / WG_RO;
+    const size_t plane = (size_t)nob * Cin * WG_RO;
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < nob * WG_RO; o++)
+        for (int c = 0; c < Cin; c++) {
+            float u[16] = {0};
+            if (o < Cout) {
+                const float *g = w + ((size_t)o * Cin + c) * 9;
+                float t[4][3];
+                for (int j = 0; j < 3; j++) {
+                    t[0][j] = g[j];
+                    t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                    t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                    t[3][j] = g[6 + j];
+                }
+                for (int i = 0; i < 4; i++) {
+                    u[4 * i + 0] = t[i][0];
+                    u[4 * i + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                    u[4 * i + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                    u[4 * i + 3] = t[i][2];
+                }
+            }
+            float *d = U + ((size_t)(o / WG_RO) * Cin + c) * WG_RO + o % WG_RO;
+            for (int k = 0; k < 16; k++) d[k * plane] = u[k];
+        }
+}
+
+/* One chunk: R tile rows g0 .. g0+R-1 of the batch (tile row g is row g % TH of image g / TH, so a
+ * chunk may span images: the 8x8 level has 4 tile rows an image) x tile columns tx0 .. tx0+CW-1.
+ * Tile t = r·CW + x of the chunk has its 4x4 input patch in band rows (c·R + r)·4 .. +3, columns
+ * 2x .. 2x+3: band rows hold image rows 2ty-1 .. 2ty+2, band column 0 image column 2·tx0 - 1. */
+typedef struct wg_chunk { int g0, R, tx0, CW, TH; } wg_chunk;
+
+/* band[c][r][i][0..Wb) = in[n][c][2ty - 1 + i][2·tx0 - 1 + x] for tile row g0 + r = (n, ty); zero
+ * outside the image. */
+static void wg_fill_band(float *band, int Wb, const float *in, int Cin, int H, int W, const wg_chunk *ch) {
+    const int x0 = 2 * ch->tx0 - 1;
+    int lo = -x0, hi = W - x0;                       /* band columns that hold image columns */
+    if (lo < 0) lo = 0;
+    if (hi > Wb) hi = Wb;
+    for (int c = 0; c < Cin; c++)
+        for (int r = 0; r < ch->R; r++) {
+            const int n = (ch->g0 + r) / ch->TH, ty = (ch->g0 + r) % ch->TH;
+            const float *img = in + ((size_t)n * Cin + c) * H * W;
+            for (int i = 0; i < 4; i++) {
+                float *d = band + ((size_t)(c * ch->R + r) * 4 + i) * Wb;
+                const int iy = 2 * ty - 1 + i;
+                if (iy < 0 || iy >= H || hi <= lo) { memset(d, 0, (size_t)Wb * sizeof(float)); continue; }
+                memset(d, 0, (size_t)lo * sizeof(float));
+                memcpy(d + lo, img + (size_t)iy * W + x0 + lo, (size_t)(hi - lo) * sizeof(float));
+                memset(d + hi, 0, (size_t)(Wb - hi) * sizeof(float));
+            }
+        }
+}
+
+#if defined(__AVX512F__)
+/* V[k·vs + c·Tp + t] = (Bᵀ d B)[k] for the chunk's tiles, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0;
+ * 0 1 0 -1]; 16 tiles of a tile row at a time (even/odd band columns split by permutes). */
+static void wg_input(float *V, size_t vs, int Tp, const float *band, int Wb, int Cin, const wg_chunk *ch) {
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int c = 0; c < Cin; c++)
+        for (int r = 0; r < ch->R; r++)
+            for (int x0 = 0; x0 < ch->CW; x0 += 16) {
+                const int n = ch->CW - x0 < 16 ? ch->CW - x0 : 16;
+                const __mmask16 m = (__mmask16)((1u << n) - 1);
+                __m512 q[4][4];
+                for (int i = 0; i < 4; i++) {
+                    const float *p = band + ((size_t)(c * ch->R + r) * 4 + i) * Wb + 2 * x0;
+                    __m512 l0 = _mm512_loadu_ps(p), h0 = _mm512_loadu_ps(p + 16);
+                    __m512 l2 = _mm512_loadu_ps(p + 2), h2 = _mm512_loadu_ps(p + 18);
+                    __m512 a0 = _mm512_permutex2var_ps(l0, ev, h0), a1 = _mm512_permutex2var_ps(l0, od, h0);
+                    __m512 a2 = _mm512_permutex2var_ps(l2, ev, h2), a3 = _mm512_permutex2var_ps(l2, od, h2);
+                    q[i][0] = _mm512_sub_ps(a0, a2);
+                    q[i][1] = _mm512_add_ps(a1, a2);
+                    q[i][2] = _mm512_sub_ps(a2, a1);
+                    q[i][3] = _mm512_sub_ps(a1, a3);
+                }
+                float *v = V + (size_t)c * Tp + (size_t)r * ch->CW + x0;
+                for (int j = 0; j < 4; j++) {
+                    _mm512_mask_storeu_ps(v + (size_t)(0 + j) * vs, m, _mm512_sub_ps(q[0][j], q[2][j]));
+                    _mm512_mask_storeu_ps(v + (size_t)(4 + j) * vs, m, _mm512_add_ps(q[1][j], q[2][j]));
+                    _mm512_mask_storeu_ps(v + (size_t)(8 + j) * vs, m, _mm512_sub_ps(q[2][j], q[1][j]));
+                    _mm512_mask_storeu_ps(v + (size_t)(12 + j) * vs, m, _mm512_sub_ps(q[1][j], q[3][j]));
+                }
+            }
+}
+
+/* Mk[r·Tp + t] (r < 12, t < 16·NV) = Σ_c u[c·12 + r] · v[c·Tp + t]: 12 x 16·NV accumulators. */
+static inline __attribute__((always_inline)) void wg_ukernel(float *Mk, int Tp, const float *u, const float *v,
+                                                             int Cin, const int NV) {
+    __m512 acc[WG_RO][2];
+    #pragma GCC unroll 12
+    for (int r = 0; r < WG_RO; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int c = 0; c < Cin; c++, u += WG_RO, v += Tp) {
+        __m512 x0 = _mm512_loadu_ps(v), x1 = NV > 1 ? _mm512_loadu_ps(v + 16) : x0;
+        #pragma GCC unroll 12
+        for (int r = 0; r < WG_RO; r++) {
+            __m512 b = _mm512_set1_ps(u[r]);
+            acc[r][0] = _mm512_fmadd_ps(b, x0, acc[r][0]);
+            if (NV > 1) acc[r][1] = _mm512_fmadd_ps(b, x1, acc[r][1]);
+        }
+    }
+    #pragma GCC unroll 12
+    for (int r = 0; r < WG_RO; r++) {
+        _mm512_storeu_ps(Mk + (size_t)r * Tp, acc[r][0]);
+        if (NV > 1) _mm512_storeu_ps(Mk + (size_t)r * Tp + 16, acc[r][1]);
+    }
+}
+
+static void wg_gemm_block(float *Mk, int Tp, const float *u, const float *v, int Cin) {
+    int t = 0;
+    for (; t + 32 <= Tp; t += 32) wg_ukernel(Mk + t, Tp, u, v + t, Cin, 2);
+    if (t < Tp) wg_ukernel(Mk + t, Tp, u, v + t, Cin, 1);   /* Tp is a multiple of 16 */
+}
+
+/* out rows of the chunk for channels o0 .. o1-1 = Aᵀ M A + b (+ res), Aᵀ = [1 1 1 0; 0 1 -1 -1];
+ * M[k·ms + (o - o0)·Tp + t]. Pixels of a tile row interleaved from the two output columns. */
+static void wg_output(float *out, const float *res, const float *M, size_t ms, int Tp, const float *b,
+                      int o0, int o1, int Cout, int H, int W, const wg_chunk *ch) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    for (int o = o0; o < o1; o++) {
+        const __m512 bo = _mm512_set1_ps(b ? b[o] : 0.0f);
+        for (int r = 0; r < ch->R; r++) {
+            const int n = (ch->g0 + r) / ch->TH, ty = (ch->g0 + r) % ch->TH;
+            const size_t plane = ((size_t)n * Cout + o) * H * W;
+            for (int x0 = 0; x0 < ch->CW; x0 += 16) {
+                const float *mo = M + (size_t)(o - o0) * Tp + (size_t)r * ch->CW + x0;
+                __m512 q[2][4];
+                for (int j = 0; j < 4; j++) {
+                    __m512 m0 = _mm512_loadu_ps(mo + (size_t)j * ms), m1 = _mm512_loadu_ps(mo + (size_t)(4 + j) * ms);
+                    __m512 m2 = _mm512_loadu_ps(mo + (size_t)(8 + j) * ms), m3 = _mm512_loadu_ps(mo + (size_t)(12 + j) * ms);
+                    q[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    q[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                }
+                const int px = 2 * (ch->tx0 + x0), nx = W - px < 32 ? W - px : 32;
+                const int n0 = nx < 16 ? nx : 16, n1 = nx - 16 > 0 ? nx - 16 : 0;
+                const __mmask16 k0 = (__mmask16)((1u << n0) - 1), k1 = (__mmask16)((1u << n1) - 1);
+                for (int i = 0; i < 2; i++) {
+                    const int y = 2 * ty + i;
+                    if (y >= H) break;
+                    __m512 e = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(q[i][0], q[i][1]), q[i][2]), bo);
+                    __m512 f = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(q[i][1], q[i][2]), q[i][3]), bo);
+                    __m512 y0 = _mm512_permutex2var_ps(e, lo, f), y1 = _mm512_permutex2var_ps(e, hi, f);
+                    const size_t at = plane + (size_t)y * W + px;
+                    float *d = out + at;
+                    if (res) {
+                        y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(k0, res + at));
+                        y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(k1, res + at + 16));
+                    }
+                    _mm512_mask_storeu_ps(d, k0, y0);
+                    _mm512_mask_storeu_ps(d + 16, k1, y1);
+                }
+            }
+        }
+    }
+}
+#else
+static void wg_input(float *V, size_t vs, int Tp, const float *band, int Wb, int Cin, const wg_chunk *ch) {
+    for (int c = 0; c < Cin; c++)
+        for (int r = 0; r < ch->R; r++)
+            for (int x = 0; x < ch->CW; x++) {
+                float q[4][4];
+                for (int i = 0; i < 4; i++) {
+                    const float *p = band + ((size_t)(c * ch->R + r) * 4 + i) * Wb + 2 * x;
+                    q[i][0] = p[0] - p[2];
+                    q[i][1] = p[1] + p[2];
+                    q[i][2] = p[2] - p[1];
+                    q[i][3] = p[1] - p[3];
+                }
+                float *v = V + (size_t)c * Tp + (size_t)r * ch->CW + x;
+                for (int j = 0; j < 4; j++) {
+                    v[(size_t)(0 + j) * vs] = q[0][j] - q[2][j];
+                    v[(size_t)(4 + j) * vs] = q[1][j] + q[2][j];
+                    v[(size_t)(8 + j) * vs] = q[2][j] - q[1][j];
+                    v[(size_t)(12 + j) * vs] = q[1][j] - q[3][j];
+                }
+            }
+}
+
+static void wg_gemm_block(float *Mk, int Tp, const float *u, const float *v, int Cin) {
+    for (int r = 0; r < WG_RO; r++) {
+        float *m = Mk + (size_t)r * Tp;
+        for (int t = 0; t < Tp; t++) m[t] = 0.0f;
+        for (int c = 0; c < Cin; c++) {
+            const float w = u[(size_t)c * WG_RO + r], *vc = v + (size_t)c * Tp;
+            for (int t = 0; t < Tp; t++) m[t] += w * vc[t];
+        }
+    }
+}
+
+static void wg_output(float *out, const float *res, const float *M, size_t ms, int Tp, const float *b,
+                      int o0, int o1, int Cout, int H, int W, const wg_chunk *ch) {
+    for (int o = o0; o < o1; o++) {
+        const float bo = b ? b[o] : 0.0f;
+        for (int r = 0; r < ch->R; r++) {
+            const int n = (ch->g0 + r) / ch->TH, ty = (ch->g0 + r) % ch->TH;
+            const size_t plane = ((size_t)n * Cout + o) * H * W;
+            for (int x = 0; x < ch->CW; x++) {
+                const float *mo = M + (size_t)(o - o0) * Tp + (size_t)r * ch->CW + x;
+                float q[2][4];
+                for (int j = 0; j < 4; j++) {
+                    q[0][j] = mo[j * ms] + mo[(4 + j) * ms] + mo[(8 + j) * ms];
+                    q[1][j] = mo[(4 + j) * ms] - mo[(8 + j) * ms] - mo[(12 + j) * ms];
+                }
+                const int px = 2 * (ch->tx0 + x);
+                for (int i = 0; i < 2; i++) {
+                    const int y = 2 * ty + i;
+                    if (y >= H) break;
+                    const float yy[2] = {q[i][0] + q[i][1] + q[i][2] + bo, q[i][1] - q[i][2] - q[i][3] + bo};
+                    for (int j = 0; j < 2 && px + j < W; j++) {
+                        const size_t at = plane + (size_t)y * W + px + j;
+                        out[at] = yy[j] + (res ? res[at] : 0.0f);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
+/* Output channel blocks whose products M are made and transformed back together (96 channels:
+ * 16 x 96 x 64 floats, 393 KB, stay in L2 between the GEMMs and the output transform). */
+#define WG_GROUP_OB 8
+
+/* One task: chunk ch, output channel blocks ob0 .. ob1-1. Scratch (per thread): band, V, M. */
+static void wg_task(float *out, const float *in, const float *U, const float *b, const float *res,
+                    int Cin, int H, int W, int Cout, const wg_chunk *ch, int ob0, int ob1,
+                    float *band, int Wb, float *V, float *M, int Tp) {
+    const int nob = (Cout + WG_RO - 1) / WG_RO, nt = ch->R * ch->CW;
+    const size_t vs = (size_t)Cin * Tp, ms = (size_t)WG_GROUP_OB * WG_RO * Tp, plane = (size_t)nob * Cin * WG_RO;
+    wg_fill_band(band, Wb, in, Cin, H, W, ch);
+    wg_input(V, vs, Tp, band, Wb, Cin, ch);
+    if (nt < Tp)                                     /* a short chunk: the GEMM reads whole rows */
+        for (size_t kc = 0; kc < (size_t)16 * Cin; kc++) memset(V + kc * Tp + nt, 0, (size_t)(Tp - nt) * sizeof(float));
+    for (int g0 = ob0; g0 < ob1; g0 += WG_GROUP_OB) {
+        const int g1 = g0 + WG_GROUP_OB < ob1 ? g0 + WG_GROUP_OB : ob1;
+        for (int k = 0; k < 16; k++)
+            for (int ob = g0; ob < g1; ob++)
+                wg_gemm_block(M + k * ms + (size_t)(ob - g0) * WG_RO * Tp, Tp,
+                              U + k * plane + (size_t)ob * Cin * WG_RO, V + k * vs, Cin);
+        wg_output(out, res, M, ms, Tp, b, g0 * WG_RO, g1 * WG_RO < Cout ? g1 * WG_RO : Cout, Cout, H, W, ch);
+    }
+}
+
+int k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
+                   const float *res, int N, int Cin, int H, int W, int Cout) {
+    if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
+    const int TH = (H + 1) / 2, TW = (W + 1) / 2, nob = (Cout + WG_RO - 1) / WG_RO;
+    /* chunk: CW tile columns x R tile rows (over the whole batch), WG_CHUNK_TILES tiles or fewer */
+    const int CW = TW < WG_CHUNK_TILES ? TW : WG_CHUNK_TILES, GR = N * TH;
+    int R = WG_CHUNK_TILES / CW;
+    if (R > GR) R = GR;
+    const int nrb = (GR + R - 1) / R, ncb = (TW + CW - 1) / CW, Tp = (R * CW + 15) / 16 * 16;
+    const long nchunk = (long)nrb * ncb;
+    /* too few chunks for the threads: split the output channels into groups as well */
+    int nthr = omp_get_max_threads(), ngrp = 1;
+    while (nchunk * ngrp < 2L * nthr && nob / (ngrp * 2) >= 4) ngrp *= 2;
+    const long ntask = nchunk * ngrp;
+    if (nthr > ntask) nthr = (int)ntask;
+    const int gob = (nob + ngrp - 1) / ngrp;
+    const int Wb = 2 * ((CW + 15) / 16 * 16) + 18;   /* + the whole-vector reads past the last tile */
+    const size_t nband = (size_t)Cin * R * 4 * Wb, nv = (size_t)16 * Cin * Tp, nm = (size_t)16 * WG_GROUP_OB * WG_RO * Tp;
+    const size_t per = (nband + nv + nm + 16 + 15) / 16 * 16;   /* + the output's whole-vector reads */
+    sdc_arena_mark mk = sdc_arena_get_mark(a);
+    float *scratch = sdc_arena_f32(a, (size_t)nthr * per);
+    if (!scratch) return 0;
+    #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
+    for (long t = 0; t < ntask; t++) {
+        const long c = t / ngrp;
+        const int g = (int)(t % ngrp), ob0 = g * gob, ob1 = ob0 + gob < nob ? ob0 + gob : nob;
+        wg_chunk ch = {(int)(c / ncb) * R, R, (int)(c % ncb) * CW, CW, TH};
+        if (GR - ch.g0 < R) ch.R = GR - ch.g0;
+        if (TW - ch.tx0 < CW) ch.CW = TW - ch.tx0;
+        float *s = scratch + (size_t)omp_get_thread_num() * per;
+        if (ob0 < ob1)
+            wg_task(out, in, U, b, res, Cin, H, W, Cout, &ch, ob0, ob1, s, Wb, s + nband, s + nband + nv, Tp);
+    }
+    sdc_arena_reset(a, mk);
+    return 1;
+}
