@@ -39,6 +39,10 @@ void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const f
  * Returns 1, or 0 (nothing written) when the arena cannot give the scratch. */
 size_t k_wino_packed_floats(int Cout, int Cin);
 void   k_wino_pack(float *U, const float *w, int Cout, int Cin);
+/* The same for output channels ob·12 .. ob·12+11 only (K_WINO_BLOCK rows): wb = their weights
+ * [min(12, Cout - ob·12), Cin, 3, 3]; for packing a weight a block at a time (one thread). */
+#define K_WINO_BLOCK 12
+void   k_wino_pack_block(float *U, const float *wb, int Cout, int Cin, int ob);
 int    k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
                       const float *res, int N, int Cin, int H, int W, int Cout);
 

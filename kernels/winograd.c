@@ -20,7 +20,7 @@
 #include <immintrin.h>
 #endif
 
-#define WG_RO 12                 /* output channels per micro-kernel block (U packed by 12) */
+#define WG_RO K_WINO_BLOCK        /* output channels per micro-kernel block (U packed by 12) */
 /* Tiles per chunk: 64 (4 vectors of 16) keeps the GEMM's U[k] reads at 32 FLOP per byte (they
  * stream from L3 or memory) while a 32-tile strip of V[k] (Cin x 32) stays in L2. */
 #define WG_CHUNK_TILES 64
@@ -29,34 +29,37 @@ size_t k_wino_packed_floats(int Cout, int Cin) {
     return (size_t)16 * ((Cout + WG_RO - 1) / WG_RO) * WG_RO * (size_t)Cin;
 }
 
-/* U[k][ob][c][r] = (G g Gᵀ)[k] for g = w[ob·12 + r][c] (3x3), zero for channels past Cout;
- * G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. */
+/* U[k][ob][c][r] = (G g Gᵀ)[k] for g = wb[r][c] (3x3) = w[ob·12 + r][c], zero for channels past
+ * Cout; G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. Written 12 floats (one micro-kernel row) at a time. */
+void k_wino_pack_block(float *U, const float *wb, int Cout, int Cin, int ob) {
+    const size_t plane = (size_t)((Cout + WG_RO - 1) / WG_RO) * Cin * WG_RO;
+    for (int c = 0; c < Cin; c++) {
+        float u[16][WG_RO] = {{0}};
+        for (int r = 0; r < WG_RO && ob * WG_RO + r < Cout; r++) {
+            const float *g = wb + ((size_t)r * Cin + c) * 9;
+            float t[4][3];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[4 * i + 0][r] = t[i][0];
+                u[4 * i + 1][r] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[4 * i + 2][r] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[4 * i + 3][r] = t[i][2];
+            }
+        }
+        float *d = U + ((size_t)ob * Cin + c) * WG_RO;
+        for (int k = 0; k < 16; k++) memcpy(d + k * plane, u[k], sizeof u[k]);
+    }
+}
+
 void k_wino_pack(float *U, const float *w, int Cout, int Cin) {
     const int nob = (Cout + WG_RO - 1) / WG_RO;
-    const size_t plane = (size_t)nob * Cin * WG_RO;
     #pragma omp parallel for schedule(static)
-    for (int o = 0; o < nob * WG_RO; o++)
-        for (int c = 0; c < Cin; c++) {
-            float u[16] = {0};
-            if (o < Cout) {
-                const float *g = w + ((size_t)o * Cin + c) * 9;
-                float t[4][3];
-                for (int j = 0; j < 3; j++) {
-                    t[0][j] = g[j];
-                    t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-                    t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-                    t[3][j] = g[6 + j];
-                }
-                for (int i = 0; i < 4; i++) {
-                    u[4 * i + 0] = t[i][0];
-                    u[4 * i + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                    u[4 * i + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                    u[4 * i + 3] = t[i][2];
-                }
-            }
-            float *d = U + ((size_t)(o / WG_RO) * Cin + c) * WG_RO + o % WG_RO;
-            for (int k = 0; k < 16; k++) d[k * plane] = u[k];
-        }
+    for (int ob = 0; ob < nob; ob++) k_wino_pack_block(U, w + (size_t)ob * WG_RO * Cin * 9, Cout, Cin, ob);
 }
 
 /* One chunk: R tile rows g0 .. g0+R-1 of the batch (tile row g is row g % TH of image g / TH, so a

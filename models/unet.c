@@ -55,7 +55,17 @@
 
 /* Conv and linear matrices are sdc_weights (an f32 copy, or low-mem views widened per use:
  * read them through wf32); biases and norms are always f32 copies (small). */
-typedef struct conv_w { sdc_weight w; float *b; int cout, cin, k; } conv_w; /* w [cout,cin,k,k], b [cout] */
+/* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C, above the deepest level)
+ * runs as F(2x2,3x3) on its packed transform U (kernels.h): in default mode U is made at load and
+ * replaces the f32 copy (w is then empty: U is 16/9 of its size); in low-mem mode w stays the
+ * views and U is made per call. Both modes run the same arithmetic, so give the same bits. */
+typedef struct conv_w {
+    sdc_weight w;        /* [cout, cin, k, k]; empty for a default-mode Winograd conv */
+    float *b;            /* [cout] */
+    int    cout, cin, k;
+    int    wino;         /* runs as Winograd F(2x2,3x3) */
+    float *U;            /* default mode, wino: k_wino_pack(w) [k_wino_packed_floats(cout, cin)] */
+} conv_w;
 typedef struct lin_w  { sdc_weight w; float *b; int out, in; } lin_w;       /* w [out,in], b [out] or NULL */
 typedef struct norm_w { float *g, *b; int c; } norm_w;              /* g, b [c] */
 
@@ -140,7 +150,11 @@ typedef struct alias { char *ldm; const sdc_tensor *t; } alias;
 
 /* One pending f16/bf16/f32 → f32 conversion: done for all weights at once, in parallel,
  * after the whole graph has been checked (convert_all). */
-typedef struct conv_job { const sdc_tensor *t; float *dst; } conv_job;
+typedef struct conv_job {
+    const sdc_tensor *t;
+    float            *dst;        /* f32 values of t; or, when pack: k_wino_pack of them */
+    int               pack, cout, cin;
+} conv_job;
 
 typedef struct loader {
     const sdc_store *st;
@@ -153,6 +167,8 @@ typedef struct loader {
     sdc_unet        *u;
     sdc_err         *e;
     int              failed;
+    int              level;       /* resolution level of the block being loaded (0 = full) */
+    int              deepest;     /* the deepest level (= the number of Downsamples) */
 } loader;
 
 static int alias_cmp(const void *a, const void *b) {
@@ -298,7 +314,7 @@ static int queue(loader *L, const sdc_tensor *t, float *dst) {
         L->jobs = j;
         L->capjobs = cap;
     }
-    L->jobs[L->njobs++] = (conv_job){t, dst};
+    L->jobs[L->njobs++] = (conv_job){t, dst, 0, 0, 0};
     return 0;
 }
 
@@ -375,10 +391,25 @@ static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
     n->b = weight(L, 1, c, 0, 0, 0, "%s.bias", base);
 }
 
-static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, const char *base) {
+/* Widths below this stay direct: the transforms would cost more than the products save (and
+ * conv_in / out.2 have 4 channels). */
+#define UNET_WINO_MIN_C 16
+
+/* A conv at `base`; stride1: it runs with stride 1 at resolution level L->level. 3x3 stride-1
+ * convs above the deepest level run as Winograd (see conv_w): the deepest level (8x8 at 512x512)
+ * holds half of SD 1.5's 3x3 weights but a tenth of their work, so its convs stay direct and the
+ * packed weights (16/9 the size) cost 0.8 GB instead of 1.6 GB. */
+static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride1, const char *base) {
     c->cout = cout; c->cin = cin; c->k = k;
+    c->wino = stride1 && k == 3 && cin >= UNET_WINO_MIN_C && cout >= UNET_WINO_MIN_C && L->level < L->deepest;
     const sdc_tensor *w = view(L, 4, cout, cin, k, k, "%s.weight", base);
-    big_weight(L, &c->w, &w, 1);
+    if (c->wino && !L->u->low_mem && !L->failed) {   /* U made from w by convert_all */
+        c->U = track(L, k_wino_packed_floats(cout, cin));
+        if (!c->U) fail(L, "%s: out of memory", w->name);
+        else if (!queue(L, w, c->U)) L->jobs[L->njobs - 1] = (conv_job){w, c->U, 1, cout, cin};
+    } else {
+        big_weight(L, &c->w, &w, 1);
+    }
     c->b = weight(L, 1, cout, 0, 0, 0, "%s.bias", base);
 }
 
@@ -395,17 +426,17 @@ static void load_res(loader *L, res_block *r, int cin, int temb, const char *bas
     int cout = dim(L, 0, "output channels", "%s.in_layers.2.weight", base);
     r->cin = cin; r->cout = cout;
     sub(b, sizeof b, base, ".in_layers.0");  load_norm(L, &r->in_norm, cin, b);
-    sub(b, sizeof b, base, ".in_layers.2");  load_conv(L, &r->in_conv, cout, cin, 3, b);
+    sub(b, sizeof b, base, ".in_layers.2");  load_conv(L, &r->in_conv, cout, cin, 3, 1, b);
     sub(b, sizeof b, base, ".emb_layers.1"); load_lin(L, &r->emb, cout, temb, 1, b);
     sub(b, sizeof b, base, ".out_layers.0"); load_norm(L, &r->out_norm, cout, b);
-    sub(b, sizeof b, base, ".out_layers.3"); load_conv(L, &r->out_conv, cout, cout, 3, b);
+    sub(b, sizeof b, base, ".out_layers.3"); load_conv(L, &r->out_conv, cout, cout, 3, 1, b);
     r->has_skip = cin != cout;
     if (!r->has_skip && find(L, "%s.skip_connection.weight", base))
         fail(L, "%s%s.skip_connection.weight: present but channels do not change (%d)", L->prefix,
              base, cin);
     if (r->has_skip) {
         sub(b, sizeof b, base, ".skip_connection");
-        load_conv(L, &r->skip, cout, cin, 1, b);
+        load_conv(L, &r->skip, cout, cin, 1, 1, b);
     }
     if (L->u->max_c < cout) L->u->max_c = cout;
     if (L->u->max_c < cin) L->u->max_c = cin;
@@ -534,15 +565,17 @@ static void load_input_blocks(loader *L, const sdc_unet_params *p, int *ch_out, 
         if (i == 0) {   /* conv_in: [mc, in_ch, 3, 3] */
             k->kind = BLK_CONV_IN;
             k->cin = u->info.in_channels;
-            load_conv(L, &k->conv, ch, u->info.in_channels, 3, "input_blocks.0.0");
+            L->level = 0;
+            load_conv(L, &k->conv, ch, u->info.in_channels, 3, 1, "input_blocks.0.0");
         } else if (find(L, "input_blocks.%d.0.op.weight", i)) {   /* Downsample: stride 2 pad 1 */
             k->kind = BLK_DOWN;
             snprintf(b, sizeof b, "input_blocks.%d.0.op", i);
-            load_conv(L, &k->conv, ch, ch, 3, b);
+            load_conv(L, &k->conv, ch, ch, 3, 0, b);
             level++;
             u->n_down++;
         } else {
             k->kind = BLK_RES;
+            L->level = level;
             snprintf(b, sizeof b, "input_blocks.%d.0", i);
             load_res(L, &k->res, ch, u->info.time_embed_dim, b);
             ch = k->res.cout;
@@ -564,6 +597,7 @@ static void load_middle(loader *L, const sdc_unet_params *p, int *ch) {
         unet_block *k = &u->mid[i];
         k->kind = BLK_RES;
         k->level = u->n_down;
+        L->level = u->n_down;
         k->cin = *ch;
         snprintf(b, sizeof b, "middle_block.%d", i);
         if (find(L, "middle_block.%d.in_layers.0.weight", i)) {
@@ -588,6 +622,7 @@ static void load_output_blocks(loader *L, const sdc_unet_params *p, int ch, cons
         int sc = skip_ch[--sp];
         k->kind = BLK_RES;
         k->level = level;
+        L->level = level;
         k->cin = ch + sc;   /* ResBlock on cat(h, skip) */
         snprintf(b, sizeof b, "output_blocks.%d.0", i);
         load_res(L, &k->res, ch + sc, u->info.time_embed_dim, b);
@@ -602,7 +637,8 @@ static void load_output_blocks(loader *L, const sdc_unet_params *p, int ch, cons
             if (level == 0) { fail(L, "%soutput_blocks.%d: Upsample above the top level", L->prefix, i); return; }
             k->has_up = 1;
             snprintf(b, sizeof b, "output_blocks.%d.%d.conv", i, j);
-            load_conv(L, &k->up, ch, ch, 3, b);
+            L->level = level - 1;                                 /* it runs at 2x */
+            load_conv(L, &k->up, ch, ch, 3, 1, b);
             level--;
         }
         k->cout = ch;
@@ -681,6 +717,7 @@ static int load_all(loader *L, const sdc_unet_params *p) {
         !(u->out = calloc((size_t)u->n_out, sizeof *u->out)))
         return fail(L, "out of memory");
     int skip_ch[UNET_MAX_BLOCKS + 1], ch = 0;
+    for (int i = 1; i < u->n_in; i++) L->deepest += find(L, "input_blocks.%d.0.op.weight", i) != NULL;
     load_input_blocks(L, p, &ch, skip_ch);
     load_middle(L, p, &ch);
     load_output_blocks(L, p, ch, skip_ch);
@@ -688,7 +725,8 @@ static int load_all(loader *L, const sdc_unet_params *p) {
     ch = u->out[u->n_out - 1].cout;
     load_norm(L, &u->out_norm, ch, "out.0");
     u->info.out_channels = dim(L, 0, "output channels", "out.2.weight");
-    load_conv(L, &u->out_conv, u->info.out_channels, ch, 3, "out.2");
+    L->level = 0;
+    load_conv(L, &u->out_conv, u->info.out_channels, ch, 3, 1, "out.2");
     if (L->failed) return -1;
     if (u->max_c < u->info.in_channels) u->max_c = u->info.in_channels;
     fill_info(L);
@@ -774,21 +812,40 @@ static int build_diffusers_table(loader *L) {
 /* Runs every pending conversion, tensors spread over the OpenMP threads. Each tensor's file
  * pages are dropped from the RSS once converted (nothing reads them again), so the load's peak
  * is the f32 copy, not the copy plus the whole file. */
+/* A Winograd conv's job: j->dst = k_wino_pack(t as f32), widened and packed 12 output channels
+ * at a time (no f32 copy of the whole weight). Returns 0, or -1 (no memory, or t is not float). */
+static int pack_job(const conv_job *j) {
+    const size_t row = (size_t)j->cin * 9, nob = ((size_t)j->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK;
+    float *wb = malloc(K_WINO_BLOCK * row * sizeof(float));               /* [12, cin, 3, 3] */
+    int rc = wb ? 0 : -1;
+    for (size_t ob = 0; ob < nob && !rc; ob++) {
+        size_t o0 = ob * K_WINO_BLOCK, n = (size_t)j->cout - o0 < K_WINO_BLOCK ? (size_t)j->cout - o0 : K_WINO_BLOCK;
+        rc = sdc_weight_widen(wb, j->t, o0 * row, n * row);
+        if (!rc) k_wino_pack_block(j->dst, wb, j->cout, j->cin, (int)ob);
+    }
+    free(wb);
+    return rc;
+}
+
 static int convert_all(loader *L) {
     long bad = -1, n = (long)L->njobs;
     #pragma omp parallel for schedule(dynamic, 1)
     for (long i = 0; i < n; i++) {
         sdc_err ce;
-        if (sdc_tensor_to_f32(L->jobs[i].t, L->jobs[i].dst, &ce) != 0) {
+        const conv_job *j = &L->jobs[i];
+        int rc = j->pack ? pack_job(j) : sdc_tensor_to_f32(j->t, j->dst, &ce);
+        if (rc != 0) {
             #pragma omp critical(sdc_unet_convert)
             if (bad < 0 || i < bad) bad = i;
         }
         sdc_store_release_tensor(L->st, L->jobs[i].t);
     }
     if (bad >= 0) {
-        sdc_err ce;
-        sdc_tensor_to_f32(L->jobs[bad].t, L->jobs[bad].dst, &ce);
-        return fail(L, "%s: %s", L->jobs[bad].t->name, ce.msg);
+        sdc_err ce = {{0}};
+        const conv_job *j = &L->jobs[bad];
+        if (j->pack) snprintf(ce.msg, sizeof ce.msg, "out of memory, or not a float tensor");
+        else sdc_tensor_to_f32(j->t, j->dst, &ce);
+        return fail(L, "%s: %s", j->t->name, ce.msg);
     }
     return 0;
 }
@@ -796,7 +853,7 @@ static int convert_all(loader *L) {
 sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e) {
     sdc_unet *u = calloc(1, sizeof *u);
     if (!u) { sdc_errf(e, "unet: out of memory"); return NULL; }
-    loader L = {st, NULL, 0, 0, "model.diffusion_model.", NULL, 0, u, e, 0};
+    loader L = {st, NULL, 0, 0, "model.diffusion_model.", NULL, 0, u, e, 0, 0, 0};
     if (!p) { fail(&L, "no parameters"); sdc_unet_free(u); return NULL; }
     u->low_mem = p->low_mem != 0;
     /* The original layout wins when present; else a diffusers UNet, renamed to ldm names. */
@@ -865,13 +922,36 @@ static const float *wf32(fwd *f, const sdc_weight *w) {
     return p;
 }
 
-static void conv(fwd *f, float *out, const float *in, const conv_w *c, int H, int W, int stride) {
+/* out[N, cout, Ho, Wo] = conv(in) + b (+ res [N, cout, Ho, Wo] when not NULL; may equal out:
+ * a residual added as the outputs are written, for Winograd convs). */
+static void conv_res(fwd *f, float *out, const float *in, const conv_w *c, int H, int W, int stride,
+                     const float *res) {
+    if (f->oom) return;
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int pad = c->k / 2;
-    const float *w = wf32(f, &c->w);                                      /* [cout, cin, k, k] */
-    if (w) k_conv2d(f->a, out, in, w, c->b, f->N, c->cin, H, W, c->cout, c->k, c->k, stride,
-                    pad, pad, pad, pad);
+    if (c->wino) {
+        const float *U = c->U;
+        if (!U) {                                                         /* low-mem: pack now */
+            const float *w = wf32(f, &c->w);
+            float *u = w ? talloc(f, k_wino_packed_floats(c->cout, c->cin)) : NULL;
+            if (u) k_wino_pack(u, w, c->cout, c->cin);
+            U = u;
+        }
+        if (U && !k_conv3x3_wino(f->a, out, in, U, c->b, res, f->N, c->cin, H, W, c->cout)) f->oom = 1;
+    } else {
+        const int Ho = (H + 2 * pad - c->k) / stride + 1, Wo = (W + 2 * pad - c->k) / stride + 1;
+        const size_t n = (size_t)f->N * c->cout * Ho * Wo;
+        const float *w = wf32(f, &c->w);                                  /* [cout, cin, k, k] */
+        float *o = res == out ? talloc(f, n) : out;                       /* res in out: conv aside */
+        if (w && o) k_conv2d(f->a, o, in, w, c->b, f->N, c->cin, H, W, c->cout, c->k, c->k, stride,
+                             pad, pad, pad, pad);
+        if (w && o && res) k_add(out, o, res, n);
+    }
     sdc_arena_reset(f->a, m);
+}
+
+static void conv(fwd *f, float *out, const float *in, const conv_w *c, int H, int W, int stride) {
+    conv_res(f, out, in, c, H, W, stride, NULL);
 }
 
 /* out[M, l->out] = in[M, l->in] · wᵀ + b (torch.nn.Linear). */
@@ -907,7 +987,7 @@ static void linear_acc(fwd *f, float *out, const float *in, const lin_w *l, int 
 static void res_block_fwd(fwd *f, const res_block *r, float *out, const float *x, int H, int W) {
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int N = f->N, HW = H * W;
-    size_t nin = (size_t)N * r->cin * HW, nout = (size_t)N * r->cout * HW;
+    size_t nin = (size_t)N * r->cin * HW, nout = (size_t)N * r->cout * HW;   /* [N, cin|cout, H, W] */
     float *h = talloc(f, nin), *h2 = talloc(f, nout), *eo = talloc(f, (size_t)N * r->cout);
     if (f->oom) goto done;
     k_group_norm(h, x, r->in_norm.g, r->in_norm.b, N, r->cin, HW, UNET_GROUPS, UNET_GN_EPS, 1);
@@ -915,13 +995,11 @@ static void res_block_fwd(fwd *f, const res_block *r, float *out, const float *x
     linear(f, eo, f->emb, &r->emb, N);                                    /* [N, cout] */
     k_add_channel_bias(h2, eo, N, r->cout, HW);
     k_group_norm(h2, h2, r->out_norm.g, r->out_norm.b, N, r->cout, HW, UNET_GROUPS, UNET_GN_EPS, 1);
-    conv(f, out, h2, &r->out_conv, H, W, 1);                              /* [N, cout, H, W] */
-    if (r->has_skip) {
-        float *s = h2;                                                    /* reuse: [N, cout, HW] */
-        conv(f, s, x, &r->skip, H, W, 1);
-        k_add(out, out, s, nout);
-    } else {
-        k_add(out, out, x, nout);
+    if (r->has_skip) {                                                    /* out = skip(x) + ... */
+        conv(f, out, x, &r->skip, H, W, 1);                               /* [N, cout, H, W] */
+        conv_res(f, out, h2, &r->out_conv, H, W, 1, out);
+    } else {                                                              /* out = x + ... */
+        conv_res(f, out, h2, &r->out_conv, H, W, 1, x);
     }
 done:
     sdc_arena_reset(f->a, m);
