@@ -550,6 +550,8 @@ int main(int argc, char **argv) {
            load[0] > 0.5 * pk.load_s + 0.5 ? " (a busy machine: times are noisy)" : "");
     printf("peak: FMA loop %s, best of %d short runs: %d threads %.1f GFLOP/s, 1 thread %.1f\n",
            BENCH_VNAME, PEAK_TRIES, nth, pk.med_s, pk.min_s);
+    printf("OpenBLAS core %s%s%s\n", sdc_kernels_blas_core(), sdc_kernels_blas_note() ? ": note: " : "",
+           sdc_kernels_blas_note() ? sdc_kernels_blas_note() : "");
     printf("peak used for %% peak: %.1f GFLOP/s (%s)\n", peak,
            o.peak > 0 ? "--peak" : "max of the N-thread loop and N x the 1-thread loop");
     printf("FLOPs: direct method from the tensor shapes: conv 2*Cout*Cin*kh*kw*Ho*Wo, linear "

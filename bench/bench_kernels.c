@@ -245,6 +245,7 @@ int main(int argc, char **argv) {
     printf("# bench_kernels: %d threads, OpenBLAS core %s, FMA-loop peak %.1f GFLOP/s (%s), median of %d runs%s%s\n",
            nthr, sdc_kernels_blas_core(), peak, BENCH_VNAME, runs, quick ? ", quick subset" : "",
            bench_use_cpu_time ? ", CPU time (rates per core-second)" : "");
+    if (sdc_kernels_blas_note()) printf("# note: %s\n", sdc_kernels_blas_note());
     sdc_arena a;
     sdc_arena_init(&a, (size_t)64 << 20);
     if (!only || !strcmp(only, "conv")) {

@@ -63,6 +63,7 @@ int main(int argc, char **argv) {
     double p1 = bench_fma_peak(1, iters, runs), pn = bench_fma_peak(nthr, iters, runs);
     printf("# bench_peak: FMA loop (%s, %d chains) and OpenBLAS sgemm (core %s); median of %d runs\n", BENCH_VNAME,
            BENCH_CHAINS, core, runs);
+    if (sdc_kernels_blas_note()) printf("# note: %s\n", sdc_kernels_blas_note());
     printf("| what | 1 thread GFLOP/s | %d threads GFLOP/s |\n|---|---:|---:|\n", nthr);
     printf("| FMA loop peak | %.1f | %.1f |\n", p1, pn);
     int ns = (int)(sizeof shapes / sizeof shapes[0]);

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,19 +28,23 @@ static int core_is_one_of(const char *core, const char *const *names) {
     return 0;
 }
 
-static void blas_core_fix(void) {
-    if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !openblas_get_corename) return;
-    if (getenv("OPENBLAS_CORETYPE")) return;
-    const char *core = openblas_get_corename(), *want = NULL;
+/* The OpenBLAS core this CPU should run when `core` is older than it can run, else NULL. */
+static const char *better_core(const char *core) {
     static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
     static const char *const avx2[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", NULL};
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
-        if (!core_is_one_of(core, avx512)) want = "SkylakeX";
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        if (!core_is_one_of(core, avx2)) want = "Haswell";
-    }
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return core_is_one_of(core, avx512) ? NULL : "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return core_is_one_of(core, avx2) ? NULL : "Haswell";
+    return NULL;
+}
+
+static void blas_core_fix(void) {
+    if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !openblas_get_corename) return;
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    const char *want = better_core(openblas_get_corename());
     if (!want) return;
     setenv("OPENBLAS_CORETYPE", want, 0);
     gotoblas_dynamic_quit();
@@ -53,6 +58,20 @@ void kint_init(void) { pthread_once(&init_once, blas_core_fix); }
 const char *sdc_kernels_blas_core(void) {
     kint_init();
     return openblas_get_corename ? openblas_get_corename() : "unknown";
+}
+
+/* A user's OPENBLAS_CORETYPE is respected, even when it names older kernels than the CPU runs
+ * (some machine images set Haswell for every CPU); this says so, so that the user can choose. */
+const char *sdc_kernels_blas_note(void) {
+    static char note[256];
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    kint_init();
+    if (!env || !openblas_get_corename) return NULL;
+    const char *want = better_core(openblas_get_corename());
+    if (!want) return NULL;
+    snprintf(note, sizeof note, "OPENBLAS_CORETYPE=%s makes OpenBLAS run %s kernels where this CPU runs %s "
+             "(GEMMs up to ~1.7x slower); unset it to let sdc choose", env, openblas_get_corename(), want);
+    return note;
 }
 
 void sdc_kernels_set_threads(int n) {

@@ -19,6 +19,9 @@ int  sdc_kernels_get_threads(void);
 /* The GEMM kernel family OpenBLAS runs (e.g. "SkylakeX"). The first call into the kernels makes
  * OpenBLAS use this CPU's kernels when its own detection fell back to older ones (gemm.c). */
 const char *sdc_kernels_blas_core(void);
+/* One line for the user when the environment's OPENBLAS_CORETYPE (respected as given) names older
+ * GEMM kernels than this CPU runs; NULL otherwise. */
+const char *sdc_kernels_blas_note(void);
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major (cblas_sgemm). */
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
