@@ -10,7 +10,7 @@
 #include "runtime/cli/cli.h"
 #include "runtime/image.h"
 #include "runtime/sampler.h"
-#include "runtime/sha256.h"
+#include "runtime/hashcache.h"
 #include "sdc.h"
 
 #define DEMO_MODEL "assets/toy-sd1/toy-sd1.safetensors"
@@ -233,8 +233,8 @@ int sdc_cmd_generate(int argc, char **argv) {
                 mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
                 sdc_sample_method_name(gp.sample_method), gp.cfg_scale);
 
-    char hash[65] = "";
-    sdc_sha256_file(mp.model_path, hash);
+    char hash[65] = "";   /* "Model hash" for the PNG: remembered across runs, empty if unreadable */
+    if (sdc_model_hash(mp.model_path, hash)) hash[0] = 0;
     const char *base = strrchr(mp.model_path, '/');
     base = base ? base + 1 : mp.model_path;
     const char *ext = strrchr(base, '.');
