@@ -10,9 +10,11 @@
  * norms, activations, softmax and adds are not counted. Effective GFLOP/s = that count / time,
  * so a Winograd or other sub-direct algorithm can exceed the direct floor.
  *
- * Usage: bench_graphs [MODEL] [--runs N] [--quick] [--full] [-t T] [--only text,unet,vae]
- *                     [--tile T --overlap O] [--peak GFLOPS]
- * --quick: one run a graph (default 3); --full adds the generation (minutes); --peak takes the
+ * Usage: bench_graphs [MODEL] [--runs N] [--quick] [--full] [--scaling] [-t T]
+ *                     [--only text,unet,vae,scaling] [--tile T --overlap O] [--peak GFLOPS]
+ * --quick: one run a graph (default 3); --full adds the generation (minutes); --scaling adds the
+ * 64x64 UNet forward at 1 thread and at T (default all) threads, run alternately, and their
+ * ratio (the thread-scaling line); --peak takes the
  * denominator from elsewhere (bench_peak's FMA line) instead of this program's FMA loop.
  * MODEL defaults to /work/big/sd15-f16.safetensors; when it is missing the program says so in
  * one line and exits 0 (the bench set runs on machines without the big file). */
@@ -217,7 +219,7 @@ typedef struct result {
 
 typedef struct opts {
     const char *model;
-    int runs, threads, full, tile, overlap;
+    int runs, threads, full, tile, overlap, scaling;
     int do_text, do_unet, do_vae;
     double peak;            /* --peak GFLOP/s (e.g. from bench_peak); 0: the FMA loop here */
 } opts;
@@ -289,6 +291,47 @@ static void summarise(result *r, double *t, int n) {
     for (int i = 1; i < n; i++) if (t[i] < r->min_s) r->min_s = t[i];
     r->med_s = bench_median(t, n);
     r->ok = 1;
+}
+
+/* --scaling: the 64x64 UNet forward (batch 2) at 1 thread and at o->threads threads, alternately
+ * (run i at 1 thread, then run i at N), so that a slow spell of a shared machine hits both
+ * counts alike; res[0]: 1 thread, res[1]: N threads. */
+static void child_unet_scaling(const opts *o, int arg, result *res, int n_res) {
+    (void)arg; (void)n_res;
+    sdc_store *st;
+    sdc_model_config cfg;
+    sdc_err e = {{0}};
+    if (open_store(o, &st, &cfg, res)) return;
+    sdc_unet_params p = {.num_heads = cfg.unet_heads, .head_dim = cfg.unet_head_dim};
+    sdc_unet *u = sdc_unet_load(st, &p, &e);
+    if (!u) { snprintf(res->msg, sizeof res->msg, "%s", e.msg); return; }
+    const sdc_unet_info *in = sdc_unet_get_info(u);
+    const int B = 2, s = 64, nthr = sdc_kernels_get_threads();
+    unsigned seed = 42;
+    size_t nx = (size_t)B * in->in_channels * s * s, nc = (size_t)B * CTX_LEN * in->context_dim;
+    float *x = malloc(nx * sizeof *x), *ctx = malloc(nc * sizeof *ctx);
+    float *y = malloc((size_t)B * in->out_channels * s * s * sizeof *y), tt[2] = {500, 500};
+    if (!x || !ctx || !y) { snprintf(res->msg, sizeof res->msg, "out of memory"); return; }
+    for (size_t i = 0; i < nx; i++) x[i] = lcg_normalish(&seed);
+    for (size_t i = 0; i < nc; i++) ctx[i] = lcg_normalish(&seed);
+    sdc_arena a;
+    sdc_arena_init(&a, 0);
+    double t[2][MAX_RUNS];
+    for (int i = -1; i < o->runs; i++)                       /* run -1: warm-up at both counts */
+        for (int k = 0; k < 2; k++) {
+            sdc_kernels_set_threads(k ? nthr : 1);
+            double t0 = bench_now();
+            if (sdc_unet_forward(u, &a, y, x, tt, ctx, B, s, s, CTX_LEN, &e)) {
+                snprintf(res->msg, sizeof res->msg, "%s", e.msg);
+                return;
+            }
+            if (i >= 0) t[k][i] = bench_now() - t0;
+        }
+    for (int k = 0; k < 2; k++) {
+        summarise(&res[k], t[k], o->runs);
+        res[k].arena_mib = a.peak / 1048576.0;
+        res[k].rss_mib = peak_rss_mib();
+    }
 }
 
 static void child_text(const opts *o, int arg, result *r, int n_res) {
@@ -471,18 +514,19 @@ static void split(const char *name, flops f) {
 }
 
 static int usage(const char *argv0) {
-    fprintf(stderr, "usage: %s [MODEL] [--runs N] [--quick] [--full] [-t T] [--only text,unet,vae]"
+    fprintf(stderr, "usage: %s [MODEL] [--runs N] [--quick] [--full] [--scaling] [-t T] [--only text,unet,vae,scaling]"
                     " [--tile T --overlap O] [--peak GFLOPS]\n", argv0);
     return 2;
 }
 
 int main(int argc, char **argv) {
-    opts o = {DEFAULT_MODEL, 3, 0, 0, 32, 8, 1, 1, 1, 0};
+    opts o = {DEFAULT_MODEL, 3, 0, 0, 32, 8, 0, 1, 1, 1, 0};
     int quick = 0, runs_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--quick")) quick = 1;
         else if (!strcmp(a, "--full")) o.full = 1;
+        else if (!strcmp(a, "--scaling")) o.scaling = 1;
         else if (!strcmp(a, "--runs") && i + 1 < argc) { o.runs = atoi(argv[++i]); runs_set = 1; }
         else if (!strcmp(a, "-t") && i + 1 < argc) o.threads = atoi(argv[++i]);
         else if (!strcmp(a, "--tile") && i + 1 < argc) o.tile = atoi(argv[++i]);
@@ -493,6 +537,7 @@ int main(int argc, char **argv) {
             o.do_text = strstr(w, "text") != NULL;
             o.do_unet = strstr(w, "unet") != NULL;
             o.do_vae = strstr(w, "vae") != NULL;
+            if (strstr(w, "scaling")) o.scaling = 1;
         } else if (a[0] != '-') o.model = a;
         else return usage(argv[0]);
     }
@@ -585,6 +630,19 @@ int main(int argc, char **argv) {
             row(name, fv, &r[0], peak);
             row("vae decode 512x512", fv, &r[1], peak);
         }
+    }
+    if (o.scaling && has_u) {
+        result r[2];
+        char name[64];
+        run_forked(&o, child_unet_scaling, 0, r, 2);
+        if (!r[0].ok && r[0].msg[0]) r[1] = r[0];
+        row("unet b2 64x64, 1 thread (alternating)", fu64, &r[0], peak / nth);
+        snprintf(name, sizeof name, "unet b2 64x64, %d threads (alternating)", nth);
+        row(name, fu64, &r[1], peak);
+        if (r[0].ok && r[1].ok)
+            printf("thread scaling, UNet step 64x64: %d threads %.2fx one thread (medians; mins %.2fx); "
+                   "%% peak of the 1-thread row is of one core's peak\n", nth, r[0].med_s / r[1].med_s,
+                   r[0].min_s / r[1].min_s);
     }
     flops fg = {0};
     if (o.full) {

@@ -21,6 +21,7 @@
 #include "models/unet.h"
 
 #include <limits.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -922,6 +923,28 @@ static const float *wf32(fwd *f, const sdc_weight *w) {
     return p;
 }
 
+/* Low-mem: a Winograd conv's packed U [k_wino_packed_floats(cout, cin)] in arena scratch (freed
+ * by the caller's reset), made from the store's view 12 output channels at a time on all threads
+ * (no f32 copy of the whole weight); then the view's pages are dropped. NULL sets f->oom. */
+static const float *wino_from_views(fwd *f, const conv_w *c) {
+    const size_t row = (size_t)c->cin * 9;
+    const int nob = (c->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK, nthr = omp_get_max_threads();
+    float *U = talloc(f, k_wino_packed_floats(c->cout, c->cin));
+    float *wb = talloc(f, (size_t)nthr * K_WINO_BLOCK * row);             /* [thread][12, cin, 3, 3] */
+    if (!U || !wb) return NULL;
+    #pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int ob = 0; ob < nob; ob++) {
+        float *b = wb + (size_t)omp_get_thread_num() * K_WINO_BLOCK * row;
+        const size_t o0 = (size_t)ob * K_WINO_BLOCK;
+        const size_t n = (size_t)c->cout - o0 < K_WINO_BLOCK ? (size_t)c->cout - o0 : K_WINO_BLOCK;
+        /* cannot fail: the view's dtype and shape were checked at load */
+        sdc_weight_widen(b, c->w.src[0], o0 * row, n * row);
+        k_wino_pack_block(U, b, c->cout, c->cin, ob);
+    }
+    sdc_store_release_tensor(c->w.st, c->w.src[0]);
+    return U;
+}
+
 /* out[N, cout, Ho, Wo] = conv(in) + b (+ res [N, cout, Ho, Wo] when not NULL; may equal out:
  * a residual added as the outputs are written, for Winograd convs). */
 static void conv_res(fwd *f, float *out, const float *in, const conv_w *c, int H, int W, int stride,
@@ -930,13 +953,7 @@ static void conv_res(fwd *f, float *out, const float *in, const conv_w *c, int H
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int pad = c->k / 2;
     if (c->wino) {
-        const float *U = c->U;
-        if (!U) {                                                         /* low-mem: pack now */
-            const float *w = wf32(f, &c->w);
-            float *u = w ? talloc(f, k_wino_packed_floats(c->cout, c->cin)) : NULL;
-            if (u) k_wino_pack(u, w, c->cout, c->cin);
-            U = u;
-        }
+        const float *U = c->U ? c->U : wino_from_views(f, c);             /* low-mem: pack now */
         if (U && !k_conv3x3_wino(f->a, out, in, U, c->b, res, f->N, c->cin, H, W, c->cout)) f->oom = 1;
     } else {
         const int Ho = (H + 2 * pad - c->k) / stride + 1, Wo = (W + 2 * pad - c->k) / stride + 1;
