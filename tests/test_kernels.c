@@ -208,6 +208,30 @@ static void layer_norm_case(void) {
     free(x); free(g); free(be); free(ref);
 }
 
+/* k_linear on many rows (each thread runs its own sgemm on a slice of rows; the slices' seams
+ * fall on every 7th row's neighbours) against the double reference on every 7th row. (Bits
+ * across thread counts are the BLAS kernel's affair: OpenBLAS's Haswell sgemm gives other bits
+ * on 1 and 2 threads, its SkylakeX one the same, with or without sdc's row slices.) */
+static void linear_rows_case(void) {
+    int M = 4100, K = 96, N = 40;
+    float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 0.3f), *b = rand_buf(N, 1.0f);
+    float *out = malloc((size_t)M * N * sizeof(float));
+    int rows = (M + 6) / 7;
+    float *got = malloc((size_t)rows * N * sizeof(float));
+    double *ref = malloc((size_t)rows * N * sizeof(double));
+    for (int m = 0; m < M; m += 7)
+        for (int n = 0; n < N; n++) {
+            double acc = b[n];
+            for (int k = 0; k < K; k++) acc += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+            ref[(size_t)(m / 7) * N + n] = acc;
+            got[(size_t)(m / 7) * N + n] = 0.0f;
+        }
+    k_linear(out, x, w, b, M, K, N);
+    for (int m = 0; m < M; m += 7) memcpy(got + (size_t)(m / 7) * N, out + (size_t)m * N, (size_t)N * sizeof(float));
+    check("linear, 4100 rows (row slices per thread)", got, ref, (size_t)rows * N, 1e-5);
+    free(x); free(w); free(b); free(out); free(got); free(ref);
+}
+
 static void linear_case(int bias) {
     int M = 19, K = 70, N = 33;
     float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 0.3f);
@@ -522,6 +546,7 @@ int main(void) {
     layer_norm_case();
     linear_case(1);
     linear_case(0);
+    linear_rows_case();
     softmax_case();
     activation_cases();
     layout_cases();
