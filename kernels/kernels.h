@@ -48,6 +48,13 @@ void   k_wino_pack(float *U, const float *w, int Cout, int Cin);
 void   k_wino_pack_block(float *U, const float *wb, int Cout, int Cin, int ob);
 int    k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
                       const float *res, int N, int Cin, int H, int W, int Cout);
+/* The same for one image's output rows y0 .. y0+R-1 from a band of the source that the caller
+ * made (the VAE makes it with GroupNorm, SiLU and upsampling fused in): band[c·band_plane +
+ * j·band_ld + x] = source row y0 - 1 + j (j = 0 .. R+1; zero rows above/below the image), columns
+ * x = 0 .. W-1. out[o·out_plane + r·W + x] = (or += when add) the conv + b, r < R. */
+int    k_conv3x3_wino_band(sdc_arena *a, float *out, size_t out_plane, int add, const float *band,
+                           int band_ld, size_t band_plane, const float *U, const float *b, int Cin,
+                           int R, int W, int Cout);
 
 /* out[N,C,HW] = GroupNorm(in) * gamma[C] + beta[C], then SiLU when silu != 0. In place ok. */
 void k_group_norm(float *out, const float *in, const float *gamma, const float *beta,

@@ -14,6 +14,7 @@
 #include "kernels/kernels.h"
 
 #include <omp.h>
+#include <stddef.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
@@ -68,23 +69,37 @@ void k_wino_pack(float *U, const float *w, int Cout, int Cin) {
  * 2x .. 2x+3: band rows hold image rows 2ty-1 .. 2ty+2, band column 0 image column 2·tx0 - 1. */
 typedef struct wg_chunk { int g0, R, tx0, CW, TH; } wg_chunk;
 
-/* band[c][r][i][0..Wb) = in[n][c][2ty - 1 + i][2·tx0 - 1 + x] for tile row g0 + r = (n, ty); zero
- * outside the image. */
-static void wg_fill_band(float *band, int Wb, const float *in, int Cin, int H, int W, const wg_chunk *ch) {
-    const int x0 = 2 * ch->tx0 - 1;
+/* Where a conv reads and writes: input row iy (in_lo <= iy <= in_hi; others are zero padding) of
+ * channel c of image n is at in + n·in_img + c·in_plane + iy·in_ld (iy may be -1 when the caller
+ * made that row); output row y (< H) of channel o of image n at out (and res) + n·out_img +
+ * o·out_plane + y·W. */
+typedef struct wg_geom {
+    const float *in;
+    size_t       in_img, in_plane;
+    int          in_ld, in_lo, in_hi;
+    float       *out;
+    const float *res;                  /* NULL, or added to the outputs (may equal out) */
+    size_t       out_img, out_plane;
+    int          H, W;
+} wg_geom;
+
+/* band[c][r][i][0..Wb) = input row 2ty - 1 + i, columns 2·tx0 - 1 + x, of tile row g0 + r = (n, ty);
+ * zero outside the input. */
+static void wg_fill_band(float *band, int Wb, const wg_geom *g, int Cin, const wg_chunk *ch) {
+    const int x0 = 2 * ch->tx0 - 1, W = g->W;
     int lo = -x0, hi = W - x0;                       /* band columns that hold image columns */
     if (lo < 0) lo = 0;
     if (hi > Wb) hi = Wb;
     for (int c = 0; c < Cin; c++)
         for (int r = 0; r < ch->R; r++) {
             const int n = (ch->g0 + r) / ch->TH, ty = (ch->g0 + r) % ch->TH;
-            const float *img = in + ((size_t)n * Cin + c) * H * W;
+            const float *img = g->in + (size_t)n * g->in_img + (size_t)c * g->in_plane;
             for (int i = 0; i < 4; i++) {
                 float *d = band + ((size_t)(c * ch->R + r) * 4 + i) * Wb;
                 const int iy = 2 * ty - 1 + i;
-                if (iy < 0 || iy >= H || hi <= lo) { memset(d, 0, (size_t)Wb * sizeof(float)); continue; }
+                if (iy < g->in_lo || iy > g->in_hi || hi <= lo) { memset(d, 0, (size_t)Wb * sizeof(float)); continue; }
                 memset(d, 0, (size_t)lo * sizeof(float));
-                memcpy(d + lo, img + (size_t)iy * W + x0 + lo, (size_t)(hi - lo) * sizeof(float));
+                memcpy(d + lo, img + (ptrdiff_t)iy * g->in_ld + x0 + lo, (size_t)(hi - lo) * sizeof(float));
                 memset(d + hi, 0, (size_t)(Wb - hi) * sizeof(float));
             }
         }
@@ -153,15 +168,18 @@ static void wg_gemm_block(float *Mk, int Tp, const float *u, const float *v, int
 
 /* out rows of the chunk for channels o0 .. o1-1 = Aᵀ M A + b (+ res), Aᵀ = [1 1 1 0; 0 1 -1 -1];
  * M[k·ms + (o - o0)·Tp + t]. Pixels of a tile row interleaved from the two output columns. */
-static void wg_output(float *out, const float *res, const float *M, size_t ms, int Tp, const float *b,
-                      int o0, int o1, int Cout, int H, int W, const wg_chunk *ch) {
+static void wg_output(const wg_geom *g, const float *M, size_t ms, int Tp, const float *b, int o0, int o1,
+                      const wg_chunk *ch) {
+    float *out = g->out;
+    const float *res = g->res;
+    const int H = g->H, W = g->W;
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
     for (int o = o0; o < o1; o++) {
         const __m512 bo = _mm512_set1_ps(b ? b[o] : 0.0f);
         for (int r = 0; r < ch->R; r++) {
             const int n = (ch->g0 + r) / ch->TH, ty = (ch->g0 + r) % ch->TH;
-            const size_t plane = ((size_t)n * Cout + o) * H * W;
+            const size_t plane = (size_t)n * g->out_img + (size_t)o * g->out_plane;
             for (int x0 = 0; x0 < ch->CW; x0 += 16) {
                 const float *mo = M + (size_t)(o - o0) * Tp + (size_t)r * ch->CW + x0;
                 __m512 q[2][4];
@@ -227,13 +245,16 @@ static void wg_gemm_block(float *Mk, int Tp, const float *u, const float *v, int
     }
 }
 
-static void wg_output(float *out, const float *res, const float *M, size_t ms, int Tp, const float *b,
-                      int o0, int o1, int Cout, int H, int W, const wg_chunk *ch) {
+static void wg_output(const wg_geom *g, const float *M, size_t ms, int Tp, const float *b, int o0, int o1,
+                      const wg_chunk *ch) {
+    float *out = g->out;
+    const float *res = g->res;
+    const int H = g->H, W = g->W;
     for (int o = o0; o < o1; o++) {
         const float bo = b ? b[o] : 0.0f;
         for (int r = 0; r < ch->R; r++) {
             const int n = (ch->g0 + r) / ch->TH, ty = (ch->g0 + r) % ch->TH;
-            const size_t plane = ((size_t)n * Cout + o) * H * W;
+            const size_t plane = (size_t)n * g->out_img + (size_t)o * g->out_plane;
             for (int x = 0; x < ch->CW; x++) {
                 const float *mo = M + (size_t)(o - o0) * Tp + (size_t)r * ch->CW + x;
                 float q[2][4];
@@ -262,12 +283,11 @@ static void wg_output(float *out, const float *res, const float *M, size_t ms, i
 #define WG_GROUP_OB 8
 
 /* One task: chunk ch, output channel blocks ob0 .. ob1-1. Scratch (per thread): band, V, M. */
-static void wg_task(float *out, const float *in, const float *U, const float *b, const float *res,
-                    int Cin, int H, int W, int Cout, const wg_chunk *ch, int ob0, int ob1,
-                    float *band, int Wb, float *V, float *M, int Tp) {
+static void wg_task(const wg_geom *g, const float *U, const float *b, int Cin, int Cout, const wg_chunk *ch,
+                    int ob0, int ob1, float *band, int Wb, float *V, float *M, int Tp) {
     const int nob = (Cout + WG_RO - 1) / WG_RO, nt = ch->R * ch->CW;
     const size_t vs = (size_t)Cin * Tp, ms = (size_t)WG_GROUP_OB * WG_RO * Tp, plane = (size_t)nob * Cin * WG_RO;
-    wg_fill_band(band, Wb, in, Cin, H, W, ch);
+    wg_fill_band(band, Wb, g, Cin, ch);
     wg_input(V, vs, Tp, band, Wb, Cin, ch);
     if (nt < Tp)                                     /* a short chunk: the GEMM reads whole rows */
         for (size_t kc = 0; kc < (size_t)16 * Cin; kc++) memset(V + kc * Tp + nt, 0, (size_t)(Tp - nt) * sizeof(float));
@@ -277,13 +297,12 @@ static void wg_task(float *out, const float *in, const float *U, const float *b,
             for (int ob = g0; ob < g1; ob++)
                 wg_gemm_block(M + k * ms + (size_t)(ob - g0) * WG_RO * Tp, Tp,
                               U + k * plane + (size_t)ob * Cin * WG_RO, V + k * vs, Cin);
-        wg_output(out, res, M, ms, Tp, b, g0 * WG_RO, g1 * WG_RO < Cout ? g1 * WG_RO : Cout, Cout, H, W, ch);
+        wg_output(g, M, ms, Tp, b, g0 * WG_RO, g1 * WG_RO < Cout ? g1 * WG_RO : Cout, ch);
     }
 }
 
-int k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
-                   const float *res, int N, int Cin, int H, int W, int Cout) {
-    if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
+static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const float *b, int N, int Cin, int Cout) {
+    const int H = geo->H, W = geo->W;
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, nob = (Cout + WG_RO - 1) / WG_RO;
     /* chunk: CW tile columns x R tile rows (over the whole batch), WG_CHUNK_TILES tiles or fewer */
     const int CW = TW < WG_CHUNK_TILES ? TW : WG_CHUNK_TILES, GR = N * TH;
@@ -312,8 +331,24 @@ int k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, co
         if (TW - ch.tx0 < CW) ch.CW = TW - ch.tx0;
         float *s = scratch + (size_t)omp_get_thread_num() * per;
         if (ob0 < ob1)
-            wg_task(out, in, U, b, res, Cin, H, W, Cout, &ch, ob0, ob1, s, Wb, s + nband, s + nband + nv, Tp);
+            wg_task(geo, U, b, Cin, Cout, &ch, ob0, ob1, s, Wb, s + nband, s + nband + nv, Tp);
     }
     sdc_arena_reset(a, mk);
     return 1;
+}
+
+int k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
+                   const float *res, int N, int Cin, int H, int W, int Cout) {
+    if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
+    const size_t HW = (size_t)H * W;
+    const wg_geom g = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
+    return wg_conv(a, &g, U, b, N, Cin, Cout);
+}
+
+int k_conv3x3_wino_band(sdc_arena *a, float *out, size_t out_plane, int add, const float *band, int band_ld,
+                        size_t band_plane, const float *U, const float *b, int Cin, int R, int W, int Cout) {
+    if (Cin <= 0 || Cout <= 0 || R <= 0 || W <= 0) return 1;
+    /* band row 0 is input row -1: rows -1 .. R are all there (zero rows are the caller's padding) */
+    const wg_geom g = {band + band_ld, 0, band_plane, band_ld, -1, R, out, add ? out : NULL, 0, out_plane, R, W};
+    return wg_conv(a, &g, U, b, 1, Cin, Cout);
 }

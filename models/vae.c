@@ -2,7 +2,7 @@
  * quant_conv/post_quant_conv, bound from the tensor store as f32 copies and run as kernel calls,
  * one image at a time (activation memory is one image's, whatever N is). Blocks update their
  * activation in place; the 3x3 convs of the blocks and the upsampler run here, a band of rows at
- * a time, as Winograd F(2x2,3x3) on sgemm (conv3_bands).
+ * a time, as Winograd F(2x2,3x3) (conv3_bands, kernels/winograd.c).
  * In low-mem mode (sdc_vae_params.low_mem) the conv and attention matrices stay the store's
  * views and are widened per layer into arena scratch (models/weight.h); same output bits.
  *
@@ -523,144 +523,39 @@ static void fill_src_band(float *band, const vae_src *s, int Cin, int H, int W, 
         }
 }
 
-/* ---- Winograd F(2x2, 3x3): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2x2 output tile, the 16 products
- * summed over input channels as 16 GEMMs (Cout x Cin) · (Cin x tiles): 16 multiplies per 4
- * outputs instead of 36, so it runs past the direct method's FLOP floor. Used for the wide 3x3
- * convs (both channel counts >= VAE_WINO_MIN_C); conv_out (3 channels) stays direct. */
+/* ---- Winograd F(2x2, 3x3) (kernels/winograd.c): 16 multiplies per 4 outputs instead of 36, so
+ * it runs past the direct method's FLOP floor. Used for the wide 3x3 convs (both channel counts
+ * >= VAE_WINO_MIN_C); conv_out (3 channels) stays direct. The weights are packed per call (the
+ * VAE runs once per image: 2.4 M weights at 512 channels, a few ms). */
 #define VAE_WINO_MIN_C 16
-/* Floats of transformed input + products per band (64 MiB): 16 rows at 512 channels x 256 columns,
- * 1024 tiles per GEMM. */
+/* Floats of input band a Winograd band may use (64 MiB: 64 rows at 512 channels x 514 columns);
+ * at most an eighth of the image a band, so the scratch stays well below the activations. */
 #define VAE_WINO_FLOATS ((size_t)16 << 20)
-
-/* U[k][o][c] = (G g Gᵀ)[k] for g = w[o][c] (3x3), G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. */
-static void wino_weights(float *U, const float *w, int Cout, int Cin) {
-    const size_t plane = (size_t)Cout * Cin;
-    #pragma omp parallel for schedule(static)
-    for (int o = 0; o < Cout; o++)
-        for (int c = 0; c < Cin; c++) {
-            const float *g = w + ((size_t)o * Cin + c) * 9;
-            float t[4][3], u[4][4];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[j];
-                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-                t[3][j] = g[6 + j];
-            }
-            for (int i = 0; i < 4; i++) {
-                u[i][0] = t[i][0];
-                u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[i][3] = t[i][2];
-            }
-            for (int k = 0; k < 16; k++) U[k * plane + (size_t)o * Cin + c] = u[k / 4][k % 4];
-        }
-}
-
-/* V[k·ps + c·T + t] = (Bᵀ d B)[k] for the 4x4 patch d at rows 2ty.., columns 2tx.. of band
- * channel c, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]; t = ty·TW + tx. Chunks of tiles, so
- * that the loops run over tiles (vectorised). */
-#define VAE_WINO_CHUNK 64
-static void wino_input(float *V, size_t ps, const float *band, int Cin, int rows, int Wp, int TY,
-                       int TW) {
-    const size_t T = (size_t)TY * TW;
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < Cin; c++)
-        for (int ty = 0; ty < TY; ty++)
-            for (int t0 = 0; t0 < TW; t0 += VAE_WINO_CHUNK) {
-                const int n = TW - t0 < VAE_WINO_CHUNK ? TW - t0 : VAE_WINO_CHUNK;
-                float q[4][4][VAE_WINO_CHUNK];           /* q[row i][column combo j][tile] */
-                for (int i = 0; i < 4; i++) {
-                    const float *r = band + ((size_t)c * rows + 2 * ty + i) * Wp + 2 * t0;
-                    for (int tx = 0; tx < n; tx++) {
-                        float a0 = r[2 * tx], a1 = r[2 * tx + 1], a2 = r[2 * tx + 2], a3 = r[2 * tx + 3];
-                        q[i][0][tx] = a0 - a2;
-                        q[i][1][tx] = a1 + a2;
-                        q[i][2][tx] = a2 - a1;
-                        q[i][3][tx] = a1 - a3;
-                    }
-                }
-                float *v = V + (size_t)c * T + (size_t)ty * TW + t0;
-                for (int j = 0; j < 4; j++) {
-                    float *v0 = v + (size_t)j * ps, *v1 = v0 + 4 * ps, *v2 = v1 + 4 * ps, *v3 = v2 + 4 * ps;
-                    for (int tx = 0; tx < n; tx++) {
-                        v0[tx] = q[0][j][tx] - q[2][j][tx];
-                        v1[tx] = q[1][j][tx] + q[2][j][tx];
-                        v2[tx] = q[2][j][tx] - q[1][j][tx];
-                        v3[tx] = q[1][j][tx] - q[3][j][tx];
-                    }
-                }
-            }
-}
-
-/* out rows y0 .. y0+r of (Cout, H, W) (=, or += when add) Aᵀ M A + b, Aᵀ = [1 1 1 0; 0 1 -1 -1],
- * from the products M[k·ps + o·T + t]. */
-static void wino_output(float *out, int add, const float *M, size_t ps, const float *b, int Cout,
-                        int H, int W, int y0, int r, int TY, int TW) {
-    const size_t T = (size_t)TY * TW;
-    #pragma omp parallel for schedule(static)
-    for (int o = 0; o < Cout; o++) {
-        const float bo = b ? b[o] : 0.0f;
-        for (int ty = 0; ty < TY; ty++)
-            for (int t0 = 0; t0 < TW; t0 += VAE_WINO_CHUNK) {
-                const int n = TW - t0 < VAE_WINO_CHUNK ? TW - t0 : VAE_WINO_CHUNK;
-                const float *mo = M + (size_t)o * T + (size_t)ty * TW + t0;
-                float q[2][4][VAE_WINO_CHUNK], y[2][2][VAE_WINO_CHUNK];
-                for (int j = 0; j < 4; j++) {
-                    const float *m0 = mo + (size_t)j * ps, *m1 = m0 + 4 * ps, *m2 = m1 + 4 * ps,
-                                *m3 = m2 + 4 * ps;
-                    for (int tx = 0; tx < n; tx++) {
-                        q[0][j][tx] = m0[tx] + m1[tx] + m2[tx];
-                        q[1][j][tx] = m1[tx] - m2[tx] - m3[tx];
-                    }
-                }
-                for (int i = 0; i < 2; i++)
-                    for (int tx = 0; tx < n; tx++) {
-                        y[i][0][tx] = q[i][0][tx] + q[i][1][tx] + q[i][2][tx] + bo;
-                        y[i][1][tx] = q[i][1][tx] - q[i][2][tx] - q[i][3][tx] + bo;
-                    }
-                for (int i = 0; i < 2 && 2 * ty + i < r; i++) {
-                    float *d = out + ((size_t)o * H + y0 + 2 * ty + i) * W + 2 * t0;
-                    const int nx = W - 2 * t0 < 2 * n ? W - 2 * t0 : 2 * n;   /* pixels in the row */
-                    if (add)
-                        for (int x = 0; x < nx; x++) d[x] += y[i][x & 1][x >> 1];
-                    else
-                        for (int x = 0; x < nx; x++) d[x] = y[i][x & 1][x >> 1];
-                }
-            }
-    }
-}
 
 static int conv3_wino(sdc_arena *a, float *out, int add, const vae_src *s, int Cin, int H, int W,
                       const float *wf, const float *b, int Cout, sdc_err *e) {
     sdc_arena_mark m = sdc_arena_get_mark(a);
-    const int TW = (W + 1) / 2, Wp = 2 * TW + 2;
-    int TR = (int)(VAE_WINO_FLOATS / ((size_t)16 * (Cin + Cout) * TW));   /* tile rows a band */
-    if (TR > H / 16) TR = H / 16;      /* >= 8 bands: the scratch stays well below the activations */
-    if (TR < 1) TR = 1;
-    if (TR > (H + 1) / 2) TR = (H + 1) / 2;
-    const size_t Tmax = (size_t)TR * TW;
-    /* plane strides off powers of two by a few cache lines: the 16 streams of a transform
-     * would otherwise fall into the same cache sets */
-    const size_t pv = (size_t)Cin * Tmax + 80, pm = (size_t)Cout * Tmax + 80;
-    float *U = sdc_arena_f32(a, (size_t)16 * Cout * Cin);
-    float *band = sdc_arena_f32(a, (size_t)Cin * (2 * TR + 2) * Wp);
-    float *V = sdc_arena_f32(a, 16 * pv), *M = sdc_arena_f32(a, 16 * pm);
-    if (!U || !band || !V || !M) {
+    const int Wp = W + 2;                              /* a zero column each side */
+    long R = (long)(VAE_WINO_FLOATS / ((size_t)Cin * Wp)) - 2;
+    if (R > H / 8) R = H / 8;
+    R &= ~1L;                                          /* whole 2x2 tiles a band */
+    if (R < 2) R = 2;
+    if (R > H) R = H;
+    float *U = sdc_arena_f32(a, k_wino_packed_floats(Cout, Cin));
+    float *band = sdc_arena_f32(a, (size_t)Cin * (R + 2) * Wp);          /* (Cin, R+2, W+2) */
+    if (!U || !band) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "vae: out of memory for a %dx%dx3x3 conv", Cout, Cin);
     }
-    wino_weights(U, wf, Cout, Cin);
-    for (int y0 = 0; y0 < H; y0 += 2 * TR) {
-        const int r = H - y0 < 2 * TR ? H - y0 : 2 * TR, TY = (r + 1) / 2, rows = 2 * TY + 2;
-        const size_t T = (size_t)TY * TW;
+    k_wino_pack(U, wf, Cout, Cin);
+    for (int y0 = 0; y0 < H; y0 += (int)R) {
+        const int r = H - y0 < R ? H - y0 : (int)R, rows = r + 2;
         fill_src_band(band, s, Cin, H, W, y0, rows, Wp);
-        wino_input(V, pv, band, Cin, rows, Wp, TY, TW);
-        /* M[k] (Cout, T) = U[k] (Cout, Cin) · V[k] (Cin, T), each GEMM on all threads (one-thread
-         * sgemm calls from an OpenMP loop ran one at a time here: OpenBLAS serialised them) */
-        for (int k = 0; k < 16; k++)
-            k_sgemm(0, 0, Cout, (int)T, Cin, 1.0f, U + (size_t)k * Cout * Cin, Cin,
-                    V + (size_t)k * pv, (int)T, 0.0f, M + (size_t)k * pm, (int)T);
-        wino_output(out, add, M, pm, b, Cout, H, W, y0, r, TY, TW);
+        if (!k_conv3x3_wino_band(a, out + (size_t)y0 * W, (size_t)H * W, add, band + 1, Wp,
+                                 (size_t)rows * Wp, U, b, Cin, r, W, Cout)) {
+            sdc_arena_reset(a, m);
+            return sdc_errf(e, "vae: out of memory for a %dx%dx3x3 conv", Cout, Cin);
+        }
     }
     sdc_arena_reset(a, m);
     return 0;
