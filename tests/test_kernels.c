@@ -125,6 +125,46 @@ static void wino_case(const char *name, int N, int Cin, int H, int W, int Cout, 
     free(in); free(w); free(b); free(res); free(out); free(U); free(ref);
 }
 
+/* k_conv3x3_wino_band: output rows y0 .. y0+R-1 of a Cin x H x W image from a band of its rows
+ * (with the halo rows, zero outside the image; row stride wider than W), added into out. */
+static void wino_band_case(const char *name, int Cin, int H, int W, int Cout, int y0, int R) {
+    const int ld = W + 5, rows = R + 2;
+    float *in = rand_buf((size_t)Cin * H * W, 1.0f), *w = rand_buf((size_t)Cout * Cin * 9, 0.2f);
+    float *b = rand_buf((size_t)Cout, 1.0f), *out = rand_buf((size_t)Cout * H * W, 1.0f);
+    float *band = calloc((size_t)Cin * rows * ld, sizeof(float));
+    float *U = malloc(k_wino_packed_floats(Cout, Cin) * sizeof(float));
+    double *ref = malloc((size_t)Cout * H * W * sizeof(double));
+    for (int c = 0; c < Cin; c++)
+        for (int j = 0; j < rows; j++)
+            if (y0 - 1 + j >= 0 && y0 - 1 + j < H)
+                memcpy(band + ((size_t)c * rows + j) * ld, in + ((size_t)c * H + y0 - 1 + j) * W, (size_t)W * sizeof(float));
+    for (int o = 0; o < Cout; o++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                size_t at = ((size_t)o * H + y) * W + x;
+                double acc = out[at];
+                if (y >= y0 && y < y0 + R) {
+                    acc += b[o];
+                    for (int c = 0; c < Cin; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int iy = y - 1 + ky, ix = x - 1 + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc += (double)w[((size_t)(o * Cin + c) * 3 + ky) * 3 + kx] * in[((size_t)c * H + iy) * W + ix];
+                            }
+                }
+                ref[at] = acc;
+            }
+    k_wino_pack(U, w, Cout, Cin);
+    size_t before = arena.in_use;
+    int ok = k_conv3x3_wino_band(&arena, out + (size_t)y0 * W, (size_t)H * W, 1, band, ld, (size_t)rows * ld, U, b,
+                                 Cin, R, W, Cout);
+    check_arena(name, before);
+    if (!ok) { printf("%-44s no scratch FAIL\n", name); failures++; }
+    else check(name, out, ref, (size_t)Cout * H * W, 1e-5);
+    free(in); free(w); free(b); free(out); free(band); free(U); free(ref);
+}
+
 /* ---- attention ------------------------------------------------------------------------- */
 static void att_case(const char *name, int B, int Lq, int Lk, int H, int D, int causal, int packed) {
     int HD = H * D, ldq = packed ? 3 * HD : HD, ldk = packed ? 3 * HD : HD + 5, ldv = packed ? 3 * HD : HD;
@@ -515,6 +555,9 @@ int main(void) {
     wino_case("wino 3x3 1x8ch 37x150 -> 12 (column chunks)", 1, 8, 37, 150, 12, 1, 1);
     wino_case("wino 3x3 2x300ch 12x20 -> 50 (wide K)", 2, 300, 12, 20, 50, 1, 0);
     wino_case("wino 3x3 1x600ch 7x33 -> 130 (small chunks)", 1, 600, 7, 33, 130, 0, 1);
+    wino_band_case("wino band: rows 4..9 of 13x21, 20 -> 17, +=", 20, 13, 21, 17, 4, 6);
+    wino_band_case("wino band: top rows 0..6 (odd count) of 9x140", 16, 9, 140, 12, 0, 7);
+    wino_band_case("wino band: bottom rows 10..11 of 12x12", 24, 12, 12, 30, 10, 2);
     att_case("attention self B2 H3 D8 Lq=Lk=37", 2, 37, 37, 3, 8, 0, 0);
     att_case("attention cross B2 H2 D16 Lq=45 Lk=77", 2, 45, 77, 2, 16, 0, 0);
     att_case("attention self, packed qkv rows (ld=3HD)", 2, 29, 29, 2, 8, 0, 1);
