@@ -38,13 +38,6 @@
 #include "runtime/store.h"
 #include "sdc.h"
 
-/* The pipeline (include/sdc.h) may not be in the library yet: --full says so instead of failing
- * to link. */
-#pragma weak sdc_model_default_params
-#pragma weak sdc_model_open
-#pragma weak sdc_model_close
-#pragma weak sdc_gen_default_params
-#pragma weak sdc_generate
 
 #define DEFAULT_MODEL "/work/big/sd15-f16.safetensors"
 #define MAX_RUNS 32     /* medians of more runs than this add nothing but time */
@@ -448,10 +441,6 @@ static void child_vae(const opts *o, int arg, result *res, int n_res) {
 
 static void child_generate(const opts *o, int arg, result *r, int n_res) {
     (void)arg; (void)n_res;
-    if (!sdc_model_open || !sdc_generate || !sdc_gen_default_params || !sdc_model_default_params) {
-        snprintf(r->msg, sizeof r->msg, "the pipeline (include/sdc.h) is not in this build");
-        return;
-    }
     sdc_err e = {{0}};
     sdc_model_params mp = sdc_model_default_params();
     mp.model_path = o->model;
