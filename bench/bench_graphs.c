@@ -286,6 +286,20 @@ static void summarise(result *r, double *t, int n) {
     r->ok = 1;
 }
 
+/* A UNet forward's buffers at batch B, s x s latents: x [B, in_ch, s, s] and the context
+ * [B, 77, context_dim] drawn from *seed, y [B, out_ch, s, s]. Returns 0, or -1 (r->msg set). */
+static int unet_inputs(const sdc_unet_info *in, int B, int s, unsigned *seed, float **x, float **ctx,
+                       float **y, result *r) {
+    size_t nx = (size_t)B * in->in_channels * s * s, nc = (size_t)B * CTX_LEN * in->context_dim;
+    *x = malloc(nx * sizeof **x);
+    *ctx = malloc(nc * sizeof **ctx);
+    *y = malloc((size_t)B * in->out_channels * s * s * sizeof **y);
+    if (!*x || !*ctx || !*y) { snprintf(r->msg, sizeof r->msg, "out of memory"); return -1; }
+    for (size_t i = 0; i < nx; i++) (*x)[i] = lcg_normalish(seed);
+    for (size_t i = 0; i < nc; i++) (*ctx)[i] = lcg_normalish(seed);
+    return 0;
+}
+
 /* --scaling: the 64x64 UNet forward (batch 2) at 1 thread and at o->threads threads, alternately
  * (run i at 1 thread, then run i at N), so that a slow spell of a shared machine hits both
  * counts alike; res[0]: 1 thread, res[1]: N threads. */
@@ -298,15 +312,10 @@ static void child_unet_scaling(const opts *o, int arg, result *res, int n_res) {
     sdc_unet_params p = {.num_heads = cfg.unet_heads, .head_dim = cfg.unet_head_dim};
     sdc_unet *u = sdc_unet_load(st, &p, &e);
     if (!u) { snprintf(res->msg, sizeof res->msg, "%s", e.msg); return; }
-    const sdc_unet_info *in = sdc_unet_get_info(u);
     const int B = 2, s = 64, nthr = sdc_kernels_get_threads();
     unsigned seed = 42;
-    size_t nx = (size_t)B * in->in_channels * s * s, nc = (size_t)B * CTX_LEN * in->context_dim;
-    float *x = malloc(nx * sizeof *x), *ctx = malloc(nc * sizeof *ctx);
-    float *y = malloc((size_t)B * in->out_channels * s * s * sizeof *y), tt[2] = {500, 500};
-    if (!x || !ctx || !y) { snprintf(res->msg, sizeof res->msg, "out of memory"); return; }
-    for (size_t i = 0; i < nx; i++) x[i] = lcg_normalish(&seed);
-    for (size_t i = 0; i < nc; i++) ctx[i] = lcg_normalish(&seed);
+    float *x, *ctx, *y, tt[2] = {500, 500};
+    if (unet_inputs(sdc_unet_get_info(u), B, s, &seed, &x, &ctx, &y, res)) return;
     sdc_arena a;
     sdc_arena_init(&a, 0);
     double t[2][MAX_RUNS];
@@ -376,12 +385,8 @@ static void child_unet(const opts *o, int arg, result *res, int n_res) {
     for (int k = 0; k < n_res; k++) {
         result *r = &res[k];
         const int s = k == 0 ? 32 : 64;
-        size_t nx = (size_t)B * in->in_channels * s * s, nc = (size_t)B * CTX_LEN * in->context_dim;
-        float *x = malloc(nx * sizeof *x), *ctx = malloc(nc * sizeof *ctx);
-        float *y = malloc((size_t)B * in->out_channels * s * s * sizeof *y), tt[2] = {500, 500};
-        if (!x || !ctx || !y) { snprintf(r->msg, sizeof r->msg, "out of memory"); return; }
-        for (size_t i = 0; i < nx; i++) x[i] = lcg_normalish(&seed);
-        for (size_t i = 0; i < nc; i++) ctx[i] = lcg_normalish(&seed);
+        float *x, *ctx, *y, tt[2] = {500, 500};
+        if (unet_inputs(in, B, s, &seed, &x, &ctx, &y, r)) return;
         sdc_arena a;
         sdc_arena_init(&a, 0);
         double t[MAX_RUNS];
