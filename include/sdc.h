@@ -37,9 +37,11 @@ typedef struct sdc_model_params {
     int allow_unsafe_pickle;       /* load weights even when the pickle names dangerous globals */
     int prediction;                /* -1 auto (config, metadata, SD convention), 0 eps, 1 v */
     int threads;                   /* <= 0: all cores */
-    int low_mem;                   /* keep weights as stored (f16) and widen them per layer just in
-                                      time; VAE decoded in tiles. Same pixels as the default mode
-                                      except for the tiled decode; ~4 GB less memory on SD 1.5 */
+    int low_mem;                   /* keep the UNet's weights as stored (f16) and widen them per
+                                      layer just in time; VAE decoded in tiles. (The text encoder
+                                      and VAE read theirs per layer in every mode.) Same pixels as
+                                      the default mode except for the tiled decode; ~4.3 GB less
+                                      memory on SD 1.5 */
 } sdc_model_params;
 
 sdc_model_params sdc_model_default_params(void);
