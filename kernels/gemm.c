@@ -100,10 +100,11 @@ void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const flo
         return;
     }
     #pragma omp parallel num_threads(nthr)
-    {   /* rows m0 .. m1-1 (multiples of 16 but the last): OpenBLAS runs one-threaded in here */
-        const int t = omp_get_thread_num();
-        const int m0 = (int)((long)M * t / nthr) / 16 * 16;
-        const int m1 = t == nthr - 1 ? M : (int)((long)M * (t + 1) / nthr) / 16 * 16;
+    {   /* rows m0 .. m1-1 (multiples of 16 but the last) of the team OpenMP actually gave (fewer
+         * than asked under OMP_DYNAMIC or OMP_THREAD_LIMIT); OpenBLAS runs one-threaded in here */
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int m0 = (int)((long)M * t / nt) / 16 * 16;
+        const int m1 = t == nt - 1 ? M : (int)((long)M * (t + 1) / nt) / 16 * 16;
         if (m1 > m0)
             cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, alpha, A + (size_t)m0 * lda, lda, B, ldb, beta,
                         C + (size_t)m0 * ldc, ldc);

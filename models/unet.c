@@ -844,7 +844,7 @@ static int convert_all(loader *L) {
     if (bad >= 0) {
         sdc_err ce = {{0}};
         const conv_job *j = &L->jobs[bad];
-        if (j->pack) snprintf(ce.msg, sizeof ce.msg, "out of memory, or not a float tensor");
+        if (j->pack) snprintf(ce.msg, sizeof ce.msg, "out of memory");   /* view() checked the dtype */
         else sdc_tensor_to_f32(j->t, j->dst, &ce);
         return fail(L, "%s: %s", j->t->name, ce.msg);
     }
