@@ -6,11 +6,13 @@
  * that cost a few percent (they are linear in Cin + Cout, the GEMMs in Cin · Cout).
  *
  * U = G g Gᵀ is computed once per weight (k_wino_pack), in the GEMM micro-kernel's layout. A
- * forward cuts the image into chunks of tiles (rows x columns of tiles of one image); each OpenMP
- * task takes one chunk (and a group of output channels when chunks are too few for the threads):
- * copies the chunk's input rows into a zero-padded band, transforms them (V), runs the 16 GEMMs
- * through its own register-blocked micro-kernel (V[k] stays in L1/L2 while U[k] streams) and
- * transforms the products back into the output, adding bias and, when given, a residual. */
+ * forward cuts the batch into chunks of up to 64 tiles (tile rows x tile columns; tile rows run
+ * over the whole batch, so small images share a chunk); each OpenMP task takes one chunk (and a
+ * group of output channels when chunks are too few for the threads): copies the chunk's input
+ * rows into a zero-padded band, transforms them (V), runs the 16 GEMMs through its own
+ * register-blocked micro-kernel (V[k] stays in L1/L2 while U[k] streams) and transforms the
+ * products back into the output, 96 channels at a time, adding bias and, when given, a
+ * residual. k_conv3x3_wino_band does the same on rows of a band the caller made. */
 #include "kernels/kernels.h"
 
 #include <omp.h>
