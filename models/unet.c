@@ -813,17 +813,24 @@ static int build_diffusers_table(loader *L) {
 /* Runs every pending conversion, tensors spread over the OpenMP threads. Each tensor's file
  * pages are dropped from the RSS once converted (nothing reads them again), so the load's peak
  * is the f32 copy, not the copy plus the whole file. */
-/* A Winograd conv's job: j->dst = k_wino_pack(t as f32), widened and packed 12 output channels
- * at a time (no f32 copy of the whole weight). Returns 0, or -1 (no memory, or t is not float). */
+/* Output channels ob·12 .. ob·12+11 of the 3x3 weight t [cout, cin, 3, 3] (any float dtype) packed
+ * into U (k_wino_pack's layout), widened through wb [12, cin, 3, 3] scratch. Returns 0, or -1
+ * when t is not float. Used at load (default mode) and per call (low-mem): the same bits. */
+static int pack_block_from(float *U, float *wb, const sdc_tensor *t, int cout, int cin, int ob) {
+    const size_t row = (size_t)cin * 9, o0 = (size_t)ob * K_WINO_BLOCK;
+    const size_t n = (size_t)cout - o0 < K_WINO_BLOCK ? (size_t)cout - o0 : K_WINO_BLOCK;
+    if (sdc_weight_widen(wb, t, o0 * row, n * row)) return -1;
+    k_wino_pack_block(U, wb, cout, cin, ob);
+    return 0;
+}
+
+/* A Winograd conv's job: j->dst = k_wino_pack(t as f32), a block at a time (no f32 copy of the
+ * whole weight). Returns 0, or -1 (no memory, or t is not float). */
 static int pack_job(const conv_job *j) {
-    const size_t row = (size_t)j->cin * 9, nob = ((size_t)j->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK;
-    float *wb = malloc(K_WINO_BLOCK * row * sizeof(float));               /* [12, cin, 3, 3] */
+    const int nob = (j->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK;
+    float *wb = malloc(K_WINO_BLOCK * (size_t)j->cin * 9 * sizeof(float));   /* [12, cin, 3, 3] */
     int rc = wb ? 0 : -1;
-    for (size_t ob = 0; ob < nob && !rc; ob++) {
-        size_t o0 = ob * K_WINO_BLOCK, n = (size_t)j->cout - o0 < K_WINO_BLOCK ? (size_t)j->cout - o0 : K_WINO_BLOCK;
-        rc = sdc_weight_widen(wb, j->t, o0 * row, n * row);
-        if (!rc) k_wino_pack_block(j->dst, wb, j->cout, j->cin, (int)ob);
-    }
+    for (int ob = 0; ob < nob && !rc; ob++) rc = pack_block_from(j->dst, wb, j->t, j->cout, j->cin, ob);
     free(wb);
     return rc;
 }
@@ -933,14 +940,9 @@ static const float *wino_from_views(fwd *f, const conv_w *c) {
     float *wb = talloc(f, (size_t)nthr * K_WINO_BLOCK * row);             /* [thread][12, cin, 3, 3] */
     if (!U || !wb) return NULL;
     #pragma omp parallel for num_threads(nthr) schedule(static)
-    for (int ob = 0; ob < nob; ob++) {
-        float *b = wb + (size_t)omp_get_thread_num() * K_WINO_BLOCK * row;
-        const size_t o0 = (size_t)ob * K_WINO_BLOCK;
-        const size_t n = (size_t)c->cout - o0 < K_WINO_BLOCK ? (size_t)c->cout - o0 : K_WINO_BLOCK;
-        /* cannot fail: the view's dtype and shape were checked at load */
-        sdc_weight_widen(b, c->w.src[0], o0 * row, n * row);
-        k_wino_pack_block(U, b, c->cout, c->cin, ob);
-    }
+    for (int ob = 0; ob < nob; ob++)   /* cannot fail: the view's dtype was checked at load */
+        pack_block_from(U, wb + (size_t)omp_get_thread_num() * K_WINO_BLOCK * row, c->w.src[0], c->cout,
+                        c->cin, ob);
     sdc_store_release_tensor(c->w.st, c->w.src[0]);
     return U;
 }
