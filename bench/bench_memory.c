@@ -17,7 +17,7 @@
 #include "models/clip.h"
 #include "models/unet.h"
 #include "models/vae.h"
-#include "runtime/modelcfg.h"
+#include "pipeline/modelcfg.h"
 #include "runtime/store.h"
 
 static double now_s(clockid_t c) {

@@ -72,7 +72,7 @@ typedef struct sdc_gen_params {
     int steps;                     /* default 20 */
     float cfg_scale;               /* default 7.5; <= 1 disables guidance (one UNet call/step) */
     uint64_t seed;                 /* torch.manual_seed(seed) */
-    int sample_method;             /* sdc_sample_method (runtime/sampler.h), default euler_a */
+    int sample_method;             /* sdc_sample_method (pipeline/sampler.h), default euler_a */
     int schedule;                  /* sdc_schedule, default discrete */
     int spacing;                   /* sdc_spacing, default -1 = the sampler's diffusers default */
     int clip_skip;                 /* <= 1: none (SD 2.x: penultimate, as SD 2.x does) */

@@ -30,7 +30,7 @@
 
 #include "kernels/kernels.h"
 #include "models/weight.h"
-#include "runtime/compare.h"   /* sdc_diffusers_to_original: the one diffusers → ldm name table */
+#include "runtime/names.h"   /* sdc_diffusers_to_original: the one diffusers → ldm name table */
 
 /* ldm's GroupNorm32 (ResBlocks, out.0): 32 groups, eps 1e-5. The SpatialTransformer's own
  * input norm is ldm's Normalize(): 32 groups, eps 1e-6 (diffusers Transformer2DModel too). */
@@ -741,7 +741,7 @@ static int load_all(loader *L, const sdc_unet_params *p) {
  * (R = resnets per down block, read from down_blocks.0): down_blocks.i.resnets.j →
  * input_blocks.(1 + i(R+1) + j).0, up_blocks.i.upsamplers.0 → output_blocks.(i(R+1) + R).(2 if
  * the block has attentions, else 1), ... The table is sdc's one: sdc_diffusers_to_original
- * (runtime/compare.h), which `sdc compare` uses to match the two layouts. */
+ * (runtime/names.h), which `sdc compare` also uses to match the two layouts. */
 
 typedef struct up_ctx { const sdc_store *st; const char *dpre; } up_ctx;
 

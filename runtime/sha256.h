@@ -4,7 +4,7 @@
  * Two block functions compute the same digest: one with the x86 SHA extensions (SHA-NI, about
  * 2 GB/s on one core), chosen at run time when the CPU has them, and a portable one for every
  * other CPU. The build needs no extra flags for either. Owns no files and no global state;
- * runtime/hashcache.h remembers the digests of model files. */
+ * cli/hashcache.h remembers the digests of model files. */
 #ifndef SDC_SHA256_H
 #define SDC_SHA256_H
 

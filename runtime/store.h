@@ -11,7 +11,7 @@
  *
  * The format is decided by the file's bytes, not its name: safetensors, PyTorch zip ckpt,
  * legacy (pre-1.6) ckpt. A directory is refused (a diffusers folder by that name in the message);
- * `sdc compare` reads a diffusers folder's files through sdc_cmp_open (runtime/compare.h). */
+ * `sdc compare` reads a diffusers folder's files through sdc_cmp_open (cli/compare.h). */
 #ifndef SDC_STORE_H
 #define SDC_STORE_H
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/sampler.h"
+#include "pipeline/sampler.h"
 #include "sdc.h"
 #include "tests/test_util.h"
 

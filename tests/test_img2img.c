@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/sampler.h"
+#include "pipeline/sampler.h"
 #include "sdc.h"
 
 enum { W = 64, H = 64, NP = W * H * 3 };

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/sampler.h"
+#include "pipeline/sampler.h"
 #include "runtime/store.h"
 #include "sdc.h"
 #include "tests/test_util.h"

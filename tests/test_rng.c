@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/rng.h"
+#include "pipeline/rng.h"
 #include "runtime/store.h"
 
 static int failures;

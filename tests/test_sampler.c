@@ -28,9 +28,9 @@
 #include "kernels/arena.h"
 #include "models/clip.h"
 #include "models/unet.h"
-#include "runtime/modelcfg.h"
-#include "runtime/rng.h"
-#include "runtime/sampler.h"
+#include "pipeline/modelcfg.h"
+#include "pipeline/rng.h"
+#include "pipeline/sampler.h"
 #include "runtime/store.h"
 #include "tokenizer/tokenizer.h"
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/hashcache.h"
+#include "cli/hashcache.h"
 #include "runtime/sha256.h"
 
 static int failures;

@@ -1,4 +1,4 @@
-/* test_store_detect.c — model family from names and shapes (runtime/detect.h): the fixtures
+/* test_store_detect.c — model family from names and shapes (pipeline/detect.h): the fixtures
  * (tiny SD 1.x / 2.x, f32/f16, ckpt, diffusers-layout UNet) and synthetic name sets for the
  * families the fixtures lack (SDXL, VAE-only, LoRA, UNet-only by cross-attention width). */
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/detect.h"
+#include "pipeline/detect.h"
 
 static int fails;
 #define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \

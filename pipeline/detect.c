@@ -1,7 +1,7 @@
 /* detect.c — model family from tensor names and shapes (see detect.h). */
 #include <string.h>
 
-#include "runtime/detect.h"
+#include "pipeline/detect.h"
 
 static const char *const family_names[] = {
     [SDC_FAMILY_UNKNOWN] = "unknown", [SDC_FAMILY_SD1] = "SD 1.x", [SDC_FAMILY_SD2] = "SD 2.x",

@@ -1,5 +1,5 @@
 /* hashcache.c — the model-hash cache of hashcache.h: look up, hash on a miss, rewrite. */
-#include "runtime/hashcache.h"
+#include "cli/hashcache.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,8 +12,8 @@
 #include "models/clip.h"
 #include "models/unet.h"
 #include "models/vae.h"
-#include "runtime/modelcfg.h"
-#include "runtime/sampler.h"
+#include "pipeline/modelcfg.h"
+#include "pipeline/sampler.h"
 #include "runtime/store.h"
 #include "tokenizer/tokenizer.h"
 

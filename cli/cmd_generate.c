@@ -7,10 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/cli/cli.h"
-#include "runtime/image.h"
-#include "runtime/sampler.h"
-#include "runtime/hashcache.h"
+#include "cli/cli.h"
+#include "pipeline/image.h"
+#include "pipeline/sampler.h"
+#include "cli/hashcache.h"
 #include "sdc.h"
 
 #define DEMO_MODEL "assets/toy-sd1/toy-sd1.safetensors"

@@ -1,5 +1,5 @@
 /* cli.h — the `sdc` command line: one function per subcommand, each in its own file
- * (runtime/cli/cmd_<name>.c), taking argv after the subcommand name and returning the exit
+ * (cli/cmd_<name>.c), taking argv after the subcommand name and returning the exit
  * status (0 ok, 1 "different"/"no" answers where a command defines them, 2 error, 3 inspect's
  * "dangerous file"). Errors are printed as one line on stderr: "sdc: FILE: what: where". */
 #ifndef SDC_CLI_H

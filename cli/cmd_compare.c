@@ -9,10 +9,10 @@
 #include <sys/stat.h>
 
 #include "include/sdc.h"
-#include "runtime/cli/cli.h"
-#include "runtime/compare.h"
-#include "runtime/image.h"
-#include "runtime/sampler.h"
+#include "cli/cli.h"
+#include "cli/compare.h"
+#include "pipeline/image.h"
+#include "pipeline/sampler.h"
 #include "runtime/store.h"
 
 /* Lines per list in the text report unless --all: enough to name what differs without

@@ -9,9 +9,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "runtime/modelcfg.h"
-#include "runtime/cli/cli.h"
-#include "runtime/detect.h"
+#include "pipeline/modelcfg.h"
+#include "cli/cli.h"
+#include "pipeline/detect.h"
 #include "runtime/store.h"
 
 /* Text mode shows this many bytes of a metadata value, then how long it really is. */

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "runtime/err.h"
-#include "runtime/rng.h"
+#include "pipeline/rng.h"
 
 typedef enum { SDC_SAMPLE_EULER, SDC_SAMPLE_EULER_A, SDC_SAMPLE_HEUN, SDC_SAMPLE_DDIM,
                SDC_SAMPLE_PNDM, SDC_SAMPLE_DPMPP_2M, SDC_SAMPLE_LCM } sdc_sample_method;

@@ -92,14 +92,6 @@ int  sdc_compare_stores(const sdc_store *a, const sdc_store *b, const sdc_cmp_op
                         sdc_cmp_result *r, sdc_err *e);
 void sdc_cmp_result_free(sdc_cmp_result *r);
 
-/* The original-layout name of a diffusers-layout name (without any file prefix) of component
- * 'u' (UNet2DConditionModel), 'v' (AutoencoderKL) or 't' (CLIPTextModel), into out. R is the
- * number of resnets per down block (UNet: counted from down_blocks.0), levels the number of
- * VAE decoder up blocks; up_attn(i) says whether UNet up block i has attentions. Returns 0, or -1
- * when the name is not one the tables know (or does not fit in cap). */
-int sdc_diffusers_to_original(int component, const char *name, int R, int levels,
-                              int (*up_attn)(void *ctx, int i), void *ctx, char *out, size_t cap);
-
 /* 1 when a and b hold the same tensors with values equal or within the tolerance (dtypes may
  * differ), else 0: the answer `sdc compare` turns into its exit status. */
 int sdc_cmp_same(const sdc_cmp_result *r);

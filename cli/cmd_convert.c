@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 #include "runtime/store.h"
 
 /* Elements converted per chunk: bounds the buffers (4 MB of f32) whatever the tensor size. */

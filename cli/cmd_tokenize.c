@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 #include "runtime/store.h"
 #include "tokenizer/tokenizer.h"
 

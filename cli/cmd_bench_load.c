@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 #include "runtime/store.h"
 
 #define RUNS_DEFAULT 5

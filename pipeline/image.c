@@ -1,5 +1,5 @@
 /* image.c — PNG writing (stb_image_write + a tEXt chunk, temp file + rename) and image reading. */
-#include "runtime/image.h"
+#include "pipeline/image.h"
 
 #include <errno.h>
 #include <stdio.h>

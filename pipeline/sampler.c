@@ -22,7 +22,7 @@
  * timesteps, np.interp, Karras σ and σ→t run in float64 as numpy does and are then cast to
  * float32 where diffusers casts; every per-element update is float32 in diffusers' operation
  * order, each operation rounded on its own (no FMA contraction). */
-#include "runtime/sampler.h"
+#include "pipeline/sampler.h"
 
 #include <math.h>
 #include <stdio.h>

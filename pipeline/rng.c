@@ -15,7 +15,7 @@
  * The reference fixtures match PyTorch's AVX2 kernel (its default on any AVX2 machine), so the
  * vector math functions are emulated lane by lane here in plain float arithmetic: every
  * intrinsic becomes one rounded float operation, in the same order (no FMA contraction). */
-#include "runtime/rng.h"
+#include "pipeline/rng.h"
 
 #include <math.h>
 #include <string.h>

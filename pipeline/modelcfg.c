@@ -1,5 +1,5 @@
 /* modelcfg.c — resolves heads, text activation and prediction type (see modelcfg.h). */
-#include "runtime/modelcfg.h"
+#include "pipeline/modelcfg.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
