@@ -323,7 +323,7 @@ static void child_unet_scaling(const opts *o, int arg, result *res, int n_res) {
         for (int k = 0; k < 2; k++) {
             sdc_kernels_set_threads(k ? nthr : 1);
             double t0 = bench_now();
-            if (sdc_unet_forward(u, &a, y, x, tt, ctx, B, s, s, CTX_LEN, &e)) {
+            if (sdc_unet_forward(u, &a, y, x, tt, &(sdc_cond){.ctx = ctx, .ctx_len = CTX_LEN}, B, s, s, &e)) {
                 snprintf(res->msg, sizeof res->msg, "%s", e.msg);
                 return;
             }
@@ -392,7 +392,7 @@ static void child_unet(const opts *o, int arg, result *res, int n_res) {
         double t[MAX_RUNS];
         for (int i = 0; i < o->runs; i++) {
             t0 = bench_now();
-            if (sdc_unet_forward(u, &a, y, x, tt, ctx, B, s, s, CTX_LEN, &e)) {
+            if (sdc_unet_forward(u, &a, y, x, tt, &(sdc_cond){.ctx = ctx, .ctx_len = CTX_LEN}, B, s, s, &e)) {
                 snprintf(r->msg, sizeof r->msg, "%s", e.msg);
                 return;
             }

@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
     fill(x2, nl, 42);
     memcpy(x2 + nl, x2, nl * sizeof *x2);
     for (int s = 0; s < steps; s++) {
-        if (sdc_unet_forward(unet, &a, out2, x2, t2, ctx, 2, h, w, L, &e)) { fprintf(stderr, "%s\n", e.msg); return 2; }
+        if (sdc_unet_forward(unet, &a, out2, x2, t2, &(sdc_cond){.ctx = ctx, .ctx_len = L}, 2, h, w, &e)) { fprintf(stderr, "%s\n", e.msg); return 2; }
         char what[64];
         snprintf(what, sizeof what, "UNet step %d (batch 2, %dx%d)", s + 1, h, w);
         stage(what, &a);

@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
         a.peak = 0;
         for (int r = 0; r < runs; r++) {
             double f0 = bench_now(), fc = bench_cpu();
-            if (sdc_unet_forward(u, &a, y, x, t, ctx, batch, s, s, ctx_len, &e)) {
+            if (sdc_unet_forward(u, &a, y, x, t, &(sdc_cond){.ctx = ctx, .ctx_len = ctx_len}, batch, s, s, &e)) {
                 fprintf(stderr, "%s\n", e.msg);
                 return 2;
             }

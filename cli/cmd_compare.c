@@ -12,7 +12,6 @@
 #include "cli/cli.h"
 #include "cli/compare.h"
 #include "pipeline/image.h"
-#include "pipeline/sampler.h"
 #include "runtime/store.h"
 
 /* Lines per list in the text report unless --all: enough to name what differs without
@@ -132,14 +131,12 @@ static int parse_args(int argc, char **argv, cmp_args *a) {
         else if (!strcmp(s, "--vae")) { NEED_VAL(); a->vae = argv[++i]; }
         else if (!strcmp(s, "--sampling-method")) {
             NEED_VAL();
-            a->method = sdc_sample_method_from_name(argv[++i]);
+            a->method = sdc_sampler_from_name(argv[++i]);
             if (a->method < 0) { fprintf(stderr, "sdc: compare: unknown sampling method '%s'\n", argv[i]); return -1; }
         } else if (!strcmp(s, "--schedule")) {
             NEED_VAL();
             const char *m = argv[++i];
-            if (!strcmp(m, "karras")) a->schedule = SDC_SCHED_KARRAS;
-            else if (!strcmp(m, "discrete")) a->schedule = SDC_SCHED_DISCRETE;
-            else { fprintf(stderr, "sdc: compare: unknown schedule '%s' (discrete, karras)\n", m); return -1; }
+            if ((a->schedule = sdc_scheduler_from_name(m)) < 0) { fprintf(stderr, "sdc: compare: unknown schedule '%s' (discrete, karras)\n", m); return -1; }
         } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) { usage(stdout); return 1; }
         else if (s[0] == '-' && s[1]) { fprintf(stderr, "sdc: compare: unknown option '%s' (try sdc compare --help)\n", s); return -1; }
         else if (npos < 2) pos[npos++] = s;
@@ -417,8 +414,8 @@ static int output_level(const cmp_args *a, img_out *o) {
     o->h = gp.height;
     snprintf(o->params, sizeof o->params, "prompt \"%s\", negative \"%s\", %dx%d, %d steps, cfg %g, %s%s, seed %llu",
              gp.prompt, gp.negative_prompt ? gp.negative_prompt : "", gp.width, gp.height, gp.steps,
-             gp.cfg_scale, sdc_sample_method_name(gp.sample_method),
-             gp.schedule == SDC_SCHED_KARRAS ? " karras" : "", (unsigned long long)gp.seed);
+             gp.cfg_scale, sdc_sampler_name(gp.sample_method),
+             gp.schedule == SDC_SCHEDULER_KARRAS ? " karras" : "", (unsigned long long)gp.seed);
     o->d = sdc_image_diff(o->a, o->b, o->w, o->h);
     size_t n = (size_t)o->w * o->h * 3;
     for (size_t i = 0; i < n; i++) {

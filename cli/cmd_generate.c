@@ -9,7 +9,6 @@
 
 #include "cli/cli.h"
 #include "pipeline/image.h"
-#include "pipeline/sampler.h"
 #include "cli/hashcache.h"
 #include "sdc.h"
 
@@ -158,19 +157,14 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) { if (parse_int(a, val, 1, 1000, &v)) return 2; gp.steps = (int)v; have_steps = 1; }
         else if (!strcmp(a, "--cfg-scale")) { if (parse_float(a, val, &gp.cfg_scale)) return 2; have_cfg = 1; }
         else if (!strcmp(a, "--sampling-method")) {
-            if ((gp.sample_method = sdc_sample_method_from_name(val)) < 0) {
+            if ((gp.sample_method = sdc_sampler_from_name(val)) < 0) {
                 fprintf(stderr, "sdc: generate: --sampling-method '%s': unknown (euler, euler_a, heun, ddim, pndm, dpm++2m, lcm)\n", val);
                 return 2;
             }
         } else if (!strcmp(a, "--scheduler")) {
-            if (!strcmp(val, "discrete")) gp.schedule = SDC_SCHED_DISCRETE;
-            else if (!strcmp(val, "karras")) gp.schedule = SDC_SCHED_KARRAS;
-            else { fprintf(stderr, "sdc: generate: --scheduler '%s': unknown (discrete, karras)\n", val); return 2; }
+            if ((gp.schedule = sdc_scheduler_from_name(val)) < 0) { fprintf(stderr, "sdc: generate: --scheduler '%s': unknown (discrete, karras)\n", val); return 2; }
         } else if (!strcmp(a, "--timestep-spacing")) {
-            if (!strcmp(val, "leading")) gp.spacing = SDC_SPACING_LEADING;
-            else if (!strcmp(val, "linspace")) gp.spacing = SDC_SPACING_LINSPACE;
-            else if (!strcmp(val, "trailing")) gp.spacing = SDC_SPACING_TRAILING;
-            else { fprintf(stderr, "sdc: generate: --timestep-spacing '%s': unknown (leading, linspace, trailing)\n", val); return 2; }
+            if ((gp.spacing = sdc_timestep_spacing_from_name(val)) < 0) { fprintf(stderr, "sdc: generate: --timestep-spacing '%s': unknown (leading, linspace, trailing)\n", val); return 2; }
         } else if (!strcmp(a, "-W") || !strcmp(a, "--width")) { if (parse_int(a, val, 8, 8192, &v)) return 2; gp.width = (int)v; have_w = 1; }
         else if (!strcmp(a, "-H") || !strcmp(a, "--height")) { if (parse_int(a, val, 8, 8192, &v)) return 2; gp.height = (int)v; have_h = 1; }
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-count")) { if (parse_int(a, val, 1, MAX_BATCH, &batch)) return 2; }
@@ -231,7 +225,7 @@ int sdc_cmd_generate(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f\n", mi->family,
                 mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
-                sdc_sample_method_name(gp.sample_method), gp.cfg_scale);
+                sdc_sampler_name(gp.sample_method), gp.cfg_scale);
 
     char hash[65] = "";   /* "Model hash" for the PNG: remembered across runs, empty if unreadable */
     if (sdc_model_hash(mp.model_path, hash)) hash[0] = 0;
@@ -261,7 +255,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         int k = snprintf(params, sizeof params,
                  "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %llu, "
                  "Size: %dx%d, Model hash: %.10s, Model: %.*s", gp.prompt, gp.negative_prompt, gp.steps,
-                 a1111_sampler(gp.sample_method), gp.schedule == SDC_SCHED_KARRAS ? "Karras" : "Automatic",
+                 a1111_sampler(gp.sample_method), gp.schedule == SDC_SCHEDULER_KARRAS ? "Karras" : "Automatic",
                  gp.cfg_scale, (unsigned long long)gp.seed, gp.width, gp.height, hash, blen, base);
         if (gp.clip_skip > 1 && k > 0 && k < (int)sizeof params)
             k += snprintf(params + k, sizeof params - k, ", Clip skip: %d", gp.clip_skip);

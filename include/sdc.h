@@ -18,14 +18,60 @@
  *   if (sdc_generate(m, &gp, rgb, &err) != 0) puts(err.msg);
  *   sdc_model_close(m);
  *
- * Returns: functions returning int give 0 on success and -1 on error, with one line in err. */
+ * Returns: functions returning int give 0 on success and -1 on error, with one line in err.
+ *
+ * LIFETIMES
+ *   sdc_model_open's result is yours until sdc_model_close. The pointers a model hands out
+ *   (sdc_model_get_info and the strings in it) live as long as the model. The strings of
+ *   sdc_*_name() are static. Every buffer you pass (prompts, init_rgb, outputs) is only read or
+ *   written during the call. Paths in sdc_model_params are read by sdc_model_open only.
+ *
+ * This header is self-contained: it includes only the C standard library. */
 #ifndef SDC_H
 #define SDC_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/err.h"
+#define SDC_VERSION_MAJOR 0
+#define SDC_VERSION_MINOR 4
+#define SDC_VERSION_PATCH 0
+#define SDC_VERSION "0.4.0"
+
+/* The library's version string (SDC_VERSION of the build that made it). */
+const char *sdc_version(void);
+
+/* An error: one readable line ("FILE: what is wrong: where"), written by a failing call. The
+ * library's internals use the same type (the guard keeps one definition per translation unit). */
+#ifndef SDC_ERR_DEFINED
+#define SDC_ERR_DEFINED
+typedef struct sdc_err {
+    char msg[1024];   /* one line, no trailing newline; empty when no error */
+} sdc_err;
+#endif
+
+/* Samplers, as diffusers' schedulers compute them. Values are stable (appended only). */
+typedef enum sdc_sampler {
+    SDC_SAMPLER_EULER, SDC_SAMPLER_EULER_A, SDC_SAMPLER_HEUN, SDC_SAMPLER_DDIM,
+    SDC_SAMPLER_PNDM, SDC_SAMPLER_DPMPP_2M, SDC_SAMPLER_LCM, SDC_SAMPLER_COUNT
+} sdc_sampler;
+/* Noise schedules: the scheduler's own ("discrete") or Karras sigmas. */
+typedef enum sdc_scheduler { SDC_SCHEDULER_DISCRETE, SDC_SCHEDULER_KARRAS, SDC_SCHEDULER_COUNT } sdc_scheduler;
+/* Timestep spacing; DEFAULT = what diffusers' SD pipeline gives the sampler out of the box. */
+typedef enum sdc_timestep_spacing {
+    SDC_TIMESTEPS_DEFAULT = -1, SDC_TIMESTEPS_LEADING = 0, SDC_TIMESTEPS_LINSPACE,
+    SDC_TIMESTEPS_TRAILING, SDC_TIMESTEPS_COUNT
+} sdc_timestep_spacing;
+
+/* Names as the CLI spells them ("euler", "euler_a", "heun", "ddim", "pndm", "dpm++2m", "lcm";
+ * "discrete", "karras"; "leading", "linspace", "trailing"). *_from_name gives -1 when unknown;
+ * *_name gives NULL for a value out of range. */
+int         sdc_sampler_from_name(const char *name);
+const char *sdc_sampler_name(int sampler);
+int         sdc_scheduler_from_name(const char *name);
+const char *sdc_scheduler_name(int scheduler);
+int         sdc_timestep_spacing_from_name(const char *name);
+const char *sdc_timestep_spacing_name(int spacing);
 
 typedef struct sdc_model sdc_model;
 
@@ -50,13 +96,14 @@ void             sdc_model_close(sdc_model *m);            /* NULL is fine */
 
 /* What was detected and where each hyper-parameter came from (for inspect / stderr). */
 typedef struct sdc_model_info {
-    const char *family;            /* "SD 1.x", "SD 2.x", ... */
+    const char *family;            /* "SD 1.x", "SD 2.x", "SDXL", ... */
     int unet_heads, unet_head_dim; /* one of them > 0 */
     int text_heads;
     const char *text_act;          /* "quick_gelu" / "gelu" */
     const char *prediction;        /* "epsilon" / "v_prediction" */
     const char *config_source;     /* "--config FILE", "metadata tiny_sd_config", ... */
     int context_dim, latent_channels;
+    float vae_scale, vae_shift;    /* the latent space: latents = (VAE mean - shift) * scale */
 } sdc_model_info;
 const sdc_model_info *sdc_model_get_info(const sdc_model *m);
 
@@ -72,9 +119,9 @@ typedef struct sdc_gen_params {
     int steps;                     /* default 20 */
     float cfg_scale;               /* default 7.5; <= 1 disables guidance (one UNet call/step) */
     uint64_t seed;                 /* torch.manual_seed(seed) */
-    int sample_method;             /* sdc_sample_method (pipeline/sampler.h), default euler_a */
-    int schedule;                  /* sdc_schedule, default discrete */
-    int spacing;                   /* sdc_spacing, default -1 = the sampler's diffusers default */
+    int sample_method;             /* sdc_sampler, default SDC_SAMPLER_EULER_A */
+    int schedule;                  /* sdc_scheduler, default SDC_SCHEDULER_DISCRETE */
+    int spacing;                   /* sdc_timestep_spacing, default SDC_TIMESTEPS_DEFAULT */
     int clip_skip;                 /* <= 1: none (SD 2.x: penultimate, as SD 2.x does) */
     int prompt_mode;               /* 0 chunk (A1111 75-token windows), 1 truncate (diffusers) */
     const uint8_t *init_rgb;       /* img2img: width*height*3 RGB (NULL: txt2img) */

@@ -1228,13 +1228,36 @@ static int check_sizes(const sdc_unet *u, int N, int h, int w, int ctx_len, sdc_
     return 0;
 }
 
+/* The channel-concat input: x2[N, Cin, h, w] = cat(x[N, Cin - Cc], concat[N, Cc]) per image. */
+static const float *concat_input(fwd *f, const float *x, const sdc_cond *c, int h, int w) {
+    if (!c->concat) return x;
+    size_t hw = (size_t)h * w, cx = (size_t)(f->u->info.in_channels - c->concat_ch) * hw,
+           cc = (size_t)c->concat_ch * hw;
+    float *x2 = talloc(f, (size_t)f->N * (cx + cc));
+    if (!x2) return NULL;
+    for (int n = 0; n < f->N; n++) {
+        memcpy(x2 + n * (cx + cc), x + n * cx, cx * sizeof *x);
+        memcpy(x2 + n * (cx + cc) + cx, c->concat + n * cc, cc * sizeof *x);
+    }
+    return x2;
+}
+
+static int check_cond(const sdc_unet *u, const sdc_cond *c, sdc_err *e) {
+    if (c->concat && (c->concat_ch <= 0 || c->concat_ch >= u->info.in_channels))
+        return sdc_errf(e, "unet: %d concatenated channels: this UNet takes %d input channels in all",
+                        c->concat_ch, u->info.in_channels);
+    if (c->y)
+        return sdc_errf(e, "unet: a vector conditioning (y) was given, but this UNet has no label_emb");
+    return 0;
+}
+
 int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
-                     const float *ctx, int N, int h, int w, int ctx_len, sdc_err *e) {
-    if (!u || !a || !out || !x || !t || (!ctx && u->info.transformer_depth))
+                     const sdc_cond *c, int N, int h, int w, sdc_err *e) {
+    if (!u || !a || !out || !x || !t || !c || (!c->ctx && u->info.transformer_depth))
         return sdc_errf(e, "unet: forward: missing argument");
-    if (check_sizes(u, N, h, w, ctx_len, e)) return -1;
+    if (check_sizes(u, N, h, w, c->ctx_len, e) || check_cond(u, c, e)) return -1;
     sdc_arena_mark m0 = sdc_arena_get_mark(a);
-    fwd f = {u, a, NULL, ctx, N, ctx_len, 0};
+    fwd f = {u, a, NULL, c->ctx, N, c->ctx_len, 0};
     char name[64];
     int H = h, W = w, lvl = 0;
 
@@ -1245,7 +1268,8 @@ int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, cons
     if (!skip) f.oom = 1;
 
     /* input_blocks: every output stays alive as a skip for the output blocks. */
-    const float *cur = x;
+    const float *cur = concat_input(&f, x, c, h, w);                      /* [N, in_ch, h, w] */
+    if (!cur) f.oom = 1;
     for (int i = 0; i < u->n_in && !f.oom; i++) {
         const unet_block *k = &u->in[i];
         int Ho = k->kind == BLK_DOWN ? (H + 1) / 2 : H, Wo = k->kind == BLK_DOWN ? (W + 1) / 2 : W;

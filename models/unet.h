@@ -42,12 +42,25 @@ typedef void (*sdc_unet_debug_fn)(void *user, const char *name, const float *dat
                                   int N, int C, int H, int W);
 void sdc_unet_set_debug(sdc_unet *u, sdc_unet_debug_fn fn, void *user);
 
-/* out[N,Cout,h,w] = unet(x[N,Cin,h,w], t[N], ctx[N,L,C]) with Cin = info.in_channels and
- * Cout = info.out_channels, both read from the file (4 and 4 in SD; the caller sizes out by
- * out_channels, which need not equal in_channels). t may be fractional (Euler linspace).
- * h, w: latent size (any multiple of 2^(levels-1)). Activations from a (reset by the caller).
- * Returns 0, or -1 with e set. */
+/* What the UNet is conditioned on besides the timestep — one struct for every family, as
+ * stable-diffusion.cpp's c_crossattn / c_vector / c_concat: a new kind of conditioning is a field
+ * here, not a new signature. Pointers are borrowed for the call. */
+typedef struct sdc_cond {
+    const float *ctx;       /* [N, ctx_len, context_dim] cross-attention context (the text) */
+    int          ctx_len;
+    const float *y;         /* [N, adm_in_channels] vector conditioning (SDXL's label_emb input:
+                               pooled text ++ size embeddings; class labels), or NULL */
+    const float *concat;    /* [N, concat_ch, h, w] extra input channels concatenated after x
+                               (inpainting: mask 1 + masked-image latents 4), or NULL */
+    int          concat_ch;
+} sdc_cond;
+
+/* out[N,Cout,h,w] = unet(cat(x[N,Cx,h,w], c->concat), t[N], c) with Cx + c->concat_ch =
+ * info.in_channels and Cout = info.out_channels, both read from the file (SD: 4 and 4;
+ * inpainting: 4 + 5 in, 4 out; the caller sizes out by out_channels). t may be fractional
+ * (Euler linspace). h, w: latent size (any multiple of 2^(levels-1)). Activations from a (reset
+ * by the caller). Returns 0, or -1 with e set. */
 int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
-                     const float *ctx, int N, int h, int w, int ctx_len, sdc_err *e);
+                     const sdc_cond *c, int N, int h, int w, sdc_err *e);
 
 #endif

@@ -104,6 +104,7 @@ struct sdc_vae {
     float **owned;                   /* every malloc'd weight, freed by sdc_vae_free */
     size_t n_owned, cap_owned;
     int low_mem;                     /* 1: the sdc_weights are the store's views */
+    float scale, shift;              /* latent space: z = (mean - shift) * scale */
 };
 
 typedef struct vae_binder {
@@ -394,6 +395,8 @@ sdc_vae *sdc_vae_load_ex(const sdc_store *st, const sdc_vae_params *p, sdc_err *
     sdc_vae *v = calloc(1, sizeof *v);
     if (!v) { sdc_errf(e, "vae: out of memory"); return NULL; }
     v->low_mem = p && p->low_mem;
+    v->scale = p && p->scale > 0 ? p->scale : 0.18215f;
+    v->shift = p ? p->shift : 0;
     vae_binder b = {v, st, pre, e};
     if (bind_decoder(&b, &v->dec)) goto fail;
     int64_t pq[4] = {v->dec.z, -1, 1, 1};
@@ -831,7 +834,9 @@ static int decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, i
             return sdc_errf(e, "vae: out of memory for a %dx%d decode", H, W);
         }
         const float *zn = z + (size_t)n * E * hw;
-        for (size_t i = 0; i < (size_t)E * hw; i++) zs[i] = zn[i] / SDC_VAE_SCALE;  /* (E,h,w) */
+        for (size_t i = 0; i < (size_t)E * hw; i++) zs[i] = zn[i] / v->scale;  /* (E,h,w) */
+        if (v->shift)
+            for (size_t i = 0; i < (size_t)E * hw; i++) zs[i] += v->shift;
         /* (z,h,w) */
         int rc = conv_same(a, zq, zs, &v->post_quant_w, v->post_quant_b, E, h, w, Z, 1, e);
         if (!rc) tap(v, "post_quant_conv", zq, Z, h, w);

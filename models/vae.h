@@ -9,17 +9,19 @@
 #include "runtime/err.h"
 #include "runtime/store.h"
 
-#define SDC_VAE_SCALE 0.18215f
-
 typedef struct sdc_vae sdc_vae;
 
-/* Binds from st; the prefix is detected ("first_stage_model." or "" or "vae."). */
+/* Binds from st; the prefix is detected ("first_stage_model." or "" or "vae."). Latent scale
+ * 0.18215, shift 0 (SD 1.x / 2.x). */
 sdc_vae *sdc_vae_load(const sdc_store *st, sdc_err *e);
 
 typedef struct sdc_vae_params {
     int low_mem;     /* 1: keep no f32 copy of the conv/attention matrices: they stay the store's
                         views and are widened per layer into the call's arena (models/weight.h);
                         same output bits. The store must then stay open until sdc_vae_free. */
+    float scale;     /* the latent space's scale (the model config's: SD 1.x/2.x 0.18215, SDXL
+                        0.13025); <= 0: 0.18215 */
+    float shift;     /* and shift (0 for every SD family) */
 } sdc_vae_params;
 /* sdc_vae_load with parameters; p NULL = all defaults (= sdc_vae_load). */
 sdc_vae *sdc_vae_load_ex(const sdc_store *st, const sdc_vae_params *p, sdc_err *e);
@@ -28,8 +30,8 @@ int      sdc_vae_has_encoder(const sdc_vae *v);
 int      sdc_vae_latent_channels(const sdc_vae *v);   /* E, from post_quant_conv (4 in SD) */
 int      sdc_vae_downscale(const sdc_vae *v);         /* f, from the levels (8 in SD) */
 
-/* img[N,3,f·h,f·w] = decoder(post_quant_conv(z / 0.18215)) — raw output, about [-1,1], not
- * clamped. z[N,E,h,w] are the sampler's latents (the 1/0.18215 is applied here); E and f are
+/* img[N,3,f·h,f·w] = decoder(post_quant_conv(z / scale + shift)) — raw output, about [-1,1], not
+ * clamped. z[N,E,h,w] are the sampler's latents (the params' scale and shift are undone here); E and f are
  * sdc_vae_latent_channels and sdc_vae_downscale, read from the file: the caller sizes z by E. */
 int sdc_vae_decode(sdc_vae *v, sdc_arena *a, float *img, const float *z, int N, int h, int w,
                    sdc_err *e);
@@ -51,7 +53,7 @@ int sdc_vae_decode_tiled(sdc_vae *v, sdc_arena *a, float *img, const float *z, i
 size_t sdc_vae_last_peak(const sdc_vae *v);
 
 /* mean, logvar [N,E,H/f,W/f] of quant_conv(encoder(img[N,3,H,W])) (logvar clamped to [-30,20]),
- * UNscaled (multiply mean by 0.18215 for latents). logvar may be NULL. */
+ * UNscaled (latents are (mean - shift) * scale, the params'). logvar may be NULL. */
 int sdc_vae_encode(sdc_vae *v, sdc_arena *a, float *mean, float *logvar, const float *img,
                    int N, int H, int W, sdc_err *e);
 

@@ -1,4 +1,5 @@
-/* modelcfg.c — resolves heads, text activation and prediction type (see modelcfg.h). */
+/* modelcfg.c — resolves the family, heads, text activation, prediction type and VAE scale
+ * (see modelcfg.h). */
 #include "pipeline/modelcfg.h"
 
 #include <cjson/cJSON.h>
@@ -67,6 +68,14 @@ static void set_pred_from(sdc_model_config *c, const char *s, const char *src) {
     snprintf(c->pred_src, sizeof c->pred_src, "%s", src);
 }
 
+/* The VAE's latent scale (a JSON number in (0, 100]) and shift (finite; absent: 0). */
+static void set_vae_scale(sdc_model_config *c, const cJSON *scale, const cJSON *shift, const char *src) {
+    if (!cJSON_IsNumber(scale) || !(scale->valuedouble > 0 && scale->valuedouble <= 100)) return;
+    c->vae_scale = (float)scale->valuedouble;
+    c->vae_shift = cJSON_IsNumber(shift) && isfinite(shift->valuedouble) ? (float)shift->valuedouble : 0;
+    snprintf(c->vae_src, sizeof c->vae_src, "%s", src);
+}
+
 /* The fixtures' config form: {kind, prediction_type, unet:{num_heads, num_head_channels},
  * text:{heads, activation}}. Fields absent leave c unchanged. */
 static void apply_fixture_config(sdc_model_config *c, const cJSON *j, const char *src) {
@@ -86,6 +95,9 @@ static void apply_fixture_config(sdc_model_config *c, const cJSON *j, const char
     if (cJSON_IsString(act)) c->text_act = act_from_name(act->valuestring);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prediction_type");
     if (cJSON_IsString(p)) set_pred_from(c, p->valuestring, src);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "vae");
+    if (v) set_vae_scale(c, cJSON_GetObjectItemCaseSensitive(v, "scale_factor"),
+                         cJSON_GetObjectItemCaseSensitive(v, "shift_factor"), src);
 }
 
 /* diffusers unet config: attention_head_dim is (confusingly) the head COUNT when an int (SD 1.x),
@@ -182,8 +194,11 @@ static int apply_metadata(sdc_model_config *c, const sdc_store *st, sdc_err *e) 
 int sdc_model_config_resolve(sdc_model_config *c, const sdc_store *st, const char *config_path,
                              int prediction_override, sdc_err *e) {
     memset(c, 0, sizeof *c);
-    /* 3. SD's conventions, overwritten below by anything more specific. */
+    c->family = sdc_detect_family(st);
     c->openclip = sdc_store_count_prefix(st, "cond_stage_model.model.") > 0;
+    c->family_name = c->family == SDC_FAMILY_UNKNOWN ? (c->openclip ? "SD 2.x" : "SD 1.x")
+                                                     : sdc_family_name(c->family);
+    /* 3. SD's conventions, overwritten below by anything more specific. */
     c->unet_heads = c->openclip ? -1 : 8;
     c->unet_head_dim = c->openclip ? 64 : -1;
     c->text_heads = -1;                       /* width / 64 */
@@ -192,6 +207,8 @@ int sdc_model_config_resolve(sdc_model_config *c, const sdc_store *st, const cha
     snprintf(c->unet_src, sizeof c->unet_src, "SD %s convention", c->openclip ? "2.x" : "1.x");
     snprintf(c->text_src, sizeof c->text_src, "CLIP convention (head width 64)");
     snprintf(c->pred_src, sizeof c->pred_src, "SD %s convention", c->openclip ? "2.x (768-v)" : "1.x");
+    c->vae_scale = c->family == SDC_FAMILY_SDXL ? 0.13025f : 0.18215f;
+    snprintf(c->vae_src, sizeof c->vae_src, "%s convention", c->family_name);
     /* 2. metadata */
     if (apply_metadata(c, st, e)) return -1;
     /* 1. --config */

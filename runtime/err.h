@@ -8,9 +8,14 @@
 
 #include <stddef.h>
 
+/* The same type as include/sdc.h's (the public API hands these errors out unchanged); the guard
+ * keeps one definition in a file that includes both. */
+#ifndef SDC_ERR_DEFINED
+#define SDC_ERR_DEFINED
 typedef struct sdc_err {
     char msg[1024];   /* one line, no trailing newline; empty when no error */
 } sdc_err;
+#endif
 
 /* Formats the message into e (when e is not NULL). Always returns -1, so callers can write
  * `return sdc_errf(e, "%s: bad header: byte %zu", path, off);` */

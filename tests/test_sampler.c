@@ -369,7 +369,7 @@ static int e2e_model(void *ctx, const float *x_in, float t, float *out, sdc_err 
     memcpy(m->xb, x_in, m->n * sizeof *x_in);
     memcpy(m->xb + m->n, x_in, m->n * sizeof *x_in);
     sdc_arena_mark mk = sdc_arena_get_mark(m->arena);
-    int rc = sdc_unet_forward(m->unet, m->arena, m->ob, m->xb, tb, m->ctx, 2, m->h, m->w, m->L, e);
+    int rc = sdc_unet_forward(m->unet, m->arena, m->ob, m->xb, tb, &(sdc_cond){.ctx = m->ctx, .ctx_len = m->L}, 2, m->h, m->w, e);
     sdc_arena_reset(m->arena, mk);
     if (rc < 0) return -1;
     const float *u = m->ob, *c = m->ob + m->n;

@@ -177,7 +177,7 @@ static void run_model(const char *tag, const char *model, const char *config, co
             int want_dbg = dbg_case && !strcmp(dbg_case, outn);
             sdc_unet_set_debug(u, want_dbg ? on_debug : NULL, &d);
             printf("   %-26s batch %d latent %dx%d t %-7g ctx [%d,%d]\n", outn, B, h, w, t[0], Lc, Cc);
-            int rc = sdc_unet_forward(u, &a, y, x, t, ctx, B, h, w, Lc, &e);
+            int rc = sdc_unet_forward(u, &a, y, x, t, &(sdc_cond){.ctx = ctx, .ctx_len = Lc}, B, h, w, &e);
             CHECK(rc == 0, "%s: forward: %s", outn, e.msg);
             CHECK((size_t)ot->numel == nl * B, "%s: ref size", outn);
             if (rc == 0 && (size_t)ot->numel == nl * B) {
@@ -196,7 +196,7 @@ static void run_model(const char *tag, const char *model, const char *config, co
                 /* low-mem mode: the same floats through the same kernels, so the same bits */
                 float *yl = malloc(n * sizeof *yl);
                 size_t peak0 = a.peak;
-                int rcl = yl ? sdc_unet_forward(ul, &a, yl, x, t, ctx, B, h, w, Lc, &e) : -1;
+                int rcl = yl ? sdc_unet_forward(ul, &a, yl, x, t, &(sdc_cond){.ctx = ctx, .ctx_len = Lc}, B, h, w, &e) : -1;
                 CHECK(rcl == 0, "%s: low-mem forward: %s", outn, e.msg);
                 if (rcl == 0) {
                     int same = !memcmp(y, yl, n * sizeof *y);
@@ -208,6 +208,25 @@ static void run_model(const char *tag, const char *model, const char *config, co
                 free(yl);
             }
             if (want_dbg) CHECK(d.seen >= 10, "%s: only %d intermediates compared", outn, d.seen);
+            /* The conditioning struct's concat input: x's last C-1 channels handed over as the
+             * concatenated ones (as inpainting hands over mask + masked-image latents) give the
+             * same bits as the whole x. */
+            if (rc == 0 && C > 1) {
+                size_t hw = (size_t)h * w;
+                float *x1 = malloc(hw * B * sizeof *x1), *xc = malloc(hw * (C - 1) * B * sizeof *xc);
+                float *yc = malloc(nl * B * sizeof *yc);
+                for (int b = 0; b < B; b++) {
+                    memcpy(x1 + b * hw, x + b * nl, hw * sizeof *x1);
+                    memcpy(xc + b * hw * (C - 1), x + b * nl + hw, hw * (C - 1) * sizeof *xc);
+                }
+                sdc_cond cc2 = {.ctx = ctx, .ctx_len = Lc, .concat = xc, .concat_ch = C - 1};
+                int rcc = sdc_unet_forward(u, &a, yc, x1, t, &cc2, B, h, w, &e);
+                CHECK(rcc == 0 && !memcmp(y, yc, nl * B * sizeof *y), "%s: concat input differs: %s", outn, e.msg);
+                sdc_cond cy = {.ctx = ctx, .ctx_len = Lc, .y = t};
+                CHECK(sdc_unet_forward(u, &a, yc, x, t, &cy, B, h, w, &e) != 0 && strstr(e.msg, "label_emb"),
+                      "%s: a y for a UNet without label_emb accepted", outn);
+                free(x1); free(xc); free(yc);
+            }
             free(x); free(ctx); free(t); free(y);
             ncases++;
         }
@@ -224,12 +243,12 @@ static void run_model(const char *tag, const char *model, const char *config, co
         int bad_h = side > 1 ? side + 1 : 0;
         if (bad_h && 4 * bad_h * side <= (int)(sizeof x / sizeof *x)) {
             e.msg[0] = 0;
-            int rc = sdc_unet_forward(u, &a, y, x, &t0, ctx, 1, bad_h, side, 1, &e);
+            int rc = sdc_unet_forward(u, &a, y, x, &t0, &(sdc_cond){.ctx = ctx, .ctx_len = 1}, 1, bad_h, side, &e);
             printf("   bad latent %dx%d -> %s\n", bad_h, side, e.msg);
             CHECK(rc != 0 && strstr(e.msg, "multiple"), "odd latent accepted");
         }
         e.msg[0] = 0;
-        CHECK(sdc_unet_forward(u, &a, y, x, &t0, ctx, 0, side, side, 1, &e) != 0, "batch 0 accepted");
+        CHECK(sdc_unet_forward(u, &a, y, x, &t0, &(sdc_cond){.ctx = ctx, .ctx_len = 1}, 0, side, side, &e) != 0, "batch 0 accepted");
     }
     cJSON_Delete(cases);
     sdc_arena_free(&a);

@@ -1,6 +1,7 @@
-/* pipeline.c — the public API of include/sdc.h: open a checkpoint, bind the three graphs,
- * and run tokenizer → text encoder → sampler loop (UNet with classifier-free guidance) → VAE.
- * Mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline on CPU. */
+/* sdc.c — the public API of include/sdc.h: open a checkpoint, bind the three graphs, and run
+ * the generation loop: tokenizer → text encoder → sampler loop (UNet with classifier-free
+ * guidance) → VAE. Mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline
+ * on CPU. The layer above pipeline/: it turns the public parameters into the pipeline's. */
 #include "sdc.h"
 
 #include <math.h>
@@ -19,6 +20,34 @@
 
 #define MAX_PROMPT_WINDOWS 32   /* 32 × 75 tokens: far beyond any prompt a person writes */
 #define MAX_SIDE 8192           /* pixels; 64 MB of latents at batch 2 */
+
+/* The public enums are the sampler's own values (sdc.h stands alone, so it spells them again). */
+_Static_assert(SDC_SAMPLER_EULER == (int)SDC_SAMPLE_EULER && SDC_SAMPLER_EULER_A == (int)SDC_SAMPLE_EULER_A &&
+               SDC_SAMPLER_HEUN == (int)SDC_SAMPLE_HEUN && SDC_SAMPLER_DDIM == (int)SDC_SAMPLE_DDIM &&
+               SDC_SAMPLER_PNDM == (int)SDC_SAMPLE_PNDM && SDC_SAMPLER_DPMPP_2M == (int)SDC_SAMPLE_DPMPP_2M &&
+               SDC_SAMPLER_LCM == (int)SDC_SAMPLE_LCM, "sdc_sampler and sdc_sample_method disagree");
+_Static_assert(SDC_SCHEDULER_DISCRETE == (int)SDC_SCHED_DISCRETE && SDC_SCHEDULER_KARRAS == (int)SDC_SCHED_KARRAS,
+               "sdc_scheduler and sdc_schedule disagree");
+_Static_assert(SDC_TIMESTEPS_DEFAULT == (int)SDC_SPACING_DEFAULT && SDC_TIMESTEPS_LEADING == (int)SDC_SPACING_LEADING &&
+               SDC_TIMESTEPS_LINSPACE == (int)SDC_SPACING_LINSPACE &&
+               SDC_TIMESTEPS_TRAILING == (int)SDC_SPACING_TRAILING, "sdc_timestep_spacing and sdc_spacing disagree");
+
+const char *sdc_version(void) { return SDC_VERSION; }
+
+int sdc_sampler_from_name(const char *s) { return s ? sdc_sample_method_from_name(s) : -1; }
+const char *sdc_sampler_name(int m) {
+    return m >= 0 && m < SDC_SAMPLER_COUNT ? sdc_sample_method_name(m) : NULL;
+}
+int sdc_scheduler_from_name(const char *s) {
+    return !s ? -1 : !strcmp(s, "discrete") ? SDC_SCHEDULER_DISCRETE : !strcmp(s, "karras") ? SDC_SCHEDULER_KARRAS : -1;
+}
+const char *sdc_scheduler_name(int s) {
+    return s == SDC_SCHEDULER_DISCRETE ? "discrete" : s == SDC_SCHEDULER_KARRAS ? "karras" : NULL;
+}
+int sdc_timestep_spacing_from_name(const char *s) { return s ? sdc_spacing_from_name(s) : -1; }
+const char *sdc_timestep_spacing_name(int s) {
+    return s >= 0 && s < SDC_TIMESTEPS_COUNT ? sdc_spacing_name(s) : NULL;
+}
 
 struct sdc_model {
     sdc_store *store;            /* the checkpoint */
@@ -47,9 +76,9 @@ sdc_gen_params sdc_gen_default_params(void) {
     p.width = p.height = 512;
     p.steps = 20;
     p.cfg_scale = 7.5f;
-    p.sample_method = SDC_SAMPLE_EULER_A;
-    p.schedule = SDC_SCHED_DISCRETE;
-    p.spacing = SDC_SPACING_DEFAULT;
+    p.sample_method = SDC_SAMPLER_EULER_A;
+    p.schedule = SDC_SCHEDULER_DISCRETE;
+    p.spacing = SDC_TIMESTEPS_DEFAULT;
     p.strength = 0.75f;
     return p;
 }
@@ -64,8 +93,6 @@ void sdc_model_close(sdc_model *m) {
     sdc_arena_free(&m->arena);
     free(m);
 }
-
-static const char *family_name(const sdc_model_config *c) { return c->openclip ? "SD 2.x" : "SD 1.x"; }
 
 sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     if (!p || !p->model_path) { sdc_errf(e, "no model given"); return NULL; }
@@ -91,7 +118,7 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     if (!(m->clip = sdc_clip_load(m->store, &cp, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
     sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim,
                           .low_mem = p->low_mem};
-    sdc_vae_params vp = {.low_mem = 1};
+    sdc_vae_params vp = {.low_mem = 1, .scale = m->cfg.vae_scale, .shift = m->cfg.vae_shift};
     if (!(m->unet = sdc_unet_load(m->store, &up, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
     if (p->vae_path) {
         if (!(m->vae_store = sdc_store_new())) { sdc_errf(e, "out of memory"); goto fail; }
@@ -119,7 +146,7 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
                  sdc_vae_latent_channels(m->vae));
         goto fail;
     }
-    m->info.family = family_name(&m->cfg);
+    m->info.family = m->cfg.family_name;
     m->info.unet_heads = m->cfg.unet_heads;
     m->info.unet_head_dim = m->cfg.unet_head_dim;
     m->info.text_heads = m->cfg.text_heads > 0 ? m->cfg.text_heads : sdc_clip_width(m->clip) / 64;
@@ -128,6 +155,8 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     m->info.config_source = m->cfg.unet_src;
     m->info.context_dim = ui->context_dim;
     m->info.latent_channels = ui->in_channels;
+    m->info.vae_scale = m->cfg.vae_scale;
+    m->info.vae_shift = m->cfg.vae_shift;
     return m;
 fail:
     sdc_model_close(m);
@@ -191,13 +220,14 @@ static int guided_model(void *vctx, const float *x_in, float t, float *out, sdc_
     sdc_arena_mark mk = sdc_arena_get_mark(&g->m->arena);
     int rc;
     if (g->cfg <= 1.0f) {
-        rc = sdc_unet_forward(g->m->unet, &g->m->arena, out, x_in, &t,
-                              g->ctx2 + (size_t)g->L * sdc_clip_width(g->m->clip), 1, g->h, g->w, g->L, e);
+        sdc_cond c = {.ctx = g->ctx2 + (size_t)g->L * sdc_clip_width(g->m->clip), .ctx_len = g->L};
+        rc = sdc_unet_forward(g->m->unet, &g->m->arena, out, x_in, &t, &c, 1, g->h, g->w, e);
     } else {
         float t2[2] = {t, t};
+        sdc_cond c = {.ctx = g->ctx2, .ctx_len = g->L};
         memcpy(g->x2, x_in, n * sizeof *x_in);
         memcpy(g->x2 + n, x_in, n * sizeof *x_in);
-        rc = sdc_unet_forward(g->m->unet, &g->m->arena, g->out2, g->x2, t2, g->ctx2, 2, g->h, g->w, g->L, e);
+        rc = sdc_unet_forward(g->m->unet, &g->m->arena, g->out2, g->x2, t2, &c, 2, g->h, g->w, e);
         if (!rc)
             for (size_t i = 0; i < n; i++) out[i] = g->out2[i] + g->cfg * (g->out2[n + i] - g->out2[i]);
     }
@@ -226,7 +256,8 @@ static int encode_init(sdc_model *m, const uint8_t *rgb, int W, int H, sdc_rng *
     int rc = sdc_vae_encode(m->vae, &m->arena, init, logvar, img, 1, H, W, e);
     if (!rc) {
         sdc_rng_randn(rng, eps, n);
-        for (size_t i = 0; i < n; i++) init[i] = (init[i] + expf(0.5f * logvar[i]) * eps[i]) * SDC_VAE_SCALE;
+        for (size_t i = 0; i < n; i++)
+            init[i] = (init[i] + expf(0.5f * logvar[i]) * eps[i] - m->cfg.vae_shift) * m->cfg.vae_scale;
     }
     sdc_arena_reset(&m->arena, mk);
     return rc;
