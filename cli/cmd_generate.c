@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/a1111.h"
 #include "cli/cli.h"
 #include "pipeline/image.h"
 #include "cli/hashcache.h"
@@ -45,11 +46,6 @@ static void usage(FILE *f) {
         "  -o, --output FILE         output PNG (default output.png)\n"
         "      --grid FILE           also write all images of the batch as one contact sheet PNG\n"
         "  -q, --quiet               no progress output\n");
-}
-
-static const char *a1111_sampler(int m) {
-    static const char *names[] = {"Euler", "Euler a", "Heun", "DDIM", "PLMS", "DPM++ 2M", "LCM"};
-    return (m >= 0 && m < (int)(sizeof names / sizeof *names)) ? names[m] : "?";
 }
 
 typedef struct progress { int quiet, tty; double t0; int image, images; } progress;
@@ -229,10 +225,8 @@ int sdc_cmd_generate(int argc, char **argv) {
 
     char hash[65] = "";   /* "Model hash" for the PNG: remembered across runs, empty if unreadable */
     if (sdc_model_hash(mp.model_path, hash)) hash[0] = 0;
-    const char *base = strrchr(mp.model_path, '/');
-    base = base ? base + 1 : mp.model_path;
-    const char *ext = strrchr(base, '.');
-    int blen = ext ? (int)(ext - base) : (int)strlen(base);
+    char model_name[256];
+    sdc_a1111_model_name(mp.model_path, model_name, sizeof model_name);
 
     size_t npix = (size_t)gp.width * gp.height * 3;
     int cols = 1;
@@ -251,23 +245,15 @@ int sdc_cmd_generate(int argc, char **argv) {
         char *path = batch > 1 ? numbered(out, (int)b + 1) : strdup(out);
         if (!rgb || !path) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
         if (sdc_generate(m, &gp, rgb, &err)) { fprintf(stderr, "sdc: %s\n", err.msg); free(path); rc = 2; break; }
-        char params[4096];
-        int k = snprintf(params, sizeof params,
-                 "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %llu, "
-                 "Size: %dx%d, Model hash: %.10s, Model: %.*s", gp.prompt, gp.negative_prompt, gp.steps,
-                 a1111_sampler(gp.sample_method), gp.schedule == SDC_SCHEDULER_KARRAS ? "Karras" : "Automatic",
-                 gp.cfg_scale, (unsigned long long)gp.seed, gp.width, gp.height, hash, blen, base);
-        if (gp.clip_skip > 1 && k > 0 && k < (int)sizeof params)
-            k += snprintf(params + k, sizeof params - k, ", Clip skip: %d", gp.clip_skip);
-        if (init_rgb && k > 0 && k < (int)sizeof params)
-            k += snprintf(params + k, sizeof params - k, ", Denoising strength: %g", gp.strength);
-        if (k > 0 && k < (int)sizeof params) snprintf(params + k, sizeof params - k, ", Version: sdc");
+        char *params = sdc_a1111_infotext(&gp, hash, model_name, init_rgb != NULL);
+        if (!params) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
         if (sdc_write_png(path, rgb, gp.width, gp.height, "parameters", params, &err)) {
             fprintf(stderr, "sdc: %s\n", err.msg);
             rc = 2;
         } else if (!quiet) {
             fprintf(stderr, "sdc: wrote %s (seed %llu, %.1f s)\n", path, (unsigned long long)gp.seed, now_s() - pr.t0);
         }
+        free(params);
         free(path);
         if (grid) {   /* tile b of a cols x rows sheet, row-major */
             size_t gw = (size_t)cols * gp.width * 3, x0 = (size_t)(b % cols) * gp.width * 3;

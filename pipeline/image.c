@@ -125,3 +125,37 @@ char *sdc_png_read_text(const char *path, const char *key) {
     fclose(f);
     return out;
 }
+
+int sdc_png_encode(const uint8_t *rgb, int w, int h, const char *text_key, const char *text_val,
+                   uint8_t **out, size_t *out_len, sdc_err *e) {
+    *out = NULL;
+    *out_len = 0;
+    if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE)
+        return sdc_errf(e, "png: bad image size %dx%d", w, h);
+    int len = 0;
+    unsigned char *png = stbi_write_png_to_mem(rgb, w * 3, w, h, 3, &len);
+    if (!png) return sdc_errf(e, "png: encoding failed (out of memory)");
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);   /* the same chunk writer as the file path */
+    int bad = !f || write_with_text(f, png, len, text_key, text_val ? text_val : "");
+    if (f) bad |= fclose(f) != 0;
+    STBIW_FREE(png);
+    if (bad) { free(buf); return sdc_errf(e, "png: encoding failed (out of memory)"); }
+    *out = (uint8_t *)buf;
+    *out_len = n;
+    return 0;
+}
+
+int sdc_decode_image(const uint8_t *buf, size_t n, uint8_t **rgb, int *w, int *h, sdc_err *e) {
+    int c = 0;
+    *rgb = NULL;
+    if (n == 0 || n > INT32_MAX) return sdc_errf(e, "image: %zu bytes: not a readable image", n);
+    if (!stbi_info_from_memory(buf, (int)n, w, h, &c))
+        return sdc_errf(e, "image: not a readable image (%s)", stbi_failure_reason());
+    if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
+        return sdc_errf(e, "image: size %dx%d out of range", *w, *h);
+    *rgb = stbi_load_from_memory(buf, (int)n, w, h, &c, 3);
+    if (!*rgb) return sdc_errf(e, "image: cannot decode (%s)", stbi_failure_reason());
+    return 0;
+}

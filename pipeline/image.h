@@ -4,6 +4,7 @@
 #ifndef SDC_IMAGE_H
 #define SDC_IMAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "runtime/err.h"
@@ -17,5 +18,13 @@ int sdc_read_image(const char *path, uint8_t **rgb, int *w, int *h, sdc_err *e);
 
 /* Reads the tEXt chunk `key` of a PNG file into a malloc'd string (NULL if absent or on error). */
 char *sdc_png_read_text(const char *path, const char *key);
+
+/* The PNG of sdc_write_png as bytes in memory: *out is malloc'd (caller frees), *out_len its
+ * length; the text chunk is the same. Returns 0 or -1. */
+int sdc_png_encode(const uint8_t *rgb, int w, int h, const char *text_key, const char *text_val,
+                   uint8_t **out, size_t *out_len, sdc_err *e);
+
+/* Decodes an image held in memory (PNG, JPEG, ...) as RGB, like sdc_read_image. 0 or -1. */
+int sdc_decode_image(const uint8_t *buf, size_t n, uint8_t **rgb, int *w, int *h, sdc_err *e);
 
 #endif

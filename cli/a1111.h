@@ -1,0 +1,30 @@
+/* a1111.h — AUTOMATIC1111's vocabulary shared by `sdc generate` and `sdc serve`: its sampler and
+ * scheduler names, and the "parameters" text (infotext) it writes into a PNG and reads back.
+ * Owns no state. */
+#ifndef SDC_CLI_A1111_H
+#define SDC_CLI_A1111_H
+
+#include "sdc.h"
+
+/* AUTOMATIC1111's name of a sample method ("Euler a", "DPM++ 2M", ...); "?" when unknown. */
+const char *sdc_a1111_sampler_name(int method);
+
+/* A sampler as AUTOMATIC1111 or sdc spells it ("Euler a", "euler_a", "DPM++ 2M Karras", case
+ * ignored) → the method, and *schedule set to Karras when the name carries " Karras" (left as is
+ * otherwise). -1 when unknown. */
+int sdc_a1111_sampler_from_name(const char *name, int *schedule);
+
+/* A scheduler name ("Automatic", "Karras", "discrete", case ignored) → sdc_schedule; -1 unknown. */
+int sdc_a1111_schedule_from_name(const char *name);
+const char *sdc_a1111_schedule_name(int schedule);
+
+/* The model's name as AUTOMATIC1111 shows it: the file name without folder and extension. */
+void sdc_a1111_model_name(const char *path, char *out, size_t cap);
+
+/* The infotext for one image of gp: prompt, negative prompt, then "Steps: .., Sampler: .., ...".
+ * model_hash may be "" (unknown); img2img adds the denoising strength. malloc'd; NULL when out of
+ * memory. */
+char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *model_hash, const char *model_name,
+                         int img2img);
+
+#endif
