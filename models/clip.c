@@ -49,6 +49,8 @@ struct sdc_clip {
     float *pos_emb;                  /* (P, C) position_embedding.weight / positional_embedding */
     clip_layer *layers;              /* (L) */
     float *lnf_g, *lnf_b;            /* (C) final_layer_norm / ln_final */
+    float *proj;                     /* (C, Pj) OpenCLIP text_projection (pooled @ proj), or NULL */
+    int Pj;                          /* its columns; 0 without one */
     sdc_clip_tap tap;                /* optional: sees hidden_states.i */
     void *tap_user;
     float **owned;                   /* every malloc'd weight, freed by sdc_clip_free */
@@ -228,9 +230,17 @@ static int bind_layer(sdc_clip *c, const sdc_store *st, const char *pre, const c
     return bind_big(c, st, e, &y->qkv_w, w, 3);
 }
 
-/* The tower's prefix and layout, or NULL when st holds no text encoder. */
-static const char *find_tower(const sdc_store *st, int *openclip) {
+/* The tower's prefix and layout, or NULL when st holds no text encoder. want: the caller's
+ * prefix (either layout under it), or NULL to search the SD 1.x/2.x prefixes. */
+static const char *find_tower(const sdc_store *st, const char *want, int *openclip) {
     char name[512];
+    if (want) {
+        snprintf(name, sizeof name, "%s%s", want, HF_NAMES.tok);
+        if (sdc_store_get(st, name)) { *openclip = 0; return want; }
+        snprintf(name, sizeof name, "%s%s", want, OPENCLIP_NAMES.tok);
+        if (sdc_store_get(st, name)) { *openclip = 1; return want; }
+        return NULL;
+    }
     for (size_t i = 0; i < sizeof HF_PREFIXES / sizeof *HF_PREFIXES; i++) {
         snprintf(name, sizeof name, "%s%s", HF_PREFIXES[i], HF_NAMES.tok);
         if (sdc_store_get(st, name)) { *openclip = 0; return HF_PREFIXES[i]; }
@@ -244,7 +254,12 @@ static const char *find_tower(const sdc_store *st, int *openclip) {
 
 sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *e) {
     int openclip = 0;
-    const char *pre = st ? find_tower(st, &openclip) : NULL;
+    const char *want = p ? p->prefix : NULL;
+    const char *pre = st ? find_tower(st, want, &openclip) : NULL;
+    if (!pre && want) {
+        sdc_errf(e, "text encoder: no tensor %s%s or %s%s", want, HF_NAMES.tok, want, OPENCLIP_NAMES.tok);
+        return NULL;
+    }
     if (!pre) {
         sdc_errf(e, "text encoder: the model has no text encoder (no tensor "
                     "cond_stage_model.transformer.text_model.%s or cond_stage_model.model.%s)",
@@ -323,6 +338,20 @@ sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *
     if (!(c->lnf_g = bind_vec(c, st, e, c->C, "%s%s.weight", pre, nm->lnf)) ||
         !(c->lnf_b = bind_vec(c, st, e, c->C, "%s%s.bias", pre, nm->lnf)))
         goto fail;
+    if (p && p->projection) {   /* OpenCLIP stores it [C, P] and applies pooled @ P */
+        int64_t pj[2] = {c->C, -1};
+        snprintf(name, sizeof name, "%stext_projection", pre);
+        if (!c->openclip) {
+            sdc_errf(e, "text encoder: %s: a projection is only read from an OpenCLIP tower", name);
+            goto fail;
+        }
+        if (!(c->proj = bind(c, st, e, name, 2, pj))) goto fail;
+        if (pj[1] > CLIP_MAX_WIDTH) {
+            sdc_errf(e, "text encoder: %s is too wide (%lld columns)", name, (long long)pj[1]);
+            goto fail;
+        }
+        c->Pj = (int)pj[1];
+    }
     return c;
 fail:
     sdc_clip_free(c);
@@ -341,6 +370,7 @@ int sdc_clip_width(const sdc_clip *c) { return c->C; }
 int sdc_clip_layers(const sdc_clip *c) { return c->L; }
 int sdc_clip_is_openclip(const sdc_clip *c) { return c->openclip; }
 int sdc_clip_positions(const sdc_clip *c) { return c->P; }
+int sdc_clip_proj_dim(const sdc_clip *c) { return c->Pj; }
 int sdc_clip_vocab(const sdc_clip *c) { return c->V; }
 size_t sdc_clip_weight_bytes(const sdc_clip *c) { return c->weight_bytes; }
 
@@ -402,41 +432,61 @@ static int clip_encoder_layer(const sdc_clip *c, const clip_layer *y, sdc_arena 
 }
 
 /* transformers CLIPTextModel / open_clip text Transformer + ln_final (CLIPTextTransformer's
- * encoder loop stops early for clip skip; the final layer norm always applies):
- * out[n,C] = final_ln(layers[0..stop)(tok_emb[ids] + pos_emb[0..n))). */
-int sdc_clip_encode(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids, int clip_skip,
-                    float *out, sdc_err *e) {
+ * encoder loop stops early for clip skip; the final layer norm applies unless o->no_final_norm):
+ * out[n,C] = final_ln(layers[0..stop)(tok_emb[ids] + pos_emb[0..n))). With o->pooled the
+ * remaining layers run too: pooled = final_ln(layers[0..L)(...))[eos] @ text_projection. */
+int sdc_clip_encode_ex(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids,
+                       const sdc_clip_encode_opts *o, float *out, sdc_err *e) {
     const int C = c->C, n = n_ids;
     if (n < 1 || n > c->P)
         return sdc_errf(e, "text encoder: %d ids in a window (1..%d)", n, c->P);
+    if (o->pooled && !c->proj)
+        return sdc_errf(e, "text encoder: pooled output asked of a tower without text_projection");
     /* clip_skip k: output of layer L-k+1 (1-based). SD 2.x starts at the penultimate layer. */
-    int k = clip_skip < 1 ? 1 : clip_skip;
+    int k = o->clip_skip < 1 ? 1 : o->clip_skip;
     if (c->openclip && k < 2) k = 2;
     int stop = c->L - k + 1;
     if (stop < 1)
         return sdc_errf(e, "text encoder: clip skip %d needs more than the model's %d layers",
-                        clip_skip, c->L);
-    for (int i = 0; i < n; i++)
+                        o->clip_skip, c->L);
+    int eos = 0;   /* torch.argmax: the first position of the largest id */
+    for (int i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= c->V)
             return sdc_errf(e, "text encoder: token id %d at position %d is outside the "
                                "vocabulary (0..%d)", ids[i], i, c->V - 1);
+        if (ids[i] > ids[eos]) eos = i;
+    }
 
     sdc_arena_mark m = sdc_arena_get_mark(a);
     float *x = sdc_arena_f32(a, (size_t)n * C);                        /* (n, C) residual */
+    float *lnr = o->pooled ? sdc_arena_f32(a, (size_t)C) : NULL;       /* (C) ln_final at eos */
     sdc_arena_mark mr = sdc_arena_get_mark(a);
     float *row = c->tok_emb ? NULL : sdc_arena_f32(a, (size_t)C);      /* (C) low-mem scratch */
-    if (!x || (!c->tok_emb && !row)) {
+    if (!x || (o->pooled && !lnr) || (!c->tok_emb && !row)) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "text encoder: out of memory for activations");
     }
     clip_text_embeddings(c, x, row, ids, n);                            /* (n, C) */
     sdc_arena_reset(a, mr);
     if (c->tap) c->tap(c->tap_user, 0, x, n, C);                       /* hidden_states.0 */
-    for (int l = 0; l < stop; l++) {
+    int last = o->pooled ? c->L : stop;
+    for (int l = 0; l < last; l++) {
         if (clip_encoder_layer(c, &c->layers[l], a, x, n, e)) { sdc_arena_reset(a, m); return -1; }
         if (c->tap) c->tap(c->tap_user, l + 1, x, n, C);               /* hidden_states.l+1 */
+        if (l + 1 != stop) continue;
+        if (o->no_final_norm) memcpy(out, x, sizeof(float) * (size_t)n * C);
+        else k_layer_norm(out, x, c->lnf_g, c->lnf_b, n, C, CLIP_LN_EPS);   /* (n, C) */
     }
-    k_layer_norm(out, x, c->lnf_g, c->lnf_b, n, C, CLIP_LN_EPS);       /* (n, C) */
+    if (o->pooled) {                                                   /* (Pj) = ln(x[eos]) @ proj */
+        k_layer_norm(lnr, x + (size_t)eos * C, c->lnf_g, c->lnf_b, 1, C, CLIP_LN_EPS);
+        k_sgemm(0, 0, 1, c->Pj, C, 1.0f, lnr, C, c->proj, c->Pj, 0.0f, o->pooled, c->Pj);
+    }
     sdc_arena_reset(a, m);
     return 0;
+}
+
+int sdc_clip_encode(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids, int clip_skip,
+                    float *out, sdc_err *e) {
+    sdc_clip_encode_opts o = {.clip_skip = clip_skip};
+    return sdc_clip_encode_ex(c, a, ids, n_ids, &o, out, e);
 }

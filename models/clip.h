@@ -1,6 +1,7 @@
 /* clip.h — the text encoders: SD 1.x CLIP ViT-L/14 (transformers layout under
- * cond_stage_model.transformer.text_model.*) and SD 2.x OpenCLIP ViT-H (cond_stage_model.model.*,
- * fused in_proj). Widths, depth and vocabulary come from the weights; what they cannot tell
+ * cond_stage_model.transformer.text_model.*), SD 2.x OpenCLIP ViT-H (cond_stage_model.model.*,
+ * fused in_proj) and SDXL's two (conditioner.embedders.0.transformer.text_model.* CLIP ViT-L,
+ * conditioner.embedders.1.model.* OpenCLIP ViT-bigG with its text_projection), one code. Widths, depth and vocabulary come from the weights; what they cannot tell
  * (heads, activation) comes from the caller. Owns its f32 weights (converted once at load; in
  * low-mem mode only the norms, biases and position table). */
 #ifndef SDC_CLIP_H
@@ -19,6 +20,10 @@ typedef struct sdc_clip_params {
                              store's views and are widened per layer (per id for the table) into
                              the encode's arena (models/weight.h); same output bits. The store must
                              then stay open until sdc_clip_free. 0: convert all at load. */
+    const char *prefix;   /* NULL: search the SD 1.x/2.x prefixes; else the tower's own prefix
+                             (e.g. "conditioner.embedders.1.model."), either layout under it */
+    int projection;       /* 1: also bind the OpenCLIP text_projection [C, P] (SDXL's pooled
+                             vector; required then) */
 } sdc_clip_params;
 
 typedef struct sdc_clip sdc_clip;
@@ -41,6 +46,23 @@ int sdc_clip_is_openclip(const sdc_clip *c);  /* 1 for the SD 2.x tower (pad wit
  * Returns 0, or -1 with e set. */
 int sdc_clip_encode(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids, int clip_skip,
                     float *out, sdc_err *e);
+
+/* What sdc_clip_encode_ex computes. */
+typedef struct sdc_clip_encode_opts {
+    int    clip_skip;     /* as sdc_clip_encode */
+    int    no_final_norm; /* 1: the chosen layer's output as it is (SDXL's conditioning: the
+                             penultimate layer without the final LayerNorm); 0: through it */
+    float *pooled;        /* NULL, or [sdc_clip_proj_dim]: final_ln(last layer)[eos] @
+                             text_projection, eos = the first position of the largest id (the
+                             first EOS); runs every layer. Needs params.projection. */
+} sdc_clip_encode_opts;
+
+/* out[77,C] as sdc_clip_encode, with the options above. Returns 0, or -1 with e set. */
+int sdc_clip_encode_ex(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids,
+                       const sdc_clip_encode_opts *o, float *out, sdc_err *e);
+
+/* Width of the pooled, projected vector (text_projection's columns); 0 without one. */
+int sdc_clip_proj_dim(const sdc_clip *c);
 
 /* Sizes read from the weights: positions per window (77) and vocabulary (49408). */
 int sdc_clip_positions(const sdc_clip *c);
