@@ -77,7 +77,7 @@ static void check_model(const char *model, const char *refpath, const char *conf
     CHECK(rc == 0, "%s: %s", refpath, e.msg);
     int heads = config_heads(config);
     CHECK(heads > 0, "%s: no text.heads", config);
-    sdc_clip_params p = {heads, -1, 0}, plow = {heads, -1, 1};
+    sdc_clip_params p = {.n_heads = heads, .act = -1}, plow = {.n_heads = heads, .act = -1, .low_mem = 1};
     sdc_clip *c = rc ? NULL : sdc_clip_load(st, &p, &e);
     CHECK(c || rc, "load %s: %s", model, e.msg);
     /* the same encoder in low-mem mode: no f32 copy of the matrices or the token table, the
@@ -228,7 +228,7 @@ static int write_st(const char *path, int n, const char *const *names, const int
 
 static void check_errors(void) {
     sdc_err e = {{0}};
-    sdc_clip_params p = {4, -1, 0};
+    sdc_clip_params p = {.n_heads = 4, .act = -1};
     /* A store with no text encoder (the UNet reference file). */
     sdc_store *st = sdc_store_new();
     CHECK(sdc_store_open(st, "tests/data/refs/sd1_unet.safetensors", NULL, &e) == 0, "%s", e.msg);
