@@ -130,6 +130,7 @@ struct sdc_unet {
     sdc_unet_info info;
     lin_w   time1;             /* time_embed.0: [temb, mc] + [temb] */
     lin_w   time2;             /* time_embed.2: [temb, temb] + [temb] */
+    lin_w   label1, label2;    /* SDXL label_emb.0.0 [temb, adm] / .0.2 [temb, temb]; when adm > 0 */
     unet_block *in;  int n_in;   /* input_blocks */
     unet_block *mid; int n_mid;  /* middle_block: ResBlocks (attn NULL) and transformers */
     unet_block *out; int n_out;  /* output_blocks */
@@ -705,6 +706,14 @@ static int load_all(loader *L, const sdc_unet_params *p) {
                     u->info.model_channels);
     load_lin(L, &u->time1, u->info.time_embed_dim, u->info.model_channels, 1, "time_embed.0");
     load_lin(L, &u->time2, u->info.time_embed_dim, u->info.time_embed_dim, 1, "time_embed.2");
+    if (find(L, "label_emb.0.0.weight")) {   /* SDXL: Linear(adm, temb), SiLU, Linear(temb, temb) */
+        u->info.adm_in_channels = dim(L, 1, "vector conditioning width", "label_emb.0.0.weight");
+        load_lin(L, &u->label1, u->info.time_embed_dim, u->info.adm_in_channels, 1, "label_emb.0.0");
+        load_lin(L, &u->label2, u->info.time_embed_dim, u->info.time_embed_dim, 1, "label_emb.0.2");
+    } else if (count_prefix(L, "label_emb.")) {
+        return fail(L, "%slabel_emb: not SDXL's label_emb.0.0/.0.2 (class-conditioned UNets are not "
+                    "supported)", L->prefix);
+    }
 
     u->n_in = count_blocks(L, "input_blocks");
     u->n_mid = count_blocks(L, "middle_block");
@@ -908,6 +917,7 @@ typedef struct fwd {
     sdc_arena   *a;
     const float *emb;      /* [N, temb]: SiLU(time_embed(t)) — emb_layers.0 is the SiLU */
     const float *ctx;      /* [N, Lc, context_dim] */
+    const float *y;        /* [N, adm]: SDXL's vector conditioning, or NULL */
     int          N, Lc;
     int          oom;
 } fwd;
@@ -1192,6 +1202,15 @@ static float *time_embed_fwd(fwd *f, const float *t) {
     k_silu(h, (size_t)N * te);
     linear(f, emb, h, &u->time2, N);                                       /* [N, temb] */
     debug(f, "time_embedding", emb, te, 1, 1);
+    if (u->info.adm_in_channels) {                                         /* SDXL: + label_emb(y) */
+        float *l = talloc(f, (size_t)N * te);
+        if (f->oom) return NULL;
+        linear(f, h, f->y, &u->label1, N);                                 /* [N, temb] */
+        k_silu(h, (size_t)N * te);
+        linear(f, l, h, &u->label2, N);                                    /* [N, temb] */
+        debug(f, "add_embedding", l, te, 1, 1);
+        k_add(emb, emb, l, (size_t)N * te);
+    }
     k_silu(emb, (size_t)N * te);                                           /* emb_layers.0 */
     sdc_arena_reset(f->a, m);
     return emb;
@@ -1246,8 +1265,23 @@ static int check_cond(const sdc_unet *u, const sdc_cond *c, sdc_err *e) {
     if (c->concat && (c->concat_ch <= 0 || c->concat_ch >= u->info.in_channels))
         return sdc_errf(e, "unet: %d concatenated channels: this UNet takes %d input channels in all",
                         c->concat_ch, u->info.in_channels);
-    if (c->y)
+    if (c->y && !u->info.adm_in_channels)
         return sdc_errf(e, "unet: a vector conditioning (y) was given, but this UNet has no label_emb");
+    if (!c->y && u->info.adm_in_channels)
+        return sdc_errf(e, "unet: this UNet (SDXL) needs the vector conditioning y (label_emb, %d values)",
+                        u->info.adm_in_channels);
+    return 0;
+}
+
+int sdc_unet_sdxl_vector(float *y, int adm, const float *pooled, int n_pooled,
+                         const float time_ids[6], sdc_err *e) {
+    int d = (adm - n_pooled) / 6;
+    if (n_pooled < 0 || d <= 0 || d % 2 || 6 * d != adm - n_pooled)
+        return sdc_errf(e, "unet: vector conditioning of %d values does not hold %d pooled ones and six "
+                        "even-width size embeddings", adm, n_pooled);
+    memcpy(y, pooled, sizeof(float) * (size_t)n_pooled);
+    for (int i = 0; i < 6; i++)   /* [cos(v·f_k), sin(v·f_k)], f_k = exp(-ln(10000)·k/(d/2)) */
+        k_timestep_embedding(y + n_pooled + (size_t)i * d, &time_ids[i], 1, d, 1, 0.0f, UNET_MAX_PERIOD);
     return 0;
 }
 
@@ -1257,7 +1291,7 @@ int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, cons
         return sdc_errf(e, "unet: forward: missing argument");
     if (check_sizes(u, N, h, w, c->ctx_len, e) || check_cond(u, c, e)) return -1;
     sdc_arena_mark m0 = sdc_arena_get_mark(a);
-    fwd f = {u, a, NULL, c->ctx, N, c->ctx_len, 0};
+    fwd f = {u, a, NULL, c->ctx, c->y, N, c->ctx_len, 0};
     char name[64];
     int H = h, W = w, lvl = 0;
 

@@ -24,6 +24,8 @@ typedef struct sdc_unet_info {
     int in_channels, out_channels, model_channels, n_levels, num_res_blocks;
     int channel_mult[8];
     int context_dim, transformer_depth, linear_proj, time_embed_dim;
+    int adm_in_channels;    /* SDXL: width of the vector conditioning y (label_emb.0.0's input);
+                               0 when the UNet has no label_emb */
     size_t weight_bytes;    /* f32 weights the model holds (low-mem: the norms and biases only) */
 } sdc_unet_info;
 
@@ -62,5 +64,13 @@ typedef struct sdc_cond {
  * by the caller). Returns 0, or -1 with e set. */
 int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
                      const sdc_cond *c, int N, int h, int w, sdc_err *e);
+
+/* SDXL's vector y[adm] for one image (sgm's conditioner; sdc_cond.y holds one per image): the
+ * pooled, projected text vector (n_pooled values) followed by the sinusoidal embeddings (the
+ * timestep formula, cos first, max period 10000) of the six size values time_ids = (orig_h,
+ * orig_w, crop_top, crop_left, target_h, target_w), each size_dim = (adm - n_pooled) / 6 wide.
+ * Returns 0, or -1 with e set when adm - n_pooled is not a positive even multiple of 6. */
+int sdc_unet_sdxl_vector(float *y, int adm, const float *pooled, int n_pooled,
+                         const float time_ids[6], sdc_err *e);
 
 #endif
