@@ -6,10 +6,11 @@
 static const char *const family_names[] = {
     [SDC_FAMILY_UNKNOWN] = "unknown", [SDC_FAMILY_SD1] = "SD 1.x", [SDC_FAMILY_SD2] = "SD 2.x",
     [SDC_FAMILY_SDXL] = "SDXL",       [SDC_FAMILY_VAE] = "VAE only", [SDC_FAMILY_LORA] = "LoRA",
+    [SDC_FAMILY_SDXL_REFINER] = "SDXL refiner",
 };
 
 const char *sdc_family_name(sdc_family f) {
-    return (unsigned)f <= SDC_FAMILY_LORA ? family_names[f] : "unknown";
+    return (unsigned)f <= SDC_FAMILY_SDXL_REFINER ? family_names[f] : "unknown";
 }
 
 static int ends_with(const char *s, const char *suf) {
@@ -67,6 +68,10 @@ sdc_family sdc_detect(const sdc_store *s, sdc_detect_info *o) {
     if (lora && lora * 2 >= n) {
         o->family = SDC_FAMILY_LORA;
         o->reason = "lora_up/lora_down (or lora_A/lora_B) adapter tensors";
+    } else if (o->unet_prefix && sdc_store_count_prefix(s, "conditioner.embedders.0.model.")) {
+        o->family = SDC_FAMILY_SDXL_REFINER;
+        o->reason = "UNet with one OpenCLIP text encoder at conditioner.embedders.0 (SDXL refiner: "
+                    "aesthetic-score conditioning)";
     } else if (o->unet_prefix && (sdc_store_get(s, "model.diffusion_model.label_emb.0.0.weight") ||
                                   (o->text_prefix && !strcmp(o->text_prefix, "conditioner.embedders.")))) {
         o->family = SDC_FAMILY_SDXL;

@@ -13,12 +13,13 @@
 /* Appended only; values are stable. */
 typedef enum sdc_family {
     SDC_FAMILY_UNKNOWN, SDC_FAMILY_SD1, SDC_FAMILY_SD2, SDC_FAMILY_SDXL, SDC_FAMILY_VAE,
-    SDC_FAMILY_LORA
+    SDC_FAMILY_LORA, SDC_FAMILY_SDXL_REFINER
 } sdc_family;
 
 typedef struct sdc_detect_info {
     sdc_family  family;
-    const char *name;            /* "SD 1.x", "SD 2.x", "SDXL", "VAE only", "LoRA", "unknown" */
+    const char *name;            /* "SD 1.x", "SD 2.x", "SDXL", "VAE only", "LoRA", "SDXL refiner",
+                                    "unknown" */
     const char *reason;          /* static text: what decided it */
     const char *unet_prefix;     /* "model.diffusion_model.", "" (a diffusers-layout UNet file),
                                     or NULL when absent */
