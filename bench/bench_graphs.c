@@ -1,7 +1,10 @@
 /* bench_graphs.c — whole graphs on a full-size SD 1.5-layout file: the text encoder (one
  * 77-token window), the UNet forward at batch 2 on 32x32 and 64x64 latents, the VAE decode at
  * 512x512 (tiled and untiled) and, with --full, one 512x512 20-step euler_a generation through
- * include/sdc.h. Each graph runs in a forked child (so one graph's memory never counts in
+ * include/sdc.h. On an SDXL file (scripts/make_fullsize_sdxl.py) the graphs are SDXL's at its
+ * sizes: both text encoders on one window, the UNet (with its vector conditioning) at batch 2 on
+ * 64x64 and 128x128 latents (512 and 1024 px), the VAE decode at 1024x1024, and --full a
+ * 1024x1024 generation (--steps, default 20). Each graph runs in a forked child (so one graph's memory never counts in
  * another's peak RSS); prints seconds (median of the runs), effective GFLOP/s, % of this
  * machine's FMA-loop peak, peak RSS and the arena's peak. Prints a table; never pass/fail.
  *
@@ -10,7 +13,7 @@
  * norms, activations, softmax and adds are not counted. Effective GFLOP/s = that count / time,
  * so a Winograd or other sub-direct algorithm can exceed the direct floor.
  *
- * Usage: bench_graphs [MODEL] [--runs N] [--quick] [--full] [--scaling] [-t T]
+ * Usage: bench_graphs [MODEL] [--runs N] [--quick] [--full] [--steps N] [--scaling] [-t T]
  *                     [--only text,unet,vae,scaling] [--tile T --overlap O] [--peak GFLOPS]
  * --quick: one run a graph (default 3); --full adds the generation (minutes); --scaling adds the
  * 64x64 UNet forward at 1 thread and at T (default all) threads, run alternately, and their
@@ -35,6 +38,7 @@
 #include "models/unet.h"
 #include "models/vae.h"
 #include "pipeline/modelcfg.h"
+#include "pipeline/sdxl.h"
 #include "runtime/store.h"
 #include "sdc.h"
 
@@ -120,7 +124,7 @@ static int unet_flops(const sdc_store *st, int B, int h, int w, int L, flops *f)
         } else {
             conv_hw = hw;   /* conv_in is input_blocks.0; out.2 runs at full size */
         }
-        if (!strncmp(r, "time_embed.", 11) || strstr(r, ".emb_layers.")) {
+        if (!strncmp(r, "time_embed.", 11) || !strncmp(r, "label_emb.", 10) || strstr(r, ".emb_layers.")) {
             add_linear(f, t, B);                                   /* one row per image */
         } else if (t->ndim == 4 && (t->shape[2] > 1 || t->shape[3] > 1)) {
             add_conv(f, t, B, conv_hw);
@@ -181,13 +185,14 @@ static int vae_flops(const sdc_store *st, int h, int w, flops *f) {
  * layer counted — SD 2.x skips its last one). */
 static int clip_flops(const sdc_store *st, int L, flops *f) {
     static const char *const pres[] = {"cond_stage_model.transformer.text_model.encoder.layers.",
-                                       "cond_stage_model.model.transformer.resblocks."};
+                                       "cond_stage_model.model.transformer.resblocks.",
+                                       SDC_SDXL_TE1 "encoder.layers.", SDC_SDXL_TE2 "transformer.resblocks."};
     memset(f, 0, sizeof *f);
     int found = 0;
     for (size_t i = 0; i < sdc_store_count(st); i++) {
         const sdc_tensor *t = sdc_store_at(st, i);
         if (!is_weight(t) || t->ndim != 2) continue;
-        for (int p = 0; p < 2; p++) {
+        for (int p = 0; p < 4; p++) {
             if (strncmp(t->name, pres[p], strlen(pres[p]))) continue;
             found = 1;
             add_linear(f, t, L);
@@ -213,6 +218,9 @@ typedef struct result {
 typedef struct opts {
     const char *model;
     int runs, threads, full, tile, overlap, scaling;
+    int sdxl;               /* the file is SDXL (label_emb): SDXL's graphs and sizes */
+    int side;               /* latent side of the larger UNet run and the VAE decode: 64 or 128 */
+    int steps;              /* --full: sampling steps */
     int do_text, do_unet, do_vae;
     double peak;            /* --peak GFLOP/s (e.g. from bench_peak); 0: the FMA loop here */
 } opts;
@@ -300,6 +308,26 @@ static int unet_inputs(const sdc_unet_info *in, int B, int s, unsigned *seed, fl
     return 0;
 }
 
+/* SDXL's vector conditioning [B, adm] (a random pooled vector and 1024x1024 time ids), or NULL
+ * for a UNet without label_emb. Sets r->msg and returns -1 on failure. */
+static int unet_vector(const sdc_unet_info *in, int B, unsigned *seed, float **vec, result *r) {
+    *vec = NULL;
+    if (!in->adm_in_channels) return 0;
+    const int adm = in->adm_in_channels, pooled = adm - 6 * 256;   /* SDXL: 1280 + 6 x 256 */
+    float *p = malloc((size_t)adm * sizeof *p), ids[6] = {1024, 1024, 0, 0, 1024, 1024};
+    *vec = malloc((size_t)B * adm * sizeof **vec);
+    sdc_err e = {{0}};
+    if (!p || !*vec || pooled <= 0) { snprintf(r->msg, sizeof r->msg, "out of memory or adm %d", adm); return -1; }
+    for (int i = 0; i < pooled; i++) p[i] = lcg_normalish(seed);
+    for (int b = 0; b < B; b++)
+        if (sdc_unet_sdxl_vector(*vec + (size_t)b * adm, adm, p, pooled, ids, &e)) {
+            snprintf(r->msg, sizeof r->msg, "%s", e.msg);
+            return -1;
+        }
+    free(p);
+    return 0;
+}
+
 /* --scaling: the 64x64 UNet forward (batch 2) at 1 thread and at o->threads threads, alternately
  * (run i at 1 thread, then run i at N), so that a slow spell of a shared machine hits both
  * counts alike; res[0]: 1 thread, res[1]: N threads. */
@@ -314,8 +342,9 @@ static void child_unet_scaling(const opts *o, int arg, result *res, int n_res) {
     if (!u) { snprintf(res->msg, sizeof res->msg, "%s", e.msg); return; }
     const int B = 2, s = 64, nthr = sdc_kernels_get_threads();
     unsigned seed = 42;
-    float *x, *ctx, *y, tt[2] = {500, 500};
-    if (unet_inputs(sdc_unet_get_info(u), B, s, &seed, &x, &ctx, &y, res)) return;
+    float *x, *ctx, *y, *vec, tt[2] = {500, 500};
+    if (unet_inputs(sdc_unet_get_info(u), B, s, &seed, &x, &ctx, &y, res) ||
+        unet_vector(sdc_unet_get_info(u), B, &seed, &vec, res)) return;
     sdc_arena a;
     sdc_arena_init(&a, 0);
     double t[2][MAX_RUNS];
@@ -323,7 +352,7 @@ static void child_unet_scaling(const opts *o, int arg, result *res, int n_res) {
         for (int k = 0; k < 2; k++) {
             sdc_kernels_set_threads(k ? nthr : 1);
             double t0 = bench_now();
-            if (sdc_unet_forward(u, &a, y, x, tt, &(sdc_cond){.ctx = ctx, .ctx_len = CTX_LEN}, B, s, s, &e)) {
+            if (sdc_unet_forward(u, &a, y, x, tt, &(sdc_cond){.ctx = ctx, .ctx_len = CTX_LEN, .y = vec}, B, s, s, &e)) {
                 snprintf(res->msg, sizeof res->msg, "%s", e.msg);
                 return;
             }
@@ -344,19 +373,26 @@ static void child_text(const opts *o, int arg, result *r, int n_res) {
     if (open_store(o, &st, &cfg, r)) return;
     double t0 = bench_now();
     sdc_clip_params p = {.n_heads = cfg.text_heads, .act = cfg.text_act};
-    sdc_clip *c = sdc_clip_load(st, &p, &e);
-    if (!c) { snprintf(r->msg, sizeof r->msg, "%s", e.msg); return; }
+    sdc_sdxl_text xl = {0};
+    sdc_clip *c = o->sdxl ? NULL : sdc_clip_load(st, &p, &e);
+    if (o->sdxl ? sdc_sdxl_text_load(&xl, st, 0, -1, 0, -1, &e) != 0 : !c) {
+        snprintf(r->msg, sizeof r->msg, "%s", e.msg);
+        return;
+    }
     r->load_s = bench_now() - t0;
-    int32_t ids[CTX_LEN];   /* BOS, 12 words, EOS, EOS padding: the compute is the same for any */
-    ids[0] = 49406;
-    for (int i = 1; i < CTX_LEN; i++) ids[i] = i < 13 ? 320 + 37 * i : 49407;
-    float *out = malloc((size_t)CTX_LEN * sdc_clip_width(c) * sizeof *out);
+    int32_t ids[CTX_LEN], ids2[CTX_LEN];   /* BOS, 12 words, EOS, padding: the compute is the same for any */
+    ids[0] = ids2[0] = 49406;
+    for (int i = 1; i < CTX_LEN; i++) ids[i] = ids2[i] = i < 13 ? 320 + 37 * i : 49407;
+    for (int i = 14; i < CTX_LEN; i++) ids2[i] = 0;
+    float *out = malloc((size_t)CTX_LEN * (o->sdxl ? xl.C1 + xl.C2 : sdc_clip_width(c)) * sizeof *out);
+    float *pooled = malloc(((size_t)xl.P + 1) * sizeof *pooled);
     sdc_arena a;
     sdc_arena_init(&a, 0);
     double t[MAX_RUNS];
     for (int i = -1; i < o->runs; i++) {   /* i = -1: an untimed warm-up (it is short) */
         t0 = bench_now();
-        if (!out || sdc_clip_encode(c, &a, ids, CTX_LEN, 0, out, &e)) {
+        if (!out || !pooled || (o->sdxl ? sdc_sdxl_encode(&xl, &a, ids, ids2, 1, 0, out, pooled, &e)
+                                        : sdc_clip_encode(c, &a, ids, CTX_LEN, 0, out, &e))) {
             snprintf(r->msg, sizeof r->msg, "%s", out ? e.msg : "out of memory");
             return;
         }
@@ -384,15 +420,15 @@ static void child_unet(const opts *o, int arg, result *res, int n_res) {
     unsigned seed = 42;
     for (int k = 0; k < n_res; k++) {
         result *r = &res[k];
-        const int s = k == 0 ? 32 : 64;
-        float *x, *ctx, *y, tt[2] = {500, 500};
-        if (unet_inputs(in, B, s, &seed, &x, &ctx, &y, r)) return;
+        const int s = k == 0 ? o->side / 2 : o->side;
+        float *x, *ctx, *y, *vec, tt[2] = {500, 500};
+        if (unet_inputs(in, B, s, &seed, &x, &ctx, &y, r) || unet_vector(in, B, &seed, &vec, r)) return;
         sdc_arena a;
         sdc_arena_init(&a, 0);
         double t[MAX_RUNS];
         for (int i = 0; i < o->runs; i++) {
             t0 = bench_now();
-            if (sdc_unet_forward(u, &a, y, x, tt, &(sdc_cond){.ctx = ctx, .ctx_len = CTX_LEN}, B, s, s, &e)) {
+            if (sdc_unet_forward(u, &a, y, x, tt, &(sdc_cond){.ctx = ctx, .ctx_len = CTX_LEN, .y = vec}, B, s, s, &e)) {
                 snprintf(r->msg, sizeof r->msg, "%s", e.msg);
                 return;
             }
@@ -403,7 +439,7 @@ static void child_unet(const opts *o, int arg, result *res, int n_res) {
         r->arena_mib = a.peak / 1048576.0;
         r->rss_mib = peak_rss_mib();
         sdc_arena_free(&a);
-        free(x); free(y); free(ctx);
+        free(x); free(y); free(ctx); free(vec);
     }
 }
 
@@ -418,7 +454,7 @@ static void child_vae(const opts *o, int arg, result *res, int n_res) {
     sdc_vae *v = sdc_vae_load(st, &e);
     if (!v) { snprintf(res->msg, sizeof res->msg, "%s", e.msg); return; }
     const double load = bench_now() - t0;
-    const int h = 64, E = sdc_vae_latent_channels(v), f = sdc_vae_downscale(v);
+    const int h = o->side, E = sdc_vae_latent_channels(v), f = sdc_vae_downscale(v);
     float *z = malloc((size_t)E * h * h * sizeof *z);
     float *img = malloc((size_t)3 * h * f * h * f * sizeof *img);
     if (!z || !img) { snprintf(res->msg, sizeof res->msg, "out of memory"); return; }
@@ -456,11 +492,11 @@ static void child_generate(const opts *o, int arg, result *r, int n_res) {
     r->load_s = bench_now() - t0;
     sdc_gen_params gp = sdc_gen_default_params();
     gp.prompt = "a lighthouse on a cliff at dawn, oil painting";
-    gp.width = gp.height = 512;
-    gp.steps = 20;
+    gp.width = gp.height = 8 * o->side;
+    gp.steps = o->steps;
     gp.cfg_scale = 7.5f;
     gp.seed = 42;
-    uint8_t *rgb = malloc((size_t)512 * 512 * 3);
+    uint8_t *rgb = malloc((size_t)gp.width * gp.height * 3);
     t0 = bench_now();
     if (!rgb || sdc_generate(m, &gp, rgb, &e)) {
         snprintf(r->msg, sizeof r->msg, "%s", rgb ? e.msg : "out of memory");
@@ -509,12 +545,13 @@ static void split(const char *name, flops f) {
 
 static int usage(const char *argv0) {
     fprintf(stderr, "usage: %s [MODEL] [--runs N] [--quick] [--full] [--scaling] [-t T] [--only text,unet,vae,scaling]"
-                    " [--tile T --overlap O] [--peak GFLOPS]\n", argv0);
+                    " [--tile T --overlap O] [--peak GFLOPS] [--steps N]\n", argv0);
     return 2;
 }
 
 int main(int argc, char **argv) {
-    opts o = {DEFAULT_MODEL, 3, 0, 0, 32, 8, 0, 1, 1, 1, 0};
+    opts o = {.model = DEFAULT_MODEL, .runs = 3, .tile = 32, .overlap = 8, .do_text = 1, .do_unet = 1,
+              .do_vae = 1, .side = 64, .steps = 20};
     int quick = 0, runs_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -522,6 +559,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--full")) o.full = 1;
         else if (!strcmp(a, "--scaling")) o.scaling = 1;
         else if (!strcmp(a, "--runs") && i + 1 < argc) { o.runs = atoi(argv[++i]); runs_set = 1; }
+        else if (!strcmp(a, "--steps") && i + 1 < argc) o.steps = atoi(argv[++i]);
         else if (!strcmp(a, "-t") && i + 1 < argc) o.threads = atoi(argv[++i]);
         else if (!strcmp(a, "--tile") && i + 1 < argc) o.tile = atoi(argv[++i]);
         else if (!strcmp(a, "--overlap") && i + 1 < argc) o.overlap = atoi(argv[++i]);
@@ -536,7 +574,8 @@ int main(int argc, char **argv) {
         else return usage(argv[0]);
     }
     if (quick && !runs_set) o.runs = 1;
-    if (o.runs < 1 || o.runs > MAX_RUNS || o.tile < 1 || o.overlap < 0 || o.overlap >= o.tile) {
+    if (o.runs < 1 || o.runs > MAX_RUNS || o.tile < 1 || o.overlap < 0 || o.overlap >= o.tile ||
+        o.steps < 1 || o.steps > 1000) {
         fprintf(stderr, "%s: need 1 <= --runs <= %d and 0 <= --overlap < --tile\n", argv[0],
                 MAX_RUNS);
         return 2;
@@ -555,17 +594,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_graphs: %s\n", e.msg[0] ? e.msg : "out of memory");
         return 2;
     }
+    /* SDXL (label_emb): its own graphs at 1024x1024 (latent side 128) and 512x512. */
+    o.sdxl = sdc_store_get(st, "model.diffusion_model.label_emb.0.0.weight") != NULL;
+    o.side = o.sdxl ? 128 : 64;
+    const int S = o.side, hs = S / 2;
     flops ft = {0}, fu32 = {0}, fu64 = {0}, fv = {0}, fvt = {0};
     int has_t = clip_flops(st, CTX_LEN, &ft) == 0;
-    int has_u = unet_flops(st, 2, 32, 32, CTX_LEN, &fu32) == 0 &&
-                unet_flops(st, 2, 64, 64, CTX_LEN, &fu64) == 0;
-    int has_v = vae_flops(st, 64, 64, &fv) == 0;
+    int has_u = unet_flops(st, 2, hs, hs, CTX_LEN, &fu32) == 0 &&
+                unet_flops(st, 2, S, S, CTX_LEN, &fu64) == 0;
+    int has_v = vae_flops(st, S, S, &fv) == 0;
     if (has_v) {   /* the tiles' own work: overlapping tiles redo the overlap */
-        int k = 1, ts = 64;      /* as models/vae.c tiles 64 latents: k tiles of ts */
-        if (64 > o.tile) {
-            k = (64 - o.overlap + (o.tile - o.overlap) - 1) / (o.tile - o.overlap);
-            ts = (64 + (k - 1) * o.overlap + k - 1) / k;
-            k = (64 - o.overlap + (ts - o.overlap) - 1) / (ts - o.overlap);
+        int k = 1, ts = S;       /* as models/vae.c tiles S latents: k tiles of ts */
+        if (S > o.tile) {
+            k = (S - o.overlap + (o.tile - o.overlap) - 1) / (o.tile - o.overlap);
+            ts = (S + (k - 1) * o.overlap + k - 1) / k;
+            k = (S - o.overlap + (ts - o.overlap) - 1) / (ts - o.overlap);
         }
         vae_flops(st, ts, ts, &fvt);
         fvt.conv *= k * k; fvt.linear *= k * k; fvt.attn *= k * k;
@@ -598,6 +641,9 @@ int main(int argc, char **argv) {
     printf("%-34s %9s %8s %9s %9s %9s %8s %9s %10s\n", "graph", "GFLOP", "load s", "median s",
            "min s", "GFLOP/s", "% peak", "RSS MiB", "arena MiB");
 
+    char nm[2][64];
+    snprintf(nm[0], sizeof nm[0], "unet forward b2 %dx%d (%d px)", hs, hs, 8 * hs);
+    snprintf(nm[1], sizeof nm[1], "unet forward b2 %dx%d (%d px)", S, S, 8 * S);
     if (o.do_text) {
         result r;
         if (!has_t) printf("text encoder: no text encoder in the file\n");
@@ -609,8 +655,8 @@ int main(int argc, char **argv) {
         else {
             run_forked(&o, child_unet, 0, r, 2);
             if (!r[0].ok && !r[1].ok && r[0].msg[0]) r[1] = r[0];
-            row("unet forward b2 32x32 (256 px)", fu32, &r[0], peak);
-            row("unet forward b2 64x64 (512 px)", fu64, &r[1], peak);
+            row(nm[0], fu32, &r[0], peak);
+            row(nm[1], fu64, &r[1], peak);
         }
     }
     if (o.do_vae) {
@@ -620,9 +666,10 @@ int main(int argc, char **argv) {
             char name[64];
             run_forked(&o, child_vae, 0, r, 2);
             if (!r[0].ok && !r[1].ok && r[0].msg[0]) r[1] = r[0];
-            snprintf(name, sizeof name, "vae decode 512x512 tiled %d/%d", o.tile, o.overlap);
+            snprintf(name, sizeof name, "vae decode %dx%d tiled %d/%d", 8 * S, 8 * S, o.tile, o.overlap);
             row(name, fv, &r[0], peak);
-            row("vae decode 512x512", fv, &r[1], peak);
+            snprintf(name, sizeof name, "vae decode %dx%d", 8 * S, 8 * S);
+            row(name, fv, &r[1], peak);
         }
     }
     if (o.scaling && has_u) {
@@ -642,21 +689,23 @@ int main(int argc, char **argv) {
     if (o.full) {
         result r;
         run_forked(&o, child_generate, 0, &r, 1);
-        /* 20 guided steps (UNet batch 2), two text windows (prompt and negative), one decode. */
-        fg.conv = 20 * fu64.conv + fv.conv;
-        fg.linear = 20 * fu64.linear + 2 * ft.linear + fv.linear;
-        fg.attn = 20 * fu64.attn + 2 * ft.attn + fv.attn;
-        row("generate 512x512 20 euler_a cfg7.5", fg, &r, peak);
+        /* guided steps (UNet batch 2), two text windows (prompt and negative), one decode. */
+        fg.conv = o.steps * fu64.conv + fv.conv;
+        fg.linear = o.steps * fu64.linear + 2 * ft.linear + fv.linear;
+        fg.attn = o.steps * fu64.attn + 2 * ft.attn + fv.attn;
+        char gname[64];
+        snprintf(gname, sizeof gname, "generate %dx%d %d steps cfg7.5", 8 * S, 8 * S, o.steps);
+        row(gname, fg, &r, peak);
     }
     printf("FLOP split:\n");
     if (has_t) split("text encoder", ft);
-    if (has_u) { split("unet b2 32x32", fu32); split("unet b2 64x64", fu64); }
+    if (has_u) { split(nm[0], fu32); split(nm[1], fu64); }
     if (has_v) {
-        split("vae decode 512x512", fv);
+        split("vae decode (untiled)", fv);
         printf("  %-32s %.1f GFLOP done by the tiles (overlaps decoded twice); GFLOP/s above is "
                "on the untiled count\n", "vae decode tiled", flops_total(fvt) * 1e-9);
     }
-    if (o.full) split("generate 512x512", fg);
+    if (o.full) split("generate", fg);
     printf("load s: store open + weights to f32; RSS: the graph's own forked process (store "
            "mapping, weights, activations); arena: activation peak\n");
     return 0;
