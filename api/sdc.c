@@ -13,6 +13,7 @@
 #include "models/clip.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/inpaint.h"
 #include "pipeline/modelcfg.h"
 #include "pipeline/sampler.h"
 #include "runtime/store.h"
@@ -59,6 +60,7 @@ struct sdc_model {
     sdc_vae *vae;
     sdc_arena arena;             /* activations; reset per UNet call */
     int low_mem;                 /* weights widened per layer; VAE decoded in tiles */
+    int concat_ch;               /* inpainting UNet: 1 + latent channels (mask, masked image); else 0 */
 };
 
 sdc_model_params sdc_model_default_params(void) {
@@ -138,14 +140,17 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
                  p->model_path, sdc_clip_width(m->clip), ui->context_dim);
         goto fail;
     }
-    /* Every latent buffer is sized by the UNet's in_channels: the UNet's output and the VAE's
-     * latents must have the same count, or a crafted file would write past them. */
-    if (ui->out_channels != ui->in_channels || sdc_vae_latent_channels(m->vae) != ui->in_channels) {
-        sdc_errf(e, "%s: the UNet maps %d latent channels to %d and the VAE has %d: sdc generates "
-                 "only when all three agree", p->model_path, ui->in_channels, ui->out_channels,
-                 sdc_vae_latent_channels(m->vae));
+    /* Every latent buffer is sized by the UNet's out_channels: its input and the VAE's latents
+     * must have the same count, or a crafted file would write past them. An inpainting UNet takes
+     * 1 + latent channels more (the mask and the masked image's latents, concatenated). */
+    int lat = ui->out_channels;
+    if (sdc_vae_latent_channels(m->vae) != lat || (ui->in_channels != lat && ui->in_channels != 2 * lat + 1)) {
+        sdc_errf(e, "%s: the UNet maps %d channels to %d and the VAE has %d latent channels: sdc "
+                 "generates only when they agree (or the UNet takes %d: inpainting)", p->model_path,
+                 ui->in_channels, ui->out_channels, sdc_vae_latent_channels(m->vae), 2 * lat + 1);
         goto fail;
     }
+    m->concat_ch = ui->in_channels - lat;
     m->info.family = m->cfg.family_name;
     m->info.unet_heads = m->cfg.unet_heads;
     m->info.unet_head_dim = m->cfg.unet_head_dim;
@@ -154,7 +159,8 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     m->info.prediction = m->cfg.prediction ? "v_prediction" : "epsilon";
     m->info.config_source = m->cfg.unet_src;
     m->info.context_dim = ui->context_dim;
-    m->info.latent_channels = ui->in_channels;
+    m->info.latent_channels = lat;
+    m->info.unet_in_channels = ui->in_channels;
     m->info.vae_scale = m->cfg.vae_scale;
     m->info.vae_shift = m->cfg.vae_shift;
     return m;
@@ -210,6 +216,8 @@ typedef struct guide_ctx {
     int L, h, w, C_lat;
     float cfg;
     float *x2, *out2;       /* [2, C_lat, h, w] */
+    const float *concat2;   /* inpainting UNet: [2, Cc, h, w] (mask, masked-image latents), or NULL */
+    int Cc;
 } guide_ctx;
 
 /* The sampler's model: one batch-2 UNet call on cat([x, x]), then uncond + cfg·(cond − uncond).
@@ -220,11 +228,12 @@ static int guided_model(void *vctx, const float *x_in, float t, float *out, sdc_
     sdc_arena_mark mk = sdc_arena_get_mark(&g->m->arena);
     int rc;
     if (g->cfg <= 1.0f) {
-        sdc_cond c = {.ctx = g->ctx2 + (size_t)g->L * sdc_clip_width(g->m->clip), .ctx_len = g->L};
+        sdc_cond c = {.ctx = g->ctx2 + (size_t)g->L * sdc_clip_width(g->m->clip), .ctx_len = g->L,
+                      .concat = g->concat2, .concat_ch = g->Cc};
         rc = sdc_unet_forward(g->m->unet, &g->m->arena, out, x_in, &t, &c, 1, g->h, g->w, e);
     } else {
         float t2[2] = {t, t};
-        sdc_cond c = {.ctx = g->ctx2, .ctx_len = g->L};
+        sdc_cond c = {.ctx = g->ctx2, .ctx_len = g->L, .concat = g->concat2, .concat_ch = g->Cc};
         memcpy(g->x2, x_in, n * sizeof *x_in);
         memcpy(g->x2 + n, x_in, n * sizeof *x_in);
         rc = sdc_unet_forward(g->m->unet, &g->m->arena, g->out2, g->x2, t2, &c, 2, g->h, g->w, e);
@@ -241,17 +250,30 @@ static void on_step(void *u, int step, int steps) {
     if (f->cb) f->cb(f->user, step, steps);
 }
 
-/* img2img: the init image's latents, sampled from the VAE posterior with the generator first
- * (diffusers: latent_dist.sample(generator) × 0.18215). */
-static int encode_init(sdc_model *m, const uint8_t *rgb, int W, int H, sdc_rng *rng, float *init,
-                       size_t n, sdc_err *e) {
-    if (!sdc_vae_has_encoder(m->vae)) return sdc_errf(e, "img2img: this VAE has no encoder");
+typedef struct post_ctx {
+    sdc_inpaint_blend *blend;   /* 4-channel inpainting, or NULL */
+    const sdc_gen_params *p;
+} post_ctx;
+
+/* After each step: inpainting's blending, then the caller's latents callback. */
+static int post_step(void *u, const sdc_sample_state *s, int call, int n_calls, float *x, sdc_err *e) {
+    post_ctx *pc = u;
+    if (pc->blend && sdc_inpaint_blend_step(pc->blend, s, call, n_calls, x, e)) return -1;
+    if (pc->p->on_latents) pc->p->on_latents(pc->p->on_latents_user, call + 1, n_calls, x);
+    return 0;
+}
+
+/* Latents of an image, sampled from the VAE posterior with the generator (diffusers:
+ * latent_dist.sample(generator) × scaling_factor). rgb: HWC bytes, or img: CHW in [-1, 1]. */
+static int encode_sample(sdc_model *m, const uint8_t *rgb, const float *img_in, int W, int H,
+                         sdc_rng *rng, float *init, size_t n, sdc_err *e) {
+    if (!sdc_vae_has_encoder(m->vae)) return sdc_errf(e, "this VAE has no encoder (img2img and inpainting need one)");
     sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
     size_t hw = (size_t)W * H;
-    float *img = sdc_arena_f32(&m->arena, 3 * hw), *logvar = sdc_arena_f32(&m->arena, n);
-    float *eps = sdc_arena_f32(&m->arena, n);
+    float *img = rgb ? sdc_arena_f32(&m->arena, 3 * hw) : (float *)img_in;
+    float *logvar = sdc_arena_f32(&m->arena, n), *eps = sdc_arena_f32(&m->arena, n);
     if (!img || !logvar || !eps) { sdc_arena_reset(&m->arena, mk); return sdc_errf(e, "out of memory"); }
-    for (size_t i = 0; i < hw; i++)         /* HWC bytes → CHW in [-1, 1] */
+    for (size_t i = 0; rgb && i < hw; i++)   /* HWC bytes → CHW in [-1, 1] */
         for (int c = 0; c < 3; c++) img[c * hw + i] = rgb[3 * i + c] / 255.0f * 2.0f - 1.0f;
     int rc = sdc_vae_encode(m->vae, &m->arena, init, logvar, img, 1, H, W, e);
     if (!rc) {
@@ -277,12 +299,18 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     if (p->steps < 1 || p->steps > 1000) return sdc_errf(e, "steps %d: must be 1..1000", p->steps);
     if (p->init_rgb && !(p->strength > 0 && p->strength <= 1))
         return sdc_errf(e, "strength %g: must be in (0, 1]", p->strength);
+    if (p->mask && !p->init_rgb)
+        return sdc_errf(e, "a mask needs the picture it applies to (init_rgb): inpainting repaints part of an image");
 
-    int C = sdc_clip_width(m->clip), C_lat = sdc_unet_get_info(m->unet)->in_channels;
-    size_t n = (size_t)C_lat * h * w;
+    int C = sdc_clip_width(m->clip), C_lat = sdc_unet_get_info(m->unet)->out_channels, Cc = m->concat_ch;
+    /* Inpainting: a mask, or an inpainting UNet (all-white mask when none is given). */
+    int inpaint = p->mask != NULL || Cc > 0;
+    int strength_max = !p->init_rgb || p->strength == 1.0f;
+    size_t n = (size_t)C_lat * h * w, hwl = (size_t)h * w, hwp = (size_t)p->width * p->height;
     int rc = -1;
     int32_t *wc = malloc(sizeof(int32_t) * SDC_TOK_CTX * MAX_PROMPT_WINDOWS * 2);
     float *ctx2 = NULL, *x = NULL, *x2 = NULL, *out2 = NULL, *init = NULL, *img = NULL;
+    float *noise = NULL, *mask_px = NULL, *mask_lat = NULL, *concat2 = NULL, *proper = NULL;
     if (!wc) return sdc_errf(e, "out of memory");
     int32_t *wu = wc + SDC_TOK_CTX * MAX_PROMPT_WINDOWS;
     int nc = prompt_windows(m, p->prompt, p->prompt_mode, wc, e);
@@ -307,11 +335,39 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
 
     sdc_rng rng;
     sdc_rng_seed(&rng, p->seed);
-    if (p->init_rgb) {
+    /* Draws from the one generator in diffusers' order: the init image's latents (img2img; an
+     * inpainting UNet only below strength 1), the noise, the masked image's latents (drawn for
+     * a 4-channel UNet too, which does not use them). */
+    if (p->init_rgb && !(Cc > 0 && strength_max)) {
         if (!(init = malloc(sizeof(float) * n))) { sdc_errf(e, "out of memory"); goto done; }
-        if (encode_init(m, p->init_rgb, p->width, p->height, &rng, init, n, e)) goto done;
+        if (encode_sample(m, p->init_rgb, NULL, p->width, p->height, &rng, init, n, e)) goto done;
     }
     sdc_rng_randn(&rng, x, n);
+    sdc_inpaint_blend blend = {0};
+    if (inpaint) {
+        noise = malloc(sizeof(float) * n);
+        mask_px = malloc(sizeof(float) * hwp);
+        mask_lat = malloc(sizeof(float) * hwl);
+        if (!noise || !mask_px || !mask_lat) { sdc_errf(e, "out of memory"); goto done; }
+        memcpy(noise, x, n * sizeof *x);
+        sdc_inpaint_mask(p->mask, p->width, p->height, ds, mask_px, mask_lat);
+        if (Cc > 0) {
+            float *masked = malloc(sizeof(float) * 3 * hwp);
+            concat2 = malloc(sizeof(float) * 2 * (size_t)Cc * hwl);
+            if (!masked || !concat2) { free(masked); sdc_errf(e, "out of memory"); goto done; }
+            sdc_inpaint_masked_image(p->init_rgb, mask_px, p->width, p->height, masked);
+            /* cat([latents, mask, masked_image_latents]): the concat input is [mask | latents] × 2 */
+            int erc = encode_sample(m, NULL, masked, p->width, p->height, &rng, concat2 + hwl, n, e);
+            free(masked);
+            if (erc) goto done;
+            memcpy(concat2, mask_lat, hwl * sizeof *mask_lat);
+            memcpy(concat2 + (size_t)Cc * hwl, concat2, (size_t)Cc * hwl * sizeof *concat2);
+        } else {
+            if (!(proper = malloc(sizeof(float) * n))) { sdc_errf(e, "out of memory"); goto done; }
+            sdc_rng_randn(&rng, proper, n);      /* the unused masked-image draw */
+            blend = (sdc_inpaint_blend){init, noise, mask_lat, C_lat, (int)hwl, proper};
+        }
+    }
 
     sdc_sampler_opts so;
     memset(&so, 0, sizeof so);
@@ -321,9 +377,14 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     so.prediction = m->cfg.prediction;
     so.steps = p->steps;
     so.strength = p->init_rgb ? p->strength : 1.0f;
-    guide_ctx g = {m, ctx2, L, h, w, C_lat, p->cfg_scale, x2, out2};
+    post_ctx pc = {proper ? &blend : NULL, p};
+    if (pc.blend || p->on_latents) { so.post_step = post_step; so.post_step_ctx = &pc; }
+    guide_ctx g = {m, ctx2, L, h, w, C_lat, p->cfg_scale, x2, out2, concat2, Cc};
     step_fwd sf = {p->on_step, p->on_step_user};
-    if (sdc_sample(&so, &rng, x, init, n, guided_model, &g, on_step, &sf, e)) goto done;
+    /* Inpainting at strength 1 starts from noise × init_noise_sigma (diffusers' is_strength_max),
+     * img2img always from the image noised to the first timestep. */
+    const float *start = inpaint && strength_max ? NULL : init;
+    if (sdc_sample(&so, &rng, x, start, n, guided_model, &g, on_step, &sf, e)) goto done;
     if (latents) memcpy(latents, x, n * sizeof *x);
 
     size_t hw = (size_t)p->width * p->height;
@@ -343,6 +404,7 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     rc = 0;
 done:
     free(wc); free(ctx2); free(x); free(x2); free(out2); free(init); free(img);
+    free(noise); free(mask_px); free(mask_lat); free(concat2); free(proper);
     return rc;
 }
 

@@ -104,6 +104,8 @@ typedef struct sdc_model_info {
     const char *config_source;     /* "--config FILE", "metadata tiny_sd_config", ... */
     int context_dim, latent_channels;
     float vae_scale, vae_shift;    /* the latent space: latents = (VAE mean - shift) * scale */
+    int unet_in_channels;          /* latent_channels, or latent_channels + 1 + latent_channels
+                                      for an inpainting UNet (9: latents, mask, masked image) */
 } sdc_model_info;
 const sdc_model_info *sdc_model_get_info(const sdc_model *m);
 
@@ -128,6 +130,17 @@ typedef struct sdc_gen_params {
     float strength;                /* img2img strength (0,1], default 0.75 */
     int vae_tiling;                /* decode in overlapping 32x32-latent tiles (less memory) */
     sdc_step_cb on_step; void *on_step_user;
+    /* Inpainting (diffusers' StableDiffusionInpaintPipeline): width*height grey bytes, >= 128
+     * (white) = repaint, below = keep; needs init_rgb (the picture) and uses strength. An
+     * inpainting UNet (info.unet_in_channels 9) gets the mask and the masked picture's latents as
+     * extra input; an ordinary one gets the kept region put back after every step. NULL: no
+     * mask; an inpainting UNet then runs with an all-white mask (paints the whole picture, as
+     * diffusers does when given one), with or without init_rgb. */
+    const uint8_t *mask;
+    /* Called after each step with the latents [latent_channels, height/8, width/8] as the next
+     * step gets them (after inpainting's blending); step is 1-based. Previews, tests. May be NULL. */
+    void (*on_latents)(void *user, int step, int steps, const float *latents);
+    void *on_latents_user;
 } sdc_gen_params;
 
 sdc_gen_params sdc_gen_default_params(void);

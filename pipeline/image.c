@@ -159,3 +159,46 @@ int sdc_decode_image(const uint8_t *buf, size_t n, uint8_t **rgb, int *w, int *h
     if (!*rgb) return sdc_errf(e, "image: cannot decode (%s)", stbi_failure_reason());
     return 0;
 }
+
+/* One grey byte per pixel from n channels, as PIL's convert("L"): grey as is, colour weighted. */
+static uint8_t *mask_grey(const uint8_t *px, int n, size_t hw) {
+    uint8_t *g = malloc(hw ? hw : 1);
+    for (size_t i = 0; g && i < hw; i++) {
+        const uint8_t *p = px + i * (size_t)n;
+        g[i] = n < 3 ? p[0] : (uint8_t)((19595u * p[0] + 38470u * p[1] + 7471u * p[2] + 0x8000u) >> 16);
+    }
+    return g;
+}
+
+int sdc_read_mask(const char *path, uint8_t **grey, int *w, int *h, sdc_err *e) {
+    int n = 0;
+    struct stat st;
+    *grey = NULL;
+    if (stat(path, &st) != 0) return sdc_errf(e, "%s: cannot open mask: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return sdc_errf(e, "%s: mask is not a regular file: give an image file", path);
+    if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable mask image (%s)", path, stbi_failure_reason());
+    if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
+        return sdc_errf(e, "%s: mask size %dx%d out of range", path, *w, *h);
+    uint8_t *px = stbi_load(path, w, h, &n, 0);   /* its own channels; 16-bit → high byte */
+    if (!px) return sdc_errf(e, "%s: cannot decode mask (%s)", path, stbi_failure_reason());
+    *grey = mask_grey(px, n, (size_t)*w * *h);
+    stbi_image_free(px);
+    if (!*grey) return sdc_errf(e, "%s: out of memory", path);
+    return 0;
+}
+
+int sdc_decode_mask(const uint8_t *buf, size_t len, uint8_t **grey, int *w, int *h, sdc_err *e) {
+    int n = 0;
+    *grey = NULL;
+    if (len == 0 || len > INT32_MAX) return sdc_errf(e, "mask: %zu bytes: not a readable image", len);
+    if (!stbi_info_from_memory(buf, (int)len, w, h, &n))
+        return sdc_errf(e, "mask: not a readable image (%s)", stbi_failure_reason());
+    if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
+        return sdc_errf(e, "mask: size %dx%d out of range", *w, *h);
+    uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n, 0);
+    if (!px) return sdc_errf(e, "mask: cannot decode (%s)", stbi_failure_reason());
+    *grey = mask_grey(px, n, (size_t)*w * *h);
+    stbi_image_free(px);
+    if (!*grey) return sdc_errf(e, "mask: out of memory");
+    return 0;
+}

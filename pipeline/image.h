@@ -27,4 +27,12 @@ int sdc_png_encode(const uint8_t *rgb, int w, int h, const char *text_key, const
 /* Decodes an image held in memory (PNG, JPEG, ...) as RGB, like sdc_read_image. 0 or -1. */
 int sdc_decode_image(const uint8_t *buf, size_t n, uint8_t **rgb, int *w, int *h, sdc_err *e);
 
+/* Reads an inpainting mask (PNG, JPEG, ...; 8- or 16-bit; grey, grey+alpha, RGB or RGBA) as one
+ * grey byte per pixel, the way PIL's convert("L") makes it: grey as is (16-bit: the high byte),
+ * colour as (19595·R + 38470·G + 7471·B + 32768) >> 16; alpha is ignored. *grey is malloc'd
+ * (caller frees). Returns 0 or -1. */
+int sdc_read_mask(const char *path, uint8_t **grey, int *w, int *h, sdc_err *e);
+/* The same for a mask held in memory (PNG, JPEG, ... bytes). 0 or -1. */
+int sdc_decode_mask(const uint8_t *buf, size_t len, uint8_t **grey, int *w, int *h, sdc_err *e);
+
 #endif

@@ -489,7 +489,7 @@ int sdc_sampler_plan_make(const sdc_sampler_opts *o, sdc_sampler_plan *p, sdc_er
 /* ------------------------------------------------------------------------------------------ */
 /* Steps. x: the latents (n floats); m: the model output at this call.                         */
 
-typedef struct state {
+struct sdc_sample_state {
     resolved r;
     tables tb;
     sdc_sampler_plan p;
@@ -507,7 +507,8 @@ typedef struct state {
     /* dpm++2m */
     int dpm_lower;
     float *dpm_m0, *dpm_m1;
-} state;
+};
+typedef struct sdc_sample_state state;
 
 /* x0 prediction of the k-diffusion schedulers at σ (Euler, Euler a, Heun). */
 static void kdiff_x0(const state *s, float sigma, const float *x, const float *m, float *x0) {
@@ -708,25 +709,33 @@ static int step_lcm(state *s, sdc_rng *rng, int t, float *x, const float *m, sdc
     return 0;
 }
 
-/* scheduler.add_noise(init, noise, t) for the img2img start. */
-static void add_noise(const state *s, float *x, const float *init, double t) {
+/* out = scheduler.add_noise(init, noise, t): the img2img start and inpainting's blending.
+ * Element-wise, so out may alias init or noise. */
+static void add_noise(const state *s, float *out, const float *init, const float *noise, double t) {
     switch (s->r.method) {
     case SDC_SAMPLE_EULER: case SDC_SAMPLE_EULER_A: case SDC_SAMPLE_HEUN: {
         float sigma = s->p.sigmas[index_for_timestep(&s->p, t)];
-        for (size_t i = 0; i < s->n; i++) x[i] = init[i] + x[i] * sigma;
+        for (size_t i = 0; i < s->n; i++) out[i] = init[i] + noise[i] * sigma;
         break;
     }
     case SDC_SAMPLE_DPMPP_2M: {
         float a, sg;
         dpm_alpha_sigma(s->p.sigmas[index_for_timestep(&s->p, t)], &a, &sg, NULL);
-        for (size_t i = 0; i < s->n; i++) x[i] = a * init[i] + sg * x[i];
+        for (size_t i = 0; i < s->n; i++) out[i] = a * init[i] + sg * noise[i];
         break;
     }
     default: {
         float ac = s->tb.ac[(int)t], sa = sqrtf(ac), sb = sqrtf(1.0f - ac);
-        for (size_t i = 0; i < s->n; i++) x[i] = sa * init[i] + sb * x[i];
+        for (size_t i = 0; i < s->n; i++) out[i] = sa * init[i] + sb * noise[i];
     }
     }
+}
+
+void sdc_sample_noise_to_next(const sdc_sample_state *s, int call, float *out, const float *init,
+                              const float *noise) {
+    int next = s->p.start + call + 1;
+    if (next < s->p.n_timesteps) add_noise(s, out, init, noise, s->p.timesteps[next]);
+    else if (out != init) memmove(out, init, s->n * sizeof *out);
 }
 
 static void state_free(state *s, float *pool) {
@@ -765,7 +774,7 @@ int sdc_sample(const sdc_sampler_opts *o, sdc_rng *rng, float *x, const float *i
 
     const sdc_sampler_plan *p = &s.p;
     if (init) {
-        add_noise(&s, x, init, p->timesteps[p->start]);
+        add_noise(&s, x, init, x, p->timesteps[p->start]);
     } else {
         for (size_t i = 0; i < n; i++) x[i] = x[i] * p->init_noise_sigma;
     }
@@ -799,6 +808,7 @@ int sdc_sample(const sdc_sampler_opts *o, sdc_rng *rng, float *x, const float *i
         case SDC_SAMPLE_DPMPP_2M: rc = step_dpm(&s, x, out); break;
         case SDC_SAMPLE_LCM: rc = step_lcm(&s, rng, (int)t, x, out, e); break;
         }
+        if (!rc && o->post_step) rc = o->post_step(o->post_step_ctx, &s, c, p->n_calls, x, e);
         if (rc < 0) { state_free(&s, pool); return -1; }
         if (progress) progress(progress_ctx, c + 1, p->n_calls);
     }

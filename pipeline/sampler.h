@@ -21,6 +21,14 @@ typedef enum { SDC_SPACING_DEFAULT = -1, SDC_SPACING_LEADING = 0, SDC_SPACING_LI
                SDC_SPACING_TRAILING } sdc_spacing;
 typedef enum { SDC_PRED_EPS = 0, SDC_PRED_V = 1 } sdc_prediction;
 
+/* The running loop, as a post-step hook sees it (opaque). */
+typedef struct sdc_sample_state sdc_sample_state;
+/* Called after each model call's scheduler step (call 0-based, of n_calls) with the latents x
+ * (n floats), which it may change: inpainting with an ordinary UNet puts the known region back
+ * here. Returns 0, or -1 with e set (the loop stops). */
+typedef int (*sdc_post_step_fn)(void *ctx, const sdc_sample_state *s, int call, int n_calls,
+                                float *x, sdc_err *e);
+
 /* Name ↔ enum ("euler", "euler_a", "heun", "ddim", "pndm", "dpm++2m", "lcm"); -1 unknown. */
 int         sdc_sample_method_from_name(const char *s);
 const char *sdc_sample_method_name(int m);
@@ -37,6 +45,8 @@ typedef struct sdc_sampler_opts {
     /* training schedule (SD 1.x/2.x defaults when zero) */
     int               num_train_timesteps;  /* 1000 */
     float             beta_start, beta_end; /* 0.00085, 0.012 (scaled_linear) */
+    sdc_post_step_fn  post_step;            /* NULL: none */
+    void             *post_step_ctx;
 } sdc_sampler_opts;
 
 /* Guided model output at (x_in, t) into out (n floats). Returns 0, or -1 with e set. */
@@ -60,6 +70,13 @@ typedef void (*sdc_progress_fn)(void *ctx, int step, int steps);
 int sdc_sample(const sdc_sampler_opts *o, sdc_rng *rng, float *x, const float *init, size_t n,
                sdc_model_fn model, void *model_ctx, sdc_progress_fn progress, void *progress_ctx,
                sdc_err *e);
+
+/* For a post-step hook after call `call`: out = scheduler.add_noise(init, noise, t) at the
+ * timestep the loop runs next (timesteps[start + call + 1], diffusers' noise_timestep); after
+ * the last call out = init, unnoised. The same add_noise as the img2img start. n floats; out
+ * may be init or noise. */
+void sdc_sample_noise_to_next(const sdc_sample_state *s, int call, float *out, const float *init,
+                              const float *noise);
 
 /* The schedule diffusers 0.25.1 computes for these options (set_timesteps, then the img2img
  * pipeline's get_timesteps), exposed for tests, `inspect`-style output and progress bars.
