@@ -66,7 +66,7 @@ static char *append(char *s, size_t *len, const char *fmt, ...) {
 }
 
 char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *hash, const char *model_name,
-                         int img2img) {
+                         int flags) {
     size_t len = 0;
     char *s = calloc(1, 1);
     s = append(s, &len, "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, Schedule type: %s, "
@@ -76,6 +76,8 @@ char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *hash, const char 
                sdc_a1111_schedule_name(gp->schedule), gp->cfg_scale,
                (unsigned long long)gp->seed, gp->width, gp->height, hash ? hash : "", model_name);
     if (gp->clip_skip > 1) s = append(s, &len, ", Clip skip: %d", gp->clip_skip);
-    if (img2img) s = append(s, &len, ", Denoising strength: %g", gp->strength);
+    if (flags & SDC_A1111_IMG2IMG) s = append(s, &len, ", Denoising strength: %g", gp->strength);
+    if (flags & SDC_A1111_INPAINT_MODEL) s = append(s, &len, ", Conditional mask weight: 1.0");
+    if (gp->mask) s = append(s, &len, ", Mask blur: 0");
     return append(s, &len, ", Version: sdc");
 }

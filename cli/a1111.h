@@ -22,9 +22,11 @@ const char *sdc_a1111_schedule_name(int schedule);
 void sdc_a1111_model_name(const char *path, char *out, size_t cap);
 
 /* The infotext for one image of gp: prompt, negative prompt, then "Steps: .., Sampler: .., ...".
- * model_hash may be "" (unknown); img2img adds the denoising strength. malloc'd; NULL when out of
- * memory. */
+ * model_hash may be "" (unknown). flags: SDC_A1111_IMG2IMG adds the denoising strength,
+ * SDC_A1111_INPAINT_MODEL (a 9-channel inpainting UNet) "Conditional mask weight: 1.0"; a mask in
+ * gp adds "Mask blur: 0" (sdc does not blur it). malloc'd; NULL when out of memory. */
+enum { SDC_A1111_IMG2IMG = 1, SDC_A1111_INPAINT_MODEL = 2 };
 char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *model_hash, const char *model_name,
-                         int img2img);
+                         int flags);
 
 #endif

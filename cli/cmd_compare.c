@@ -57,7 +57,9 @@ static void usage(FILE *f) {
         "  -W, --width W  -H, --height H  --cfg-scale C  --sampling-method M  --schedule karras\n"
         "  --clip-skip N  -t, --threads N  --config FILE  --vae FILE\n"
         "  --pixel-tol P      images count as the same when max abs pixel difference <= P (0)\n"
-        "  --image OUT.png    write A | B | difference heat map side by side\n",
+        "  --image OUT.png    write A | B | difference heat map side by side\n"
+        "Two images (PNG, JPEG) instead of checkpoints: compares their pixels (same size; exit 0\n"
+        "when max abs pixel difference <= --pixel-tol; --json, --image as above).\n",
         LIST_MAX);
 }
 
@@ -83,6 +85,8 @@ static int parse_dbl(const char *opt, const char *s, double lo, double *out) {
     *out = v;
     return 0;
 }
+
+static int is_image_file(const char *path);
 
 static int parse_args(int argc, char **argv, cmp_args *a) {
     memset(a, 0, sizeof *a);
@@ -156,7 +160,7 @@ static int parse_args(int argc, char **argv, cmp_args *a) {
                 a->width % 8 ? a->width : a->height);
         return -1;
     }
-    if (a->image_out && !a->prompt) {
+    if (a->image_out && !a->prompt && !(is_image_file(a->a) && is_image_file(a->b))) {
         fprintf(stderr, "sdc: compare: --image needs a prompt (-p) to generate the images\n");
         return -1;
     }
@@ -441,6 +445,60 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------- two images */
+
+/* PNG or JPEG by its first bytes (checkpoints never start so). */
+static int is_image_file(const char *path) {
+    unsigned char b[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    return (n == 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) || (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF);
+}
+
+/* `sdc compare A.png B.png`: pixel by pixel. 0 same (within --pixel-tol), 1 different, 2 error. */
+static int compare_images(const cmp_args *a) {
+    uint8_t *pa = NULL, *pb = NULL, *sbs = NULL;
+    int wa, ha, wb, hb, status = 2;
+    sdc_err e = {{0}};
+    if (sdc_read_image(a->a, &pa, &wa, &ha, &e) || sdc_read_image(a->b, &pb, &wb, &hb, &e)) {
+        fprintf(stderr, "sdc: %s\n", e.msg);
+        goto done;
+    }
+    if (wa != wb || ha != hb) {
+        fprintf(stderr, "sdc: compare: %s is %dx%d but %s is %dx%d: different sizes\n", a->a, wa, ha, a->b, wb, hb);
+        goto done;
+    }
+    sdc_img_diff d = sdc_image_diff(pa, pb, wa, ha);
+    const char *verdict = d.max_abs == 0 ? "bit-identical" : d.max_abs <= a->pixel_tol ? "within --pixel-tol" : "differ";
+    if (a->image_out && wa <= IMG_MAX_SIDE) {
+        if (!(sbs = malloc((size_t)wa * ha * 9))) { fprintf(stderr, "sdc: compare: out of memory\n"); goto done; }
+        double gain = sdc_image_side_by_side(pa, pb, wa, ha, sbs);
+        char text[1024];
+        snprintf(text, sizeof text, "sdc compare: left A = %s, middle B = %s, right |A-B| x %.3g (heat map, white = max abs %d)",
+                 a->a, a->b, gain, d.max_abs);
+        if (sdc_write_png(a->image_out, sbs, wa * 3, ha, "parameters", text, &e)) { fprintf(stderr, "sdc: %s\n", e.msg); goto done; }
+    }
+    if (a->json) {
+        printf("{\"width\": %d, \"height\": %d, \"bit_identical\": %s, \"max_abs_pixel\": %d, \"pixels_differ\": %lld, "
+               "\"psnr_db\": %s%.4f%s, \"summary\": \"images %s\", \"same\": %s}\n", wa, ha, d.max_abs ? "false" : "true",
+               d.max_abs, (long long)d.n_diff, isinf(d.psnr) ? "\"" : "", isinf(d.psnr) ? INFINITY : d.psnr,
+               isinf(d.psnr) ? "\"" : "", verdict, d.max_abs <= a->pixel_tol ? "true" : "false");
+    } else {
+        if (d.max_abs == 0)
+            printf("images: bit-identical (%dx%d)\n", wa, ha);
+        else
+            printf("images: max abs pixel difference %d of 255, %lld of %lld pixels differ, PSNR %.2f dB\n",
+                   d.max_abs, (long long)d.n_diff, (long long)wa * ha, d.psnr);
+        printf("summary: images %s\n", verdict);
+    }
+    status = d.max_abs <= a->pixel_tol ? 0 : 1;
+done:
+    free(pa); free(pb); free(sbs);
+    return status;
+}
+
 /* ---------------------------------------------------------------- reports */
 
 static cJSON *file_json(const char *path, const sdc_store *s, size_t mapped) {
@@ -555,6 +613,7 @@ int sdc_cmd_compare(int argc, char **argv) {
     img_out img = {0};
     sdc_err e = {{0}};
     cJSON *root = NULL;
+    if (is_image_file(a.a) && is_image_file(a.b)) return compare_images(&a);
     if (!(sa = open_store(a.a, &a)) || !(sb = open_store(a.b, &a))) goto done;
     if (sdc_compare_stores(sa, sb, &a.tol, &r, &e)) { fprintf(stderr, "sdc: compare: %s\n", e.msg); goto done; }
     char tsum[1024], summary[1536];

@@ -32,6 +32,8 @@ static void usage(FILE *f) {
         "  -b, --batch-count N       N images with seeds S, S+1, ... (OUT_1.png, OUT_2.png, ...)\n"
         "  -i, --init-img FILE       img2img: start from this image\n"
         "      --strength F          img2img denoising strength (default 0.75)\n"
+        "      --mask FILE           inpainting: repaint where the mask is white (needs -i, same size);\n"
+        "                            an inpainting model without a mask paints the whole picture\n"
         "      --vae FILE            a separate VAE file\n"
         "      --vae-tiling          decode the image in overlapping tiles (less memory)\n"
         "      --low-mem             keep weights as stored, widen per layer; tiled VAE (far less RAM)\n"
@@ -71,7 +73,7 @@ static int takes_value(const char *a) {
     static const char *const opts[] = {
         "-m", "--model", "-p", "--prompt", "-n", "--negative-prompt", "-s", "--seed", "--steps",
         "--cfg-scale", "--sampling-method", "--scheduler", "--timestep-spacing", "-W", "--width",
-        "-H", "--height", "-b", "--batch-count", "-i", "--init-img", "--strength", "--vae",
+        "-H", "--height", "-b", "--batch-count", "-i", "--init-img", "--strength", "--mask", "--vae",
         "--clip-skip", "--prompt-mode", "--rng", "--config", "--prediction", "-t", "--threads",
         "-o", "--output", "--grid"};
     for (size_t k = 0; k < sizeof opts / sizeof *opts; k++)
@@ -126,7 +128,7 @@ static char *numbered(const char *out, int i) {   /* out.png → out_<i>.png */
 int sdc_cmd_generate(int argc, char **argv) {
     sdc_model_params mp = sdc_model_default_params();
     sdc_gen_params gp = sdc_gen_default_params();
-    const char *out = "output.png", *init_path = NULL, *grid_path = NULL;
+    const char *out = "output.png", *init_path = NULL, *grid_path = NULL, *mask_path = NULL;
     long seed = 42, batch = 1, v;
     int quiet = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
     gp.cfg_scale = 7.0f;
@@ -166,6 +168,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-count")) { if (parse_int(a, val, 1, MAX_BATCH, &batch)) return 2; }
         else if (!strcmp(a, "-i") || !strcmp(a, "--init-img")) init_path = val;
         else if (!strcmp(a, "--strength")) { if (parse_float(a, val, &gp.strength)) return 2; }
+        else if (!strcmp(a, "--mask")) mask_path = val;
         else if (!strcmp(a, "--vae")) mp.vae_path = val;
         else if (!strcmp(a, "--clip-skip")) { if (parse_int(a, val, 0, 64, &v)) return 2; gp.clip_skip = (int)v; }
         else if (!strcmp(a, "--prompt-mode")) {
@@ -195,7 +198,11 @@ int sdc_cmd_generate(int argc, char **argv) {
     }
     if (seed < 0) seed = (long)(time(NULL) ^ getpid()) & 0x7fffffff;
 
-    uint8_t *init_rgb = NULL;
+    if (mask_path && !init_path) {
+        fprintf(stderr, "sdc: generate: --mask needs -i IMAGE, the picture whose white-masked part is repainted\n");
+        return 2;
+    }
+    uint8_t *init_rgb = NULL, *mask = NULL;
     sdc_err err = {{0}};
     if (init_path) {
         int iw, ih;
@@ -208,8 +215,19 @@ int sdc_cmd_generate(int argc, char **argv) {
         gp.width = iw; gp.height = ih; have_w = have_h = 1;
         gp.init_rgb = init_rgb;
     }
+    if (mask_path) {
+        int mw, mh;
+        if (sdc_read_mask(mask_path, &mask, &mw, &mh, &err)) { fprintf(stderr, "sdc: %s\n", err.msg); free(init_rgb); return 2; }
+        if (mw != gp.width || mh != gp.height) {
+            fprintf(stderr, "sdc: %s: mask is %dx%d but the image %s is %dx%d (they must be the same size)\n",
+                    mask_path, mw, mh, init_path, gp.width, gp.height);
+            free(init_rgb); free(mask);
+            return 2;
+        }
+        gp.mask = mask;
+    }
     sdc_model *m = sdc_model_open(&mp, &err);
-    if (!m) { fprintf(stderr, "sdc: %s\n", err.msg); free(init_rgb); return 2; }
+    if (!m) { fprintf(stderr, "sdc: %s\n", err.msg); free(init_rgb); free(mask); return 2; }
     int dw, dh, dsteps;
     float dcfg;
     sdc_model_defaults(m, &dw, &dh, &dsteps, &dcfg);
@@ -222,7 +240,10 @@ int sdc_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f\n", mi->family,
                 mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
                 sdc_sampler_name(gp.sample_method), gp.cfg_scale);
-
+    int inpaint_unet = mi->unet_in_channels != mi->latent_channels;
+    if (!quiet && inpaint_unet && !mask)
+        fprintf(stderr, "sdc: an inpainting model (%d-channel UNet) and no --mask: painting the whole picture (all-white mask)\n",
+                mi->unet_in_channels);
     char hash[65] = "";   /* "Model hash" for the PNG: remembered across runs, empty if unreadable */
     if (sdc_model_hash(mp.model_path, hash)) hash[0] = 0;
     char model_name[256];
@@ -234,7 +255,7 @@ int sdc_cmd_generate(int argc, char **argv) {
     int rows = (int)((batch + cols - 1) / cols);
     uint8_t *rgb = malloc(npix);
     uint8_t *grid = grid_path ? calloc((size_t)rows * cols, npix) : NULL;
-    if (grid_path && !grid) { fprintf(stderr, "sdc: out of memory for the grid\n"); free(rgb); sdc_model_close(m); free(init_rgb); return 2; }
+    if (grid_path && !grid) { fprintf(stderr, "sdc: out of memory for the grid\n"); free(rgb); sdc_model_close(m); free(init_rgb); free(mask); return 2; }
     int rc = 0;
     progress pr = {quiet, isatty(2), 0, 0, (int)batch};
     gp.on_step = on_step;
@@ -245,7 +266,8 @@ int sdc_cmd_generate(int argc, char **argv) {
         char *path = batch > 1 ? numbered(out, (int)b + 1) : strdup(out);
         if (!rgb || !path) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
         if (sdc_generate(m, &gp, rgb, &err)) { fprintf(stderr, "sdc: %s\n", err.msg); free(path); rc = 2; break; }
-        char *params = sdc_a1111_infotext(&gp, hash, model_name, init_rgb != NULL);
+        char *params = sdc_a1111_infotext(&gp, hash, model_name, (init_rgb ? SDC_A1111_IMG2IMG : 0) |
+                                                                 (inpaint_unet ? SDC_A1111_INPAINT_MODEL : 0));
         if (!params) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
         if (sdc_write_png(path, rgb, gp.width, gp.height, "parameters", params, &err)) {
             fprintf(stderr, "sdc: %s\n", err.msg);
@@ -273,6 +295,7 @@ int sdc_cmd_generate(int argc, char **argv) {
     free(grid);
     free(rgb);
     free(init_rgb);
+    free(mask);
     sdc_model_close(m);
     return rc;
 }
