@@ -272,6 +272,10 @@ typedef enum { KIND_SAFETENSORS, KIND_ZIP, KIND_LEGACY, KIND_UNKNOWN } file_kind
 
 static file_kind detect_kind(const uint8_t *p, size_t n) {
     if (n >= 4 && !memcmp(p, "PK\x03\x04", 4)) return KIND_ZIP;
+    /* A safetensors header first: its length's low bytes may well read 0x80 0x02..0x05 (a
+     * header of 0x0280 bytes, padded with spaces as the format allows); a pickle never has four
+     * zero bytes then '{' there (the legacy magic's bytes 4-7 are not zero). */
+    if (n >= 9 && p[8] == '{' && !p[4] && !p[5] && !p[6] && !p[7]) return KIND_SAFETENSORS;
     if (n >= 4 && !memcmp(p, LEGACY_MAGIC, 4)) return KIND_LEGACY;
     if (n >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5) return KIND_LEGACY;  /* a pickle */
     if (n >= 9 && p[8] == '{') return KIND_SAFETENSORS;

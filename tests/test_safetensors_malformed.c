@@ -186,12 +186,69 @@ static void control_names(void) {
     }
 }
 
+
+/* A valid file whose header length's low bytes read as a pickle opening (0x80, then a protocol
+ * 2..5): the JSON header of a real file padded with spaces (which the format allows) to
+ * 0x0280..0x0580 + 64 KiB·k bytes. It is safetensors and loads to the same values. */
+static void pickle_like_length(const char *src, const char *name) {
+    size_t n = 0;
+    uint8_t *b = tu_slurp(src, &n);
+    CHECK(b && n >= 8, "%s missing", src);
+    if (!b) return;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | b[i];
+    char dir[] = "/tmp/sdc_st_padXXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    sdc_store *ref = sdc_store_new();
+    sdc_err e = {{0}};
+    CHECK(!sdc_store_open(ref, src, NULL, &e), "%s", e.msg);
+    const sdc_tensor *rt = sdc_store_get(ref, name);
+    CHECK(rt != NULL, "%s: no tensor %s", src, name);
+    for (int proto = 2; proto <= 5 && rt; proto++) {
+        uint64_t want = 0x80u | (uint64_t)proto << 8;
+        while (want < hl) want += 0x10000;
+        size_t total = n - 8 - (size_t)hl + (size_t)want + 8;
+        uint8_t *o = malloc(total);
+        if (!o) break;
+        for (int i = 0; i < 8; i++) o[i] = (uint8_t)(want >> (8 * i));
+        memcpy(o + 8, b + 8, (size_t)hl);
+        memset(o + 8 + hl, ' ', (size_t)(want - hl));
+        memcpy(o + 8 + want, b + 8 + hl, n - 8 - (size_t)hl);
+        CHECK(o[0] == 0x80 && o[1] == proto, "padding");
+        char path[256];
+        snprintf(path, sizeof path, "%s/padded%d.safetensors", dir, proto);
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(o, 1, total, f) == total, "write %s", path);
+        if (f) fclose(f);
+        free(o);
+        sdc_store *s = sdc_store_new();
+        memset(&e, 0, sizeof e);
+        int rc = sdc_store_open(s, path, NULL, &e);
+        CHECK(rc == 0, "header length %02x %02x ... (pickle-like) should load as safetensors: %s", (unsigned)(want & 0xff),
+              (unsigned)(want >> 8 & 0xff), e.msg);
+        const sdc_tensor *t = rc == 0 ? sdc_store_get(s, name) : NULL;
+        CHECK(t && sdc_store_file_at(s, 0)->format == SDC_FMT_SAFETENSORS && t->dtype == rt->dtype &&
+              t->numel == rt->numel && !memcmp(t->data, rt->data, t->numel * sdc_dtype_size(t->dtype)),
+              "%s: padded header %llu bytes: tensor %s differs", src, (unsigned long long)want, name);
+        if (rc == 0) printf("header padded to %llu bytes (starts %02x %02x): loads as safetensors\n",
+                            (unsigned long long)want, (unsigned)(want & 0xff), (unsigned)(want >> 8 & 0xff));
+        sdc_store_close(s);
+        unlink(path);
+    }
+    sdc_store_close(ref);
+    rmdir(dir);
+    free(b);
+}
+
 int main(void) {
     fixtures();
     control_names();
     unaligned();
     truncation();
     directories();
+    pickle_like_length("tests/data/malformed/ok_small.safetensors", "a");
+    pickle_like_length("tests/data/tiny-sd1-fp16.safetensors",
+                       "model.diffusion_model.out.2.weight");
     printf("%d checks, %d failed\n", checked, fails);
     return fails ? 1 : 0;
 }

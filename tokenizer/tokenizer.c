@@ -506,7 +506,7 @@ static int fix_segment(const tok_tables *t, cpbuf *seg, int unescape, sdc_err *e
         b.n = 0; fx_escapes_controls(&a, &b);
         a.n = 0; nfc(&b, &a);
         if (a.oom || b.oom) { cb_free(&a); cb_free(&b); return sdc_errf(e, "tokenizer: out of memory"); }
-        int same = a.n == seg->n && memcmp(a.v, seg->v, a.n * sizeof *a.v) == 0;
+        int same = a.n == seg->n && (a.n == 0 || memcmp(a.v, seg->v, a.n * sizeof *a.v) == 0);
         cb_swap(seg, &a);
         if (same) break;
     }
