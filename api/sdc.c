@@ -291,11 +291,7 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     if (p->width <= 0 || p->height <= 0 || p->width % 8 || p->height % 8 || p->width > MAX_SIDE || p->height > MAX_SIDE)
         return sdc_errf(e, "size %dx%d: width and height must be positive multiples of 8 (at most %d)",
                         p->width, p->height, MAX_SIDE);
-    int levels = sdc_unet_get_info(m->unet)->n_levels, mult = 1 << (levels - 1);
-    int h = p->height / ds, w = p->width / ds;
-    if (h % mult || w % mult)
-        return sdc_errf(e, "size %dx%d: this model needs width and height multiples of %d",
-                        p->width, p->height, ds * mult);
+    int h = p->height / ds, w = p->width / ds;   /* any size: the UNet matches its skips */
     if (p->steps < 1 || p->steps > 1000) return sdc_errf(e, "steps %d: must be 1..1000", p->steps);
     if (p->init_rgb && !(p->strength > 0 && p->strength <= 1))
         return sdc_errf(e, "strength %g: must be in (0, 1]", p->strength);

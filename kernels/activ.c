@@ -71,6 +71,22 @@ void k_upsample2x(float *out, const float *in, int N, int C, int H, int W) {
     }
 }
 
+/* out[N,C,Ho,Wo] = in[N,C,H,W] resized by nearest neighbour as PyTorch's F.interpolate(size=...,
+ * mode="nearest"): source index floor(dst * in / out), computed in integers. */
+void k_upsample_nearest(float *out, const float *in, int N, int C, int H, int W, int Ho, int Wo) {
+    if (Ho == 2 * H && Wo == 2 * W) { k_upsample2x(out, in, N, C, H, W); return; }
+    #pragma omp parallel for schedule(static)
+    for (long p = 0; p < (long)N * C; p++) {
+        const float *s = in + (size_t)p * H * W;
+        float *d = out + (size_t)p * Ho * Wo;
+        for (int y = 0; y < Ho; y++) {
+            const float *sr = s + (size_t)((int64_t)y * H / Ho) * W;
+            float *dr = d + (size_t)y * Wo;
+            for (int x = 0; x < Wo; x++) dr[x] = sr[(int64_t)x * W / Wo];
+        }
+    }
+}
+
 void k_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int N, int HW) {
     for (int n = 0; n < N; n++) {
         memcpy(out + (size_t)n * (Ca + Cb) * HW, a + (size_t)n * Ca * HW, (size_t)Ca * HW * sizeof(float));

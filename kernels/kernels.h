@@ -86,6 +86,9 @@ void k_attention(sdc_arena *a, float *out, const float *q, int ldq, const float 
 
 /* out[N,C,2H,2W] = nearest-neighbour 2x upsample of in[N,C,H,W]. */
 void k_upsample2x(float *out, const float *in, int N, int C, int H, int W);
+/* out[N,C,Ho,Wo] = nearest-neighbour resize of in[N,C,H,W] to a given size (PyTorch
+ * F.interpolate(size=(Ho,Wo), mode="nearest"): source index floor(dst*in/out)). */
+void k_upsample_nearest(float *out, const float *in, int N, int C, int H, int W, int Ho, int Wo);
 
 /* out[N,Ca+Cb,HW] = cat([a[N,Ca,HW], b[N,Cb,HW]], dim=1). */
 void k_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int N, int HW);

@@ -136,7 +136,7 @@ struct sdc_unet {
     unet_block *out; int n_out;  /* output_blocks */
     norm_w  out_norm;          /* out.0: [C] */
     conv_w  out_conv;          /* out.2: [out_ch, C, 3, 3] + [out_ch] */
-    int     n_down;            /* number of Downsamples: latent sides must divide 2^n_down */
+    int     n_down;            /* number of Downsamples (each gives ceil(n/2)) */
     int     max_c;             /* widest activation row (for the int size checks) */
     struct wchunk { char *p; size_t size, used; } *chunks;   /* the f32 weights */
     size_t  n_chunks, cap_chunks;
@@ -1131,13 +1131,15 @@ static void downsample_fwd(fwd *f, const conv_w *c, float *out, const float *x, 
     conv(f, out, x, c, H, W, 2);
 }
 
-/* ldm Upsample (use_conv): out[N,C,2H,2W] = conv3x3(nearest2x(x)). */
-static void upsample_fwd(fwd *f, const conv_w *c, float *out, const float *x, int H, int W) {
+/* ldm Upsample (use_conv): out[N,C,Ho,Wo] = conv3x3(nearest(x) to Ho x Wo). Ho x Wo is the size
+ * of the skip connection the result is concatenated with (diffusers' upsample_size): 2H x 2W when
+ * the latent side is a multiple of 2^downsamples, one less where a downsampler rounded up. */
+static void upsample_fwd(fwd *f, const conv_w *c, float *out, const float *x, int H, int W, int Ho, int Wo) {
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
-    float *up = talloc(f, (size_t)f->N * c->cin * 4 * H * W);             /* [N, C, 2H, 2W] */
+    float *up = talloc(f, (size_t)f->N * c->cin * Ho * Wo);               /* [N, C, Ho, Wo] */
     if (!f->oom) {
-        k_upsample2x(up, x, f->N, c->cin, H, W);
-        conv(f, out, up, c, 2 * H, 2 * W, 1);
+        k_upsample_nearest(up, x, f->N, c->cin, H, W, Ho, Wo);
+        conv(f, out, up, c, Ho, Wo, 1);
     }
     sdc_arena_reset(f->a, m);
 }
@@ -1161,9 +1163,10 @@ static void input_block_fwd(fwd *f, const unet_block *k, float *out, const float
     sdc_arena_reset(f->a, m);
 }
 
-/* One output block: out = [Upsample](ST?(ResBlock(cat(h, skip)))). H, W updated. */
+/* One output block: out = [Upsample](ST?(ResBlock(cat(h, skip)))). H, W updated (to upH x upW
+ * when the block upsamples). */
 static void output_block_fwd(fwd *f, const unet_block *k, float *out, const float *h, int ch,
-                             const float *skip, int *H, int *W) {
+                             const float *skip, int *H, int *W, int upH, int upW) {
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int N = f->N, HW = *H * *W;
     size_t n = (size_t)N * k->cout * HW;
@@ -1175,9 +1178,9 @@ static void output_block_fwd(fwd *f, const unet_block *k, float *out, const floa
     res_block_fwd(f, &k->res, r, cat, *H, *W);                            /* [N, cout, H, W] */
     if (k->attn) spatial_tf_fwd(f, k->attn, s, r, *H, *W); else s = r;
     if (k->has_up) {
-        upsample_fwd(f, &k->up, out, s, *H, *W);                          /* [N, cout, 2H, 2W] */
-        *H *= 2;
-        *W *= 2;
+        upsample_fwd(f, &k->up, out, s, *H, *W, upH, upW);                /* [N, cout, upH, upW] */
+        *H = upH;
+        *W = upW;
     }
 done:
     sdc_arena_reset(f->a, m);
@@ -1216,15 +1219,35 @@ static float *time_embed_fwd(fwd *f, const float *t) {
     return emb;
 }
 
+/* The spatial size of every input block's output (the skips): each downsampler gives
+ * ceil(n/2) (3x3, stride 2, padding 1). sh, sw: n_in entries. */
+static void skip_sizes(const sdc_unet *u, int h, int w, int *sh, int *sw) {
+    for (int i = 0; i < u->n_in; i++) {
+        if (u->in[i].kind == BLK_DOWN) { h = (h + 1) / 2; w = (w + 1) / 2; }
+        sh[i] = h;
+        sw[i] = w;
+    }
+}
+
+/* The size output block i ends at: an upsampler takes the size of the skip the next output
+ * block concatenates (diffusers' upsample_size), so every level matches its skip exactly. */
+static void out_size(const sdc_unet *u, int i, const int *sh, const int *sw, int *H, int *W) {
+    int j = u->n_in - 1 - (u->out[i].has_up ? i + 1 : i);
+    if (j < 0) j = 0;
+    *H = sh[j];
+    *W = sw[j];
+}
+
 /* The largest output of any middle or output block, in floats (the ping-pong buffers). */
-static size_t pingpong_size(const sdc_unet *u, int N, int H, int W) {
+static size_t pingpong_size(const sdc_unet *u, int N, const int *sh, const int *sw) {
     size_t mx = 0;
+    int H = u->n_in ? sh[u->n_in - 1] : 0, W = u->n_in ? sw[u->n_in - 1] : 0;
     for (int i = 0; i < u->n_mid; i++) {
         size_t n = (size_t)N * u->mid[i].cout * H * W;
         if (n > mx) mx = n;
     }
     for (int i = 0; i < u->n_out; i++) {
-        if (u->out[i].has_up) { H *= 2; W *= 2; }
+        out_size(u, i, sh, sw, &H, &W);
         size_t n = (size_t)N * u->out[i].cout * H * W;
         if (n > mx) mx = n;
     }
@@ -1234,10 +1257,6 @@ static size_t pingpong_size(const sdc_unet *u, int N, int H, int W) {
 static int check_sizes(const sdc_unet *u, int N, int h, int w, int ctx_len, sdc_err *e) {
     if (N <= 0 || h <= 0 || w <= 0)
         return sdc_errf(e, "unet: bad input size: batch %d, latent %dx%d", N, h, w);
-    int m = 1 << u->n_down;
-    if (h % m || w % m)
-        return sdc_errf(e, "unet: latent %dx%d: sides must be multiples of %d (%d downsamples)",
-                        h, w, m, u->n_down);
     if (u->info.transformer_depth && ctx_len <= 0)
         return sdc_errf(e, "unet: context length %d: must be positive", ctx_len);
     /* Kernels take int sizes: the widest row count x width must fit an int. */
@@ -1296,7 +1315,10 @@ int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, cons
     int H = h, W = w, lvl = 0;
 
     f.emb = time_embed_fwd(&f, t);                                        /* [N, temb] */
-    size_t pp = pingpong_size(u, N, h >> u->n_down, w >> u->n_down);
+    int *sh = (int *)sdc_arena_alloc(a, (size_t)(u->n_in + 1) * 2 * sizeof *sh), *sw = sh ? sh + u->n_in + 1 : NULL;
+    if (!sh) f.oom = 1;
+    else skip_sizes(u, h, w, sh, sw);
+    size_t pp = sh ? pingpong_size(u, N, sh, sw) : 0;
     float *buf[2] = {talloc(&f, pp), talloc(&f, pp)};
     float **skip = (float **)sdc_arena_alloc(a, (size_t)u->n_in * sizeof *skip);
     if (!skip) f.oom = 1;
@@ -1329,7 +1351,9 @@ int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, cons
     lvl = 0;
     for (int i = 0; i < u->n_out && !f.oom; i++) {
         const unet_block *k = &u->out[i];
-        output_block_fwd(&f, k, buf[p], cur, ch, skip[u->n_in - 1 - i], &H, &W);
+        int upH, upW;
+        out_size(u, i, sh, sw, &upH, &upW);
+        output_block_fwd(&f, k, buf[p], cur, ch, skip[u->n_in - 1 - i], &H, &W, upH, upW);
         cur = buf[p];
         p ^= 1;
         ch = k->cout;

@@ -60,8 +60,8 @@ typedef struct sdc_cond {
 /* out[N,Cout,h,w] = unet(cat(x[N,Cx,h,w], c->concat), t[N], c) with Cx + c->concat_ch =
  * info.in_channels and Cout = info.out_channels, both read from the file (SD: 4 and 4;
  * inpainting: 4 + 5 in, 4 out; the caller sizes out by out_channels). t may be fractional
- * (Euler linspace). h, w: latent size (any multiple of 2^(levels-1)). Activations from a (reset
- * by the caller). Returns 0, or -1 with e set. */
+ * (Euler linspace). h, w: latent size, any: each downsampler gives ceil(n/2), each upsampler the
+ * size of its skip connection. Activations from a (reset by the caller). Returns 0, or -1 with e set. */
 int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, const float *t,
                      const sdc_cond *c, int N, int h, int w, sdc_err *e);
 

@@ -31,6 +31,9 @@ static const pipe_case CASES[] = {
     {"sd1_pipe_128x128_dpmpp_2m_karras", "tiny-sd1-fp16.ckpt", SDC_SAMPLE_DPMPP_2M, SDC_SCHED_KARRAS, SDC_SPACING_LEADING, 3008},
     {"sd2_pipe_64x64_ddim_v", "tiny-sd2-fp16.safetensors", SDC_SAMPLE_DDIM, SDC_SCHED_DISCRETE, SDC_SPACING_LEADING, 6000},
     {"sd2_pipe_64x64_euler_v", "tiny-sd2-fp16.safetensors", SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, SDC_SPACING_LEADING, 6001},
+    /* any multiple of 8: latents 6x10 and 17x9 (the UNet's upsamplers take their skips' sizes) */
+    {"sd1_pipe_80x48_euler", "tiny-sd1-fp16.safetensors", SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, SDC_SPACING_LEADING, 3100},
+    {"sd1_pipe_72x136_ddim", "tiny-sd1-fp16.safetensors", SDC_SAMPLE_DDIM, SDC_SCHED_DISCRETE, SDC_SPACING_LEADING, 3101},
     {"sd1_seeded_64x64_euler_seed42", "tiny-sd1-fp16.safetensors", SDC_SAMPLE_EULER, SDC_SCHED_DISCRETE, SDC_SPACING_LEADING, 42},
     {"sd1_seeded_64x64_euler_a_seed42", "tiny-sd1-fp16.safetensors", SDC_SAMPLE_EULER_A, SDC_SCHED_DISCRETE, SDC_SPACING_LEADING, 42},
 };
