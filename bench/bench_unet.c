@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
                 "[--low-mem] [--release-pages]\n", argv[0]);
         return 2;
     }
-    sdc_unet_params p = {8, 0, 0};
+    sdc_unet_params p = {.num_heads = 8};
     int batch = 2, runs = 1, threads = 0, ctx_len = 77, release = 0;
     char sizes[128] = "64,32";
     for (int i = 2; i < argc; i += 2) {

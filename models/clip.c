@@ -57,6 +57,7 @@ struct sdc_clip {
     size_t n_owned, cap_owned;
     size_t weight_bytes;             /* bytes of all owned weights */
     int low_mem;                     /* 1: matrices (sdc_weight) and token table are views */
+    sdc_lora_set *lora;              /* while loading: LoRA deltas to merge, or NULL */
     const sdc_store *st;             /* the store they live in (low-mem), else NULL */
 };
 
@@ -139,14 +140,16 @@ static float *bind(sdc_clip *c, const sdc_store *st, sdc_err *e, const char *nam
  * mode the views themselves. Returns 0, or -1 with e set. */
 static int bind_big(sdc_clip *c, const sdc_store *st, sdc_err *e, sdc_weight *w,
                     const sdc_tensor *const *t, int n) {
-    if (c->low_mem) { sdc_weight_set_views(w, st, t, n); return 0; }
+    if (c->low_mem) { sdc_weight_set_views_lora(w, st, t, n, c->lora); return 0; }
     size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
     for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
     float *f = own(c, total);
     if (!f) return sdc_errf(e, "text encoder: out of memory binding %s", t[0]->name);
     *w = (sdc_weight){.f = f, .n = total};
     for (int i = 0; i < n; i++) {
-        if (convert(st, t[i], f, e)) return -1;
+        int rc = sdc_weight_load_f32(f, t[i], sdc_weight_deltas(c->lora, t[i]), e);
+        sdc_store_release_tensor(st, t[i]);
+        if (rc) return sdc_err_prefix(e, "text encoder: %s", t[i]->name);
         f += t[i]->numel;
     }
     return 0;
@@ -274,6 +277,7 @@ sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *
 
     /* Embeddings: V, C from the token table; P from the position table. */
     c->low_mem = p && p->low_mem;
+    c->lora = p ? p->lora : NULL;
     c->st = c->low_mem ? st : NULL;
     int64_t tok[2] = {-1, -1}, pos[2] = {-1, -1};
     snprintf(name, sizeof name, "%s%s", pre, nm->tok);

@@ -9,6 +9,7 @@
 
 #include "kernels/arena.h"
 #include "runtime/err.h"
+#include "runtime/lora.h"
 #include "runtime/store.h"
 
 typedef enum { SDC_ACT_QUICK_GELU = 0, SDC_ACT_GELU = 1 } sdc_text_act;
@@ -24,6 +25,8 @@ typedef struct sdc_clip_params {
                              (e.g. "conditioner.embedders.1.model."), either layout under it */
     int projection;       /* 1: also bind the OpenCLIP text_projection [C, P] (SDXL's pooled
                              vector; required then) */
+    sdc_lora_set *lora;   /* LoRA deltas merged into the matrices as they are bound (models/weight.h),
+                             or NULL; must outlive the encoder in low-mem mode */
 } sdc_clip_params;
 
 typedef struct sdc_clip sdc_clip;

@@ -156,6 +156,7 @@ typedef struct conv_job {
     const sdc_tensor *t;
     float            *dst;        /* f32 values of t; or, when pack: k_wino_pack of them */
     int               pack, cout, cin;
+    const sdc_lora_mod *delta;    /* LoRA deltas merged into t's values first, or NULL */
 } conv_job;
 
 typedef struct loader {
@@ -171,6 +172,7 @@ typedef struct loader {
     int              failed;
     int              level;       /* resolution level of the block being loaded (0 = full) */
     int              deepest;     /* the deepest level (= the number of Downsamples) */
+    sdc_lora_set    *lora;        /* LoRA deltas to merge as weights are bound, or NULL */
 } loader;
 
 static int alias_cmp(const void *a, const void *b) {
@@ -316,7 +318,7 @@ static int queue(loader *L, const sdc_tensor *t, float *dst) {
         L->jobs = j;
         L->capjobs = cap;
     }
-    L->jobs[L->njobs++] = (conv_job){t, dst, 0, 0, 0};
+    L->jobs[L->njobs++] = (conv_job){t, dst, 0, 0, 0, NULL};
     return 0;
 }
 
@@ -341,7 +343,7 @@ static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int6
  * as one f32 copy converted at load, or in low-mem mode the views themselves. */
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
-    if (L->u->low_mem) { sdc_weight_set_views(w, L->st, t, n); return; }
+    if (L->u->low_mem) { sdc_weight_set_views_lora(w, L->st, t, n, L->lora); return; }
     size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
     for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
     float *f = track(L, total);
@@ -349,6 +351,7 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
     *w = (sdc_weight){.f = f, .n = total};
     for (int i = 0; i < n; i++) {
         if (queue(L, t[i], f)) return;
+        L->jobs[L->njobs - 1].delta = sdc_weight_deltas(L->lora, t[i]);
         f += t[i]->numel;
     }
 }
@@ -408,7 +411,8 @@ static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride
     if (c->wino && !L->u->low_mem && !L->failed) {   /* U made from w by convert_all */
         c->U = track(L, k_wino_packed_floats(cout, cin));
         if (!c->U) fail(L, "%s: out of memory", w->name);
-        else if (!queue(L, w, c->U)) L->jobs[L->njobs - 1] = (conv_job){w, c->U, 1, cout, cin};
+        else if (!queue(L, w, c->U))
+            L->jobs[L->njobs - 1] = (conv_job){w, c->U, 1, cout, cin, sdc_weight_deltas(L->lora, w)};
     } else {
         big_weight(L, &c->w, &w, 1);
     }
@@ -822,13 +826,15 @@ static int build_diffusers_table(loader *L) {
 /* Runs every pending conversion, tensors spread over the OpenMP threads. Each tensor's file
  * pages are dropped from the RSS once converted (nothing reads them again), so the load's peak
  * is the f32 copy, not the copy plus the whole file. */
-/* Output channels ob·12 .. ob·12+11 of the 3x3 weight t [cout, cin, 3, 3] (any float dtype) packed
- * into U (k_wino_pack's layout), widened through wb [12, cin, 3, 3] scratch. Returns 0, or -1
- * when t is not float. Used at load (default mode) and per call (low-mem): the same bits. */
-static int pack_block_from(float *U, float *wb, const sdc_tensor *t, int cout, int cin, int ob) {
-    const size_t row = (size_t)cin * 9, o0 = (size_t)ob * K_WINO_BLOCK;
+/* Output channels ob·12 .. ob·12+11 of the 3x3 weight t [cout, cin, 3, 3] (any float dtype) with
+ * its LoRA deltas d (NULL: none) packed into U (k_wino_pack's layout), widened through wb
+ * [12, cin, 3, 3] scratch. Returns 0, or -1 when t is not float or out of memory. Used at load
+ * (default mode) and per call (low-mem): the same bits. */
+static int pack_block_from(float *U, float *wb, const sdc_tensor *t, const sdc_lora_mod *d, int cout,
+                           int cin, int ob) {
+    const size_t o0 = (size_t)ob * K_WINO_BLOCK;
     const size_t n = (size_t)cout - o0 < K_WINO_BLOCK ? (size_t)cout - o0 : K_WINO_BLOCK;
-    if (sdc_weight_widen(wb, t, o0 * row, n * row)) return -1;
+    if (sdc_weight_widen_rows(wb, t, d, o0, n)) return -1;
     k_wino_pack_block(U, wb, cout, cin, ob);
     return 0;
 }
@@ -839,7 +845,7 @@ static int pack_job(const conv_job *j) {
     const int nob = (j->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK;
     float *wb = malloc(K_WINO_BLOCK * (size_t)j->cin * 9 * sizeof(float));   /* [12, cin, 3, 3] */
     int rc = wb ? 0 : -1;
-    for (int ob = 0; ob < nob && !rc; ob++) rc = pack_block_from(j->dst, wb, j->t, j->cout, j->cin, ob);
+    for (int ob = 0; ob < nob && !rc; ob++) rc = pack_block_from(j->dst, wb, j->t, j->delta, j->cout, j->cin, ob);
     free(wb);
     return rc;
 }
@@ -850,7 +856,7 @@ static int convert_all(loader *L) {
     for (long i = 0; i < n; i++) {
         sdc_err ce;
         const conv_job *j = &L->jobs[i];
-        int rc = j->pack ? pack_job(j) : sdc_tensor_to_f32(j->t, j->dst, &ce);
+        int rc = j->pack ? pack_job(j) : sdc_weight_load_f32(j->dst, j->t, j->delta, &ce);
         if (rc != 0) {
             #pragma omp critical(sdc_unet_convert)
             if (bad < 0 || i < bad) bad = i;
@@ -861,7 +867,7 @@ static int convert_all(loader *L) {
         sdc_err ce = {{0}};
         const conv_job *j = &L->jobs[bad];
         if (j->pack) snprintf(ce.msg, sizeof ce.msg, "out of memory");   /* view() checked the dtype */
-        else sdc_tensor_to_f32(j->t, j->dst, &ce);
+        else if (sdc_tensor_to_f32(j->t, j->dst, &ce) == 0) snprintf(ce.msg, sizeof ce.msg, "out of memory");
         return fail(L, "%s: %s", j->t->name, ce.msg);
     }
     return 0;
@@ -870,8 +876,9 @@ static int convert_all(loader *L) {
 sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e) {
     sdc_unet *u = calloc(1, sizeof *u);
     if (!u) { sdc_errf(e, "unet: out of memory"); return NULL; }
-    loader L = {st, NULL, 0, 0, "model.diffusion_model.", NULL, 0, u, e, 0, 0, 0};
+    loader L = {st, NULL, 0, 0, "model.diffusion_model.", NULL, 0, u, e, 0, 0, 0, NULL};
     if (!p) { fail(&L, "no parameters"); sdc_unet_free(u); return NULL; }
+    L.lora = p->lora;
     u->low_mem = p->low_mem != 0;
     /* The original layout wins when present; else a diffusers UNet, renamed to ldm names. */
     if (!sdc_store_get(st, "model.diffusion_model.input_blocks.0.0.weight")) {
@@ -949,11 +956,13 @@ static const float *wino_from_views(fwd *f, const conv_w *c) {
     float *U = talloc(f, k_wino_packed_floats(c->cout, c->cin));
     float *wb = talloc(f, (size_t)nthr * K_WINO_BLOCK * row);             /* [thread][12, cin, 3, 3] */
     if (!U || !wb) return NULL;
-    #pragma omp parallel for num_threads(nthr) schedule(static)
-    for (int ob = 0; ob < nob; ob++)   /* cannot fail: the view's dtype was checked at load */
-        pack_block_from(U, wb + (size_t)omp_get_thread_num() * K_WINO_BLOCK * row, c->w.src[0], c->cout,
-                        c->cin, ob);
+    int bad = 0;   /* only out of memory merging a LoRA: the view's dtype was checked at load */
+    #pragma omp parallel for num_threads(nthr) schedule(static) reduction(|:bad)
+    for (int ob = 0; ob < nob; ob++)
+        bad |= pack_block_from(U, wb + (size_t)omp_get_thread_num() * K_WINO_BLOCK * row, c->w.src[0],
+                               c->w.delta[0], c->cout, c->cin, ob) != 0;
     sdc_store_release_tensor(c->w.st, c->w.src[0]);
+    if (bad) { f->oom = 1; return NULL; }
     return U;
 }
 

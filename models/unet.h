@@ -8,6 +8,7 @@
 
 #include "kernels/arena.h"
 #include "runtime/err.h"
+#include "runtime/lora.h"
 #include "runtime/store.h"
 
 typedef struct sdc_unet_params {
@@ -18,6 +19,10 @@ typedef struct sdc_unet_params {
                                arena (models/weight.h); same output bits, about a third of the
                                memory (no 3.4 GB copy for SD 1.5), somewhat slower. The store must
                                then stay open until sdc_unet_free. 0: convert all at load. */
+    sdc_lora_set *lora;     /* LoRA deltas merged into the conv/linear weights as they are bound
+                               (before the Winograd packing; models/weight.h), or NULL. Low-mem:
+                               added each time a weight is widened; the set must then outlive the
+                               UNet */
 } sdc_unet_params;
 
 typedef struct sdc_unet_info {

@@ -2,7 +2,9 @@
  * time (low-mem mode). See weight.h. */
 #include "models/weight.h"
 
+#include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n) {
@@ -35,10 +37,79 @@ const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a) {
     if (!d) return NULL;
     size_t o = 0;
     for (int i = 0; i < w->nsrc; i++) {
+        const sdc_tensor *t = w->src[i];
         /* cannot fail: the model checked each view's dtype at load, and the range is the whole */
-        sdc_weight_widen(d + o, w->src[i], 0, (size_t)w->src[i]->numel);
-        sdc_store_release_tensor(w->st, w->src[i]);
-        o += (size_t)w->src[i]->numel;
+        sdc_weight_widen(d + o, t, 0, (size_t)t->numel);
+        if (w->delta[i] && t->ndim >= 1 && t->shape[0] > 0 &&
+            sdc_weight_add_deltas(d + o, w->delta[i], 0, (size_t)t->shape[0],
+                                  (size_t)t->numel / (size_t)t->shape[0]))
+            return NULL;
+        sdc_store_release_tensor(w->st, t);
+        o += (size_t)t->numel;
     }
     return d;
+}
+
+const sdc_lora_mod *sdc_weight_deltas(sdc_lora_set *lora, const sdc_tensor *t) {
+    return lora && t ? sdc_lora_find(lora, t->name) : NULL;
+}
+
+void sdc_weight_set_views_lora(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n,
+                               sdc_lora_set *lora) {
+    sdc_weight_set_views(w, st, t, n);
+    for (int i = 0; i < w->nsrc; i++) w->delta[i] = sdc_weight_deltas(lora, t[i]);
+}
+
+/* Work (rows · cols · rank multiply-adds) above which a delta is spread over the threads. */
+#define DELTA_PAR_WORK ((size_t)1 << 22)
+
+/* One row of a delta: o[cols] += scale · (u[rank] @ down[rank, cols]), with acc[cols] scratch.
+ * The sum over the rank runs in one fixed order for every element, so a row has the same bits
+ * whichever rows are computed with it and on however many threads. */
+static void delta_row(float *o, float *acc, const float *u, const float *down, int rank, size_t cols,
+                      float scale) {
+    for (size_t j = 0; j < cols; j++) acc[j] = 0.0f;
+    for (int k = 0; k < rank; k++) {
+        const float uk = u[k], *dk = down + (size_t)k * cols;
+        for (size_t j = 0; j < cols; j++) acc[j] += uk * dk[j];
+    }
+    for (size_t j = 0; j < cols; j++) o[j] += scale * acc[j];
+}
+
+int sdc_weight_add_deltas(float *dst, const sdc_lora_mod *d, size_t r0, size_t nr, size_t cols) {
+    for (; d; d = d->next) {
+        if ((size_t)d->cols != cols) continue;   /* cannot happen: the set checked the shapes */
+        size_t a = (size_t)d->row0 > r0 ? (size_t)d->row0 : r0;
+        size_t b = (size_t)(d->row0 + d->rows) < r0 + nr ? (size_t)(d->row0 + d->rows) : r0 + nr;
+        if (a >= b) continue;
+        long n = (long)(b - a);
+        int par = (size_t)n * cols * (size_t)d->rank > DELTA_PAR_WORK && !omp_in_parallel();
+        int nthr = par ? omp_get_max_threads() : 1;
+        float *acc = malloc((size_t)nthr * cols * sizeof *acc);   /* [thread][cols] */
+        if (!acc) return -1;
+        #pragma omp parallel for schedule(static) num_threads(nthr) if (par)
+        for (long i = 0; i < n; i++) {
+            size_t row = a + (size_t)i;
+            delta_row(dst + (row - r0) * cols, acc + (size_t)omp_get_thread_num() * cols,
+                      d->up + (row - (size_t)d->row0) * (size_t)d->rank, d->down, d->rank, cols, d->scale);
+        }
+        free(acc);
+    }
+    return 0;
+}
+
+int sdc_weight_load_f32(float *dst, const sdc_tensor *t, const sdc_lora_mod *d, sdc_err *e) {
+    if (sdc_tensor_to_f32(t, dst, e)) return -1;
+    if (d && t->ndim >= 1 && t->shape[0] > 0 &&
+        sdc_weight_add_deltas(dst, d, 0, (size_t)t->shape[0], (size_t)t->numel / (size_t)t->shape[0]))
+        return sdc_errf(e, "%s: out of memory merging its LoRA", t->name);
+    return 0;
+}
+
+int sdc_weight_widen_rows(float *dst, const sdc_tensor *t, const sdc_lora_mod *d, size_t r0, size_t nr) {
+    if (!t || t->ndim < 1 || t->shape[0] <= 0 || r0 > (size_t)t->shape[0] || nr > (size_t)t->shape[0] - r0)
+        return -1;
+    size_t cols = (size_t)t->numel / (size_t)t->shape[0];
+    if (sdc_weight_widen(dst, t, r0 * cols, nr * cols)) return -1;
+    return d ? sdc_weight_add_deltas(dst, d, r0, nr, cols) : 0;
 }

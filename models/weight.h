@@ -10,13 +10,21 @@
  *    their file pages from the RSS again, so only the layer at work is resident.
  * Either way the kernels get the same floats (the same element conversion), so both modes give
  * the same bits. Does not own: the views (the store's; in low-mem mode the store must stay open
- * until the model is freed). */
+ * until the model is freed).
+ *
+ * LoRA: a weight with deltas (runtime/lora.h: W' = W + scale · up @ down on some of its rows)
+ * gets them added right where it is widened, before anything else sees it (the Winograd packing
+ * included): once at load into the f32 copy (sdc_weight_load_f32), or in low-mem mode each time
+ * it is widened (sdc_weight_f32, sdc_weight_widen_rows), so low-mem keeps no merged copy, only
+ * the f32 factors (the set's), and both modes still give the same bits: every row of a delta is
+ * computed by the same loop (fixed order over the rank), whichever rows are asked for. */
 #ifndef SDC_WEIGHT_H
 #define SDC_WEIGHT_H
 
 #include <stddef.h>
 
 #include "kernels/arena.h"
+#include "runtime/lora.h"
 #include "runtime/store.h"
 
 #define SDC_WEIGHT_MAX_PARTS 3   /* q|k|v: the most tensors any model fuses into one GEMM */
@@ -25,6 +33,7 @@ typedef struct sdc_weight {
     const float      *f;                            /* the f32 copy; NULL in low-mem mode */
     const sdc_tensor *src[SDC_WEIGHT_MAX_PARTS];    /* low-mem: the views, in order */
     int               nsrc;
+    const sdc_lora_mod *delta[SDC_WEIGHT_MAX_PARTS]; /* low-mem: each view's LoRA deltas, or NULL */
     const sdc_store  *st;                           /* low-mem: the store the views live in */
     size_t            n;                            /* floats in all; 0: no such weight */
 } sdc_weight;
@@ -34,8 +43,8 @@ typedef struct sdc_weight {
 void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n);
 
 /* The f32 values of w [w->n]: w->f, or (low-mem) the views widened into fresh scratch from a
- * (freed by the caller's sdc_arena_reset), after which their pages are dropped from the process
- * (sdc_store_release_tensor). NULL when the arena cannot grow. */
+ * (freed by the caller's sdc_arena_reset), their LoRA deltas added, after which their pages are
+ * dropped from the process (sdc_store_release_tensor). NULL when out of memory. */
 const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a);
 
 /* dst[count] = elements [first, first + count) of float tensor t as f32: the same values as
@@ -44,5 +53,27 @@ const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a);
  * bandwidth (SD 1.5's 819 M UNet weights: 0.65 s on one core here, slower on two, where every
  * OpenMP fork/join on a busy machine costs more than it saves). */
 int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count);
+
+/* The LoRA deltas on tensor t (looked up by its name in lora, which marks them used), or NULL
+ * when lora is NULL or has none for t. Every binder asks this for each conv/linear weight. */
+const sdc_lora_mod *sdc_weight_deltas(sdc_lora_set *lora, const sdc_tensor *t);
+
+/* Low-mem binding with LoRA: sdc_weight_set_views, then each view's deltas from lora (NULL: none). */
+void sdc_weight_set_views_lora(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n,
+                               sdc_lora_set *lora);
+
+/* dst[rows(t) * cols] = float tensor t as f32 (rows = t->shape[0]) plus its deltas d (NULL:
+ * none): the one conversion of a whole weight at load. Returns 0, or -1 with e set. */
+int sdc_weight_load_f32(float *dst, const sdc_tensor *t, const sdc_lora_mod *d, sdc_err *e);
+
+/* dst[nr * cols] = rows [r0, r0 + nr) of float tensor t (viewed as [t->shape[0], cols]) as f32
+ * plus the same rows of its deltas d: the same values as those rows of sdc_weight_load_f32.
+ * Returns 0, or -1 when t is not float, the rows are outside it, or out of memory. */
+int sdc_weight_widen_rows(float *dst, const sdc_tensor *t, const sdc_lora_mod *d, size_t r0, size_t nr);
+
+/* dst[nr * cols] += rows [r0, r0 + nr) of every delta in the chain d (rows of the weight they
+ * change; the parts of a delta outside those rows are skipped). Threads over rows when large.
+ * Returns 0, or -1 when out of memory (dst then partly changed). */
+int sdc_weight_add_deltas(float *dst, const sdc_lora_mod *d, size_t r0, size_t nr, size_t cols);
 
 #endif

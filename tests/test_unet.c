@@ -118,7 +118,7 @@ static void run_model(const char *tag, const char *model, const char *config, co
                       const char *dbg_case, int keep) {
     printf("== %s: %s vs %s\n", tag, model, refpath);
     sdc_err e = {{0}};
-    sdc_unet_params p = {0, 0, 0};
+    sdc_unet_params p = {.num_heads = 0};
     CHECK(read_heads(config, &p) == 0, "%s: cannot read unet heads", config);
     sdc_store *ms = sdc_store_new(), *rs = sdc_store_new();
     CHECK(sdc_store_open(ms, model, NULL, &e) == 0, "%s", e.msg);
@@ -261,7 +261,7 @@ static void load_errors(void) {
     sdc_err e = {{0}};
     sdc_store *rs = sdc_store_new();
     CHECK(sdc_store_open(rs, "tests/data/refs/sd1_unet.safetensors", NULL, &e) == 0, "%s", e.msg);
-    sdc_unet_params p = {8, 0, 0};
+    sdc_unet_params p = {.num_heads = 8};
     sdc_unet *u = sdc_unet_load(rs, &p, &e);
     printf("== no UNet in the file -> %s\n", e.msg);
     CHECK(!u && strstr(e.msg, "input_blocks.0.0.weight"), "a file without a UNet loaded");
@@ -270,13 +270,13 @@ static void load_errors(void) {
 
     sdc_store *ms = sdc_store_new();
     CHECK(sdc_store_open(ms, "tests/data/tiny-sd1-fp16.safetensors", NULL, &e) == 0, "%s", e.msg);
-    sdc_unet_params bad = {3, 0, 0};
+    sdc_unet_params bad = {.num_heads = 3};
     e.msg[0] = 0;
     u = sdc_unet_load(ms, &bad, &e);
     printf("== 3 heads on width 32 -> %s\n", e.msg);
     CHECK(!u && strstr(e.msg, "heads"), "3 heads accepted");
     sdc_unet_free(u);
-    sdc_unet_params none = {0, 0, 0};
+    sdc_unet_params none = {.num_heads = 0};
     e.msg[0] = 0;
     u = sdc_unet_load(ms, &none, &e);
     CHECK(!u && e.msg[0], "no heads accepted");
@@ -323,7 +323,7 @@ static void shape_errors(void) {
     static const int good[][4] = {{32, 4, 3, 3}, {32}, {128, 32}, {128}};
     char path[128];
     snprintf(path, sizeof path, "/tmp/sdc_test_unet_bad_%d.safetensors", (int)getpid());
-    sdc_unet_params p = {8, 0, 0};
+    sdc_unet_params p = {.num_heads = 8};
     for (int k = 0; k < 2; k++) {
         sdc_err e = {{0}};
         CHECK(write_st(path, 4, names, k ? good : bad) == 0, "cannot write %s", path);
