@@ -853,3 +853,9 @@ int sdc_tokens_chunks(int32_t **windows, int *n_windows, const int32_t *ids, siz
     *n_windows = (int)nw;
     return 0;
 }
+
+int sdc_tok_char_class(uint32_t c) {
+    int k = u_class(c);
+    return (k || c == '_' ? SDC_TOK_CH_WORD : 0) | (u_space(c) ? SDC_TOK_CH_SPACE : 0) |
+           (k == 3 ? SDC_TOK_CH_DIGIT : 0);
+}

@@ -49,4 +49,12 @@ size_t sdc_tok_utf8_invalid(const char *text);
 int sdc_tokens_chunks(int32_t **windows, int *n_windows, const int32_t *ids, size_t n,
                       int32_t pad_id);
 
+/* What code point c is to Python's `re` in a str pattern (the prompt parser's BREAK rule):
+ * SDC_TOK_CH_WORD for \w (a letter or number, or '_'), SDC_TOK_CH_SPACE for \s
+ * (str.isspace()), SDC_TOK_CH_DIGIT for \d (a decimal digit), or'ed; 0 for none. */
+#define SDC_TOK_CH_WORD  1
+#define SDC_TOK_CH_SPACE 2
+#define SDC_TOK_CH_DIGIT 4
+int sdc_tok_char_class(uint32_t c);
+
 #endif
