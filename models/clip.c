@@ -388,11 +388,13 @@ void sdc_clip_set_tap(sdc_clip *c, sdc_clip_tap tap, void *user) {
 
 /* transformers CLIPTextEmbeddings: x[n,C] = token_embedding[ids] + position_embedding[0..n).
  * Low-mem: each id's row is widened from the store's view into row[C] (arena scratch). */
-static void clip_text_embeddings(const sdc_clip *c, float *x, float *row, const int32_t *ids, int n) {
+static void clip_text_embeddings(const sdc_clip *c, float *x, float *row, const int32_t *ids,
+                                 const float *const *vecs, int n) {
     const int C = c->C;
     for (int i = 0; i < n; i++) {
-        const float *t = c->tok_emb ? c->tok_emb + (size_t)ids[i] * C : row, *p = c->pos_emb + (size_t)i * C;
-        if (!c->tok_emb) sdc_weight_widen(row, c->tok_view, (size_t)ids[i] * C, (size_t)C);
+        const float *t = vecs && vecs[i] ? vecs[i] : c->tok_emb ? c->tok_emb + (size_t)ids[i] * C : row;
+        const float *p = c->pos_emb + (size_t)i * C;
+        if (t == row) sdc_weight_widen(row, c->tok_view, (size_t)ids[i] * C, (size_t)C);
         for (int j = 0; j < C; j++) x[(size_t)i * C + j] = t[j] + p[j];
     }
     if (!c->tok_emb) sdc_store_release_tensor(c->st, c->tok_view);
@@ -470,7 +472,7 @@ int sdc_clip_encode_ex(sdc_clip *c, sdc_arena *a, const int32_t *ids, int n_ids,
         sdc_arena_reset(a, m);
         return sdc_errf(e, "text encoder: out of memory for activations");
     }
-    clip_text_embeddings(c, x, row, ids, n);                            /* (n, C) */
+    clip_text_embeddings(c, x, row, ids, o->vecs, n);                   /* (n, C) */
     sdc_arena_reset(a, mr);
     if (c->tap) c->tap(c->tap_user, 0, x, n, C);                       /* hidden_states.0 */
     int last = o->pooled ? c->L : stop;

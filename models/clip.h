@@ -58,6 +58,9 @@ typedef struct sdc_clip_encode_opts {
     float *pooled;        /* NULL, or [sdc_clip_proj_dim]: final_ln(last layer)[eos] @
                              text_projection, eos = the first position of the largest id (the
                              first EOS); runs every layer. Needs params.projection. */
+    const float *const *vecs; /* NULL, or n_ids pointers: a non-NULL one is a vector [C] that
+                             replaces that position's token embedding (textual inversion; the id
+                             there is then not read) */
 } sdc_clip_encode_opts;
 
 /* out[77,C] as sdc_clip_encode, with the options above. Returns 0, or -1 with e set. */

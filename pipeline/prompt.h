@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "runtime/err.h"
+#include "runtime/store.h"
 
 /* One run of text with one weight. A chunk break is the run {"BREAK", -1} (A1111 marks it so:
  * inside brackets its weight is multiplied and it becomes the word "BREAK" again). */
@@ -58,6 +59,15 @@ typedef struct sdc_embd_db {
     sdc_embedding *e;            /* sorted by name */
     size_t n;
 } sdc_embd_db;
+
+/* Every embedding file in dir (*.pt with string_to_param, *.safetensors with emb_params, SDXL's
+ * clip_l / clip_g, or a file of one tensor; *.bin, *.ckpt too) whose vectors are `width` wide
+ * (others are for another text encoder and are left out), read through the tensor store with
+ * opts (NULL: defaults). Returns 0 (db filled; sdc_embd_db_free), or -1 with e set: the folder
+ * cannot be read, a file is malformed or refused, an embedding has more than 75 vectors. */
+int  sdc_embd_db_load_dir(sdc_embd_db *db, const char *dir, int width, const sdc_load_opts *opts,
+                          sdc_err *e);
+void sdc_embd_db_free(sdc_embd_db *db);
 
 /* ── chunks ── */
 

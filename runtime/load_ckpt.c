@@ -2,7 +2,8 @@
  *
  * Both go through one strict path: the restricted pickle machine (pickle.h) builds the pickled
  * object, each persistent-id storage becomes a view into the mapped file (never copied), and the
- * weights are the tensors of its "state_dict" (or of the top-level dict). Every zip structure is
+ * weights are the tensors of its "state_dict" (or of the top-level dict, or of "string_to_param" for an
+ * AUTOMATIC1111 embedding: named "string_to_param.KEY"). Every zip structure is
  * validated whole (both directories, zip64, bounds, overlaps, duplicates) before any pointer is
  * handed out. */
 #include <stdio.h>
@@ -309,7 +310,7 @@ static int zip_open(const char *path, const uint8_t *m, size_t size, zipf *z, sd
 /* ------------------------------------------------------------------------------------------ */
 /* From the unpickled object to the index.                                                     */
 
-/* Adds every tensor of the state dict (or of the top-level dict) to out. */
+/* Adds every tensor of the state dict (or of the top-level dict, or of string_to_param) to out. */
 static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, const char *where,
                        sdc_file_index *out, sdc_err *e) {
     if (root->kind == SDC_PV_OPAQUE)   /* e.g. torch.save(model): a whole pickled module */
@@ -323,8 +324,11 @@ static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, co
     if (sd && sd->kind != SDC_PV_DICT)
         return sdc_errf(e, "%s: 'state_dict' is a %s, not a dict: %s", path,
                         sdc_pkind_name(sd->kind), where);
-    if (!sd) sd = root;
-    size_t before = out->n;
+    /* a textual-inversion embedding (AUTOMATIC1111's .pt) keeps its vectors one level down */
+    const sdc_pval *stp = sd ? NULL : sdc_pval_dict_get(root, "string_to_param");
+    const char *pfx = stp && stp->kind == SDC_PV_DICT ? "string_to_param." : "";
+    if (!sd) sd = *pfx ? stp : root;
+    size_t before = out->n, plen = strlen(pfx);
     for (size_t i = 0; i + 1 < sd->u.seq.n; i += 2) {
         const sdc_pval *k = sd->u.seq.v[i], *v = sd->u.seq.v[i + 1];
         /* a tensor kind sdc cannot view (quantized, sparse, meta, ...): say so, do not drop it */
@@ -337,10 +341,11 @@ static int add_weights(const char *path, sdc_pickle *p, const sdc_pval *root, co
             memchr(k->u.str.s, 0, k->u.str.n))
             return sdc_errf(e, "%s: a tensor's key is a %s, not a name: %s", path,
                             sdc_pkind_name(k->kind), where);
-        char name[1025];
-        memcpy(name, k->u.str.s, k->u.str.n);
-        name[k->u.str.n] = 0;
-        for (size_t c = 0; c < k->u.str.n; c++)   /* names are printed one per line */
+        char name[1025 + 16];
+        memcpy(name, pfx, plen);
+        memcpy(name + plen, k->u.str.s, k->u.str.n);
+        name[plen + k->u.str.n] = 0;
+        for (size_t c = plen; c < plen + k->u.str.n; c++)   /* names are printed one per line */
             if ((unsigned char)name[c] < 0x20 || name[c] == 0x7f)
                 return sdc_errf(e, "%s: a tensor name holds control character 0x%02x: %s", path,
                                 (unsigned char)name[c], where);

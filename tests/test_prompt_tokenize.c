@@ -169,6 +169,91 @@ static void check_syntax(void) {
     sdc_prompt_chunks_free(&ch);
 }
 
+/* A safetensors file of one F32 tensor `name` [rows, width] at path. */
+static void write_vectors(const char *path, const char *name, const float *v, int rows, int width) {
+    char hdr[256];
+    int n = snprintf(hdr, sizeof hdr, "{\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,%zu]}}",
+                     name, rows, width, (size_t)rows * width * 4);
+    while (n % 8) hdr[n++] = ' ';
+    uint64_t hl = (uint64_t)n;
+    FILE *f = fopen(path, "wb");
+    fwrite(&hl, 8, 1, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    fwrite(v, 4, (size_t)rows * width, f);
+    fclose(f);
+}
+
+/* Conditioning of prompt with db: each chunk encoded (embedding rows in place), emphasis. */
+static float *condition(sdc_clip *clip, const char *prompt, const sdc_embd_db *db, int *nchunks) {
+    sdc_prompt_chunks ch;
+    sdc_err e = {{0}};
+    if (sdc_prompt_chunk(prompt, SDC_PROMPT_CHUNKED, SDC_TOK_EOS, db, &ch, &e)) { printf("%s\n", e.msg); return NULL; }
+    int C = sdc_clip_width(clip);
+    float *z = malloc((size_t)ch.n * 77 * C * sizeof *z);
+    sdc_arena a;
+    sdc_arena_init(&a, 1 << 20);
+    for (int k = 0; k < ch.n; k++) {
+        sdc_clip_encode_opts o = {.vecs = ch.rows + k * 77};
+        sdc_clip_encode_ex(clip, &a, ch.ids + k * 77, 77, &o, z + (size_t)k * 77 * C, &e);
+        sdc_prompt_emphasis(z + (size_t)k * 77 * C, ch.weights + k * 77, 77, C);
+    }
+    sdc_arena_free(&a);
+    *nchunks = ch.n;
+    sdc_prompt_chunks_free(&ch);
+    return z;
+}
+
+/* Textual inversion, tested honestly: an embedding holding the token-embedding rows of "red cat"
+ * must give exactly the conditioning of "red cat", wherever it stands (with weights, across a
+ * chunk border). */
+static void check_embeddings(sdc_clip *clip, const sdc_store *model) {
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char dir[512], p[600];
+    snprintf(dir, sizeof dir, "%s/sdc-embd-XXXXXX", tmp);
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    const sdc_tensor *tok = sdc_store_get(model, "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
+    float *table = tu_tensor_f32(model, tok->name, NULL);
+    int C = (int)tok->shape[1];
+    float v[2 * 64], wide[64 * 2] = {0};
+    memcpy(v, table + 736 * C, C * 4);        /* red</w> */
+    memcpy(v + C, table + 2368 * C, C * 4);   /* cat</w> */
+    snprintf(p, sizeof p, "%s/kitty.safetensors", dir);
+    write_vectors(p, "emb_params", v, 2, C);
+    snprintf(p, sizeof p, "%s/widething.safetensors", dir);   /* another encoder's width: left out */
+    write_vectors(p, "emb_params", wide, 2, 2 * C);
+    snprintf(p, sizeof p, "%s/notes.txt", dir);                /* not an embedding file: ignored */
+    FILE *f = fopen(p, "w"); fputs("x", f); fclose(f);
+
+    sdc_embd_db db;
+    sdc_err e = {{0}};
+    CHECK(sdc_embd_db_load_dir(&db, dir, C, NULL, &e) == 0, "embd dir: %s", e.msg);
+    CHECK(db.n == 1 && !strcmp(db.e[0].name, "kitty") && db.e[0].rows == 2, "%zu embeddings", db.n);
+    static const char *const pairs[][2] = {
+        {"a kitty on a mat", "a red cat on a mat"},
+        {"(kitty:1.3), [Kitty] BREAK kitty", "(red cat:1.3), [red cat] BREAK red cat"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        int n1 = 0, n2 = 0;
+        float *a = condition(clip, pairs[i][0], &db, &n1), *b = condition(clip, pairs[i][1], NULL, &n2);
+        CHECK(a && b && n1 == n2 && !memcmp(a, b, (size_t)n1 * 77 * C * 4),
+              "'%s' is not exactly the conditioning of '%s'", pairs[i][0], pairs[i][1]);
+        free(a); free(b);
+    }
+    /* across the chunk border: 74 words then the 2-vector embedding moves whole to chunk 2 */
+    char longp[1200] = "", longq[1200] = "";
+    for (int i = 0; i < 74; i++) { strcat(longp, "dog "); strcat(longq, "dog "); }
+    strcat(longp, "kitty");
+    sdc_prompt_chunks ch;
+    CHECK(sdc_prompt_chunk(longp, SDC_PROMPT_CHUNKED, SDC_TOK_EOS, &db, &ch, &e) == 0 && ch.n == 2 &&
+          ch.ids[75] == SDC_TOK_EOS && ch.rows[77 + 1] == db.e[0].vec && ch.rows[77 + 2] == db.e[0].vec + C &&
+          ch.ids[77 + 3] == SDC_TOK_EOS, "an embedding that does not fit goes whole to the next chunk");
+    sdc_prompt_chunks_free(&ch);
+    sdc_embd_db_free(&db);
+    free(table);
+    snprintf(p, sizeof p, "rm -rf '%s'", dir);
+    CHECK(system(p) == 0, "cleanup");
+}
+
 int main(void) {
     sdc_store *ref = sdc_store_new(), *model = sdc_store_new();
     sdc_err e = {{0}};
@@ -184,6 +269,7 @@ int main(void) {
     for (int i = 0; i < cJSON_GetArraySize(prompts); i++)
         check_case(ref, cJSON_GetArrayItem(cases, i), cJSON_GetArrayItem(prompts, i)->valuestring, i, clip);
     check_syntax();
+    check_embeddings(clip, model);
     cJSON_Delete(prompts);
     cJSON_Delete(cases);
     sdc_clip_free(clip);
