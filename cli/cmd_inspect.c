@@ -12,6 +12,7 @@
 #include "pipeline/modelcfg.h"
 #include "cli/cli.h"
 #include "pipeline/detect.h"
+#include "runtime/lora.h"
 #include "runtime/store.h"
 
 /* Text mode shows this many bytes of a metadata value, then how long it really is. */
@@ -60,10 +61,55 @@ static void config_line(const sdc_model_config *c, char *buf, size_t cap, int wh
     }
 }
 
+/* A LoRA file: what it is (format, ranks, alpha, modules, the family it fits), or why sdc does
+ * not merge it. Returns 1 when s is a LoRA file. */
+static int lora_info(const sdc_store *s, sdc_lora_info *li, sdc_err *e) {
+    if (!sdc_lora_detect(s)) return 0;
+    if (sdc_lora_describe(s, li, e)) li->n_modules = -1;
+    return 1;
+}
+
+static void lora_json(cJSON *o, const sdc_lora_info *li, const sdc_err *e) {
+    cJSON *l = cJSON_AddObjectToObject(o, "lora");
+    if (li->n_modules < 0) { cJSON_AddStringToObject(l, "refused", e->msg); return; }
+    cJSON_AddStringToObject(l, "format", li->format);
+    cJSON_AddNumberToObject(l, "modules", li->n_modules);
+    cJSON_AddNumberToObject(l, "unet_modules", li->n_unet);
+    cJSON_AddNumberToObject(l, "text_encoder_modules", li->n_te1);
+    cJSON_AddNumberToObject(l, "text_encoder_2_modules", li->n_te2);
+    cJSON_AddNumberToObject(l, "linear", li->n_linear);
+    cJSON_AddNumberToObject(l, "conv1x1", li->n_conv1x1);
+    cJSON_AddNumberToObject(l, "conv3x3", li->n_conv3x3);
+    cJSON_AddNumberToObject(l, "rank_min", li->rank_min);
+    cJSON_AddNumberToObject(l, "rank_max", li->rank_max);
+    if (li->has_alpha) {
+        cJSON_AddNumberToObject(l, "alpha_min", li->alpha_min);
+        cJSON_AddNumberToObject(l, "alpha_max", li->alpha_max);
+    }
+    cJSON_AddNumberToObject(l, "context_dim", li->context_dim);
+    cJSON_AddStringToObject(l, "family", li->family);
+}
+
+static void lora_text(const sdc_lora_info *li, const sdc_err *e) {
+    if (li->n_modules < 0) { printf("lora:        sdc does not merge it: %s\n", e->msg); return; }
+    printf("lora:        %s, %d modules (UNet %d, text encoder %d%s%.0d), ", li->format, li->n_modules,
+           li->n_unet, li->n_te1, li->n_te2 ? ", text encoder 2 " : "", li->n_te2);
+    if (li->rank_min == li->rank_max) printf("rank %d, ", li->rank_min);
+    else printf("rank %d..%d, ", li->rank_min, li->rank_max);
+    if (!li->has_alpha) printf("no alpha (= rank)\n");
+    else if (li->alpha_min == li->alpha_max) printf("alpha %g\n", li->alpha_min);
+    else printf("alpha %g..%g\n", li->alpha_min, li->alpha_max);
+    printf("  layers:    %d linear, %d 1x1 conv, %d 3x3 conv\n", li->n_linear, li->n_conv1x1, li->n_conv3x3);
+    printf("  fits:      %s\n", li->family);
+}
+
 static int print_json(const sdc_store *s, const sdc_detect_info *di, const int64_t *params,
                       const size_t *counts, int tensors, const sdc_model_config *cfg) {
     const sdc_store_file *f = sdc_store_file_at(s, 0);
     cJSON *o = cJSON_CreateObject();
+    sdc_lora_info li;
+    sdc_err le = {{0}};
+    if (lora_info(s, &li, &le)) lora_json(o, &li, &le);
     cJSON_AddStringToObject(o, "file", f->path);
     cJSON_AddStringToObject(o, "format", sdc_format_name(f->format));
     cJSON_AddNumberToObject(o, "bytes", (double)f->size);
@@ -145,7 +191,10 @@ static void print_text(const sdc_store *s, const sdc_detect_info *di, const int6
     for (int d = 0; d < SDC_DTYPE_COUNT; d++)
         if (counts[d])
             printf("  %-8s %12lld in %zu tensors\n", sdc_dtype_name((sdc_dtype)d), (long long)params[d], counts[d]);
-    printf("family:      %s (%s)\n", di->name, di->reason);
+    sdc_lora_info li;
+    sdc_err le = {{0}};
+    if (lora_info(s, &li, &le)) lora_text(&li, &le);
+    else printf("family:      %s (%s)\n", di->name, di->reason);
     if (di->unet_prefix)
         printf("  unet:      %s (%zu tensors, model_channels %lld, context_dim %lld)\n",
                *di->unet_prefix ? di->unet_prefix : "diffusers names",

@@ -546,10 +546,11 @@ int sdc_lora_describe(const sdc_store *st, sdc_lora_info *info, sdc_err *e) {
     else if (fam)
         snprintf(info->family, sizeof info->family, "%s (text context %d)", fam, info->context_dim);
     else if (base)
-        snprintf(info->family, sizeof info->family, "%.40s (ss_base_model_version; text context %d)",
-                 base, info->context_dim);
+        snprintf(info->family, sizeof info->family, "%.40s (ss_base_model_version); a %d-wide text context "
+                 "(SD 1.x: 768, SD 2.x: 1024, SDXL: 2048)", base, info->context_dim);
     else
-        snprintf(info->family, sizeof info->family, "unknown (text context %d)", info->context_dim);
+        snprintf(info->family, sizeof info->family, "a model with a %d-wide text context (SD 1.x: 768, "
+                 "SD 2.x: 1024, SDXL: 2048)", info->context_dim);
     free(m);
     return 0;
 }
