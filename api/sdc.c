@@ -15,11 +15,13 @@
 #include "models/vae.h"
 #include "pipeline/inpaint.h"
 #include "pipeline/modelcfg.h"
+#include "pipeline/prompt.h"
 #include "pipeline/sampler.h"
+#include "runtime/lora.h"
 #include "runtime/store.h"
 #include "tokenizer/tokenizer.h"
 
-#define MAX_PROMPT_WINDOWS 32   /* 32 × 75 tokens: far beyond any prompt a person writes */
+#define MAX_LORAS 256           /* LoRAs merged into one model: far more than anyone stacks */
 #define MAX_SIDE 8192           /* pixels; 64 MB of latents at batch 2 */
 
 /* The public enums are the sampler's own values (sdc.h stands alone, so it spells them again). */
@@ -61,6 +63,12 @@ struct sdc_model {
     sdc_arena arena;             /* activations; reset per UNet call */
     int low_mem;                 /* weights widened per layer; VAE decoded in tiles */
     int concat_ch;               /* inpainting UNet: 1 + latent channels (mask, masked image); else 0 */
+    sdc_lora_set *lora;          /* the LoRAs' factors (low-mem widening reads them), or NULL */
+    int n_lora;                  /* LoRAs merged: */
+    char *lora_name[MAX_LORAS], *lora_path[MAX_LORAS];
+    float lora_mult[MAX_LORAS];
+    int n_tag;                   /* of which the last n_tag came from lora_prompt's tags */
+    sdc_embd_db embd;            /* textual-inversion embeddings */
 };
 
 sdc_model_params sdc_model_default_params(void) {
@@ -93,7 +101,80 @@ void sdc_model_close(sdc_model *m) {
     sdc_store_close(m->store);
     sdc_store_close(m->vae_store);
     sdc_arena_free(&m->arena);
+    sdc_lora_set_free(m->lora);
+    for (int i = 0; i < m->n_lora; i++) { free(m->lora_name[i]); free(m->lora_path[i]); }
+    sdc_embd_db_free(&m->embd);
     free(m);
+}
+
+const char *sdc_model_lora(const sdc_model *m, int i, const char **path, float *multiplier) {
+    if (!m || i < 0 || i >= m->n_lora) return NULL;
+    if (path) *path = m->lora_path[i];
+    if (multiplier) *multiplier = m->lora_mult[i];
+    return m->lora_name[i];
+}
+
+/* The file of a <lora:NAME:W> tag: DIR/NAME.safetensors, .ckpt or .pt (stable-diffusion.cpp's
+ * convention), the first that exists. Returns a malloc'd path, or NULL with e set. */
+static char *lora_file(const char *dir, const char *name, sdc_err *e) {
+    static const char *const ext[] = {".safetensors", ".ckpt", ".pt"};
+    if (!dir) { sdc_errf(e, "<lora:%s>: no LoRA folder given (--lora-model-dir)", name); return NULL; }
+    if (strchr(name, '/') || strchr(name, '\\') || name[0] == '.') {
+        sdc_errf(e, "<lora:%s>: a LoRA name is a file name in the LoRA folder, without folders", name);
+        return NULL;
+    }
+    size_t n = strlen(dir) + strlen(name) + 16;
+    char *p = malloc(n);
+    if (!p) { sdc_errf(e, "out of memory"); return NULL; }
+    for (int k = 0; k < 3; k++) {
+        snprintf(p, n, "%s/%s%s", dir, name, ext[k]);
+        FILE *f = fopen(p, "rb");
+        if (f) { fclose(f); return p; }
+    }
+    sdc_errf(e, "<lora:%s>: no %s/%s.safetensors, .ckpt or .pt", name, dir, name);
+    free(p);
+    return NULL;
+}
+
+/* Records one LoRA (name, path, multiplier) and adds it to the set. */
+static int add_lora(sdc_model *m, const char *name, const char *path, float mult,
+                    const sdc_load_opts *lo, sdc_err *e) {
+    if (m->n_lora == MAX_LORAS) return sdc_errf(e, "more than %d LoRAs", MAX_LORAS);
+    if (!m->lora && !(m->lora = sdc_lora_set_new())) return sdc_errf(e, "out of memory");
+    if (sdc_lora_set_add(m->lora, m->store, path, mult, lo, e)) return -1;
+    int i = m->n_lora;
+    m->lora_name[i] = strdup(name);
+    m->lora_path[i] = strdup(path);
+    m->lora_mult[i] = mult;
+    m->n_lora++;
+    return m->lora_name[i] && m->lora_path[i] ? 0 : sdc_errf(e, "out of memory");
+}
+
+/* params.loras, then the <lora:...> tags of params.lora_prompt, into m->lora. */
+static int open_loras(sdc_model *m, const sdc_model_params *p, const sdc_load_opts *lo, sdc_err *e) {
+    for (int i = 0; i < p->n_loras; i++) {
+        if (!p->loras || !p->loras[i].path) return sdc_errf(e, "LoRA %d: no file given", i + 1);
+        char stem[256];
+        const char *b = strrchr(p->loras[i].path, '/');
+        b = b ? b + 1 : p->loras[i].path;
+        const char *dot = strrchr(b, '.');
+        snprintf(stem, sizeof stem, "%.*s", dot && dot != b ? (int)(dot - b) : (int)strlen(b), b);
+        if (add_lora(m, stem, p->loras[i].path, p->loras[i].multiplier, lo, e)) return -1;
+    }
+    if (!p->lora_prompt) return 0;
+    char *rest = NULL;
+    sdc_prompt_lora *tags = NULL;
+    int nt = 0, rc = 0;
+    if (sdc_prompt_take_loras(p->lora_prompt, &rest, &tags, &nt, e)) return -1;
+    for (int i = 0; i < nt && !rc; i++) {
+        char *path = lora_file(p->lora_model_dir, tags[i].name, e);
+        rc = !path ? -1 : add_lora(m, tags[i].name, path, tags[i].mult, lo, e);
+        free(path);
+        m->n_tag += !rc;
+    }
+    free(rest);
+    sdc_prompt_loras_free(tags, nt);
+    return rc;
 }
 
 sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
@@ -116,10 +197,13 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
      * (widened just in time, like --low-mem): each runs once or twice per image, so an f32 copy
      * would buy ~0.1 s per image for 0.7 GB of RSS (SD 1.5), which the UNet's Winograd weights
      * spend better. Same bits either way (models/weight.h). */
-    sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act, .low_mem = 1};
+    /* LoRAs: read and mapped onto the model's weights now, merged as the graphs bind them */
+    if (open_loras(m, p, &lo, e)) goto fail;
+    sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act, .low_mem = 1,
+                          .lora = m->lora};
     if (!(m->clip = sdc_clip_load(m->store, &cp, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
     sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim,
-                          .low_mem = p->low_mem};
+                          .low_mem = p->low_mem, .lora = m->lora};
     sdc_vae_params vp = {.low_mem = 1, .scale = m->cfg.vae_scale, .shift = m->cfg.vae_shift};
     if (!(m->unet = sdc_unet_load(m->store, &up, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
     if (p->vae_path) {
@@ -130,6 +214,8 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
         sdc_err_prefix(e, "%s", p->model_path);
         goto fail;
     }
+    if (sdc_lora_check_used(m->lora, e)) goto fail;
+    if (p->embd_dir && sdc_embd_db_load_dir(&m->embd, p->embd_dir, sdc_clip_width(m->clip), &lo, e)) goto fail;
     /* The weights are converted (or, low-mem, read per layer): the file's pages need not stay
      * resident; a later read faults them back in from the page cache. */
     sdc_store_release_pages(m->store);
@@ -175,37 +261,48 @@ void sdc_model_defaults(const sdc_model *m, int *w, int *h, int *steps, float *c
     *w = m->cfg.def_width; *h = m->cfg.def_height; *steps = m->cfg.def_steps; *cfg = m->cfg.def_cfg;
 }
 
-/* Token windows of a prompt: 1 window (truncate, diffusers) or AUTOMATIC1111's 75-token chunks
- * (chunk). windows[k*77..]. Returns the window count, or -1 with e set. */
-static int prompt_windows(const sdc_model *m, const char *text, int mode, int32_t *windows, sdc_err *e) {
-    int32_t *ids = NULL, *chunks = NULL;
-    size_t n = 0;
-    int nw = 1;
-    if (sdc_tokenize(text ? text : "", &ids, &n, e)) return -1;
-    int32_t pad = sdc_clip_is_openclip(m->clip) ? 0 : SDC_TOK_EOS;
-    if (mode == 1) {
-        sdc_tokens_window(windows, ids, n, pad);
-    } else if (sdc_tokens_chunks(&chunks, &nw, ids, n, pad)) {
-        nw = sdc_errf(e, "out of memory tokenizing the prompt");
-    } else if (nw > MAX_PROMPT_WINDOWS) {
-        nw = sdc_errf(e, "prompt too long: %zu tokens in %d windows (at most %d)", n, nw, MAX_PROMPT_WINDOWS);
-    } else {
-        memcpy(windows, chunks, sizeof(int32_t) * SDC_TOK_CTX * (size_t)nw);
+/* The prompt's chunks (A1111's, or diffusers' one window in truncate mode), its <lora:...> tags
+ * taken out first: they must be the ones merged at open. Returns 0, or -1 with e set. */
+static int prompt_chunks(const sdc_model *m, const char *text, int mode, int check_tags,
+                         sdc_prompt_chunks *ch, sdc_err *e) {
+    char *rest = NULL;
+    sdc_prompt_lora *tags = NULL;
+    int nt = 0, rc = 0;
+    if (sdc_prompt_take_loras(text ? text : "", &rest, &tags, &nt, e)) return -1;
+    if (check_tags) {   /* the tags merged at open are the last n_tag LoRAs */
+        int same = nt == m->n_tag;
+        for (int i = 0; same && i < nt; i++) {
+            int j = m->n_lora - m->n_tag + i;
+            same = !strcmp(tags[i].name, m->lora_name[j]) && tags[i].mult == m->lora_mult[j];
+        }
+        if (!same)
+            rc = sdc_errf(e, "prompt: its <lora:...> tags are not the ones merged when the model was "
+                          "opened (LoRAs are merged once, at open: sdc_model_params.lora_prompt)");
     }
-    free(chunks);
-    free(ids);
-    return nw;
+    int32_t pad = sdc_clip_is_openclip(m->clip) ? 0 : SDC_TOK_EOS;
+    if (!rc) rc = sdc_prompt_chunk(rest, mode == 1 ? SDC_PROMPT_TRUNCATE : SDC_PROMPT_CHUNKED, pad,
+                                   &m->embd, ch, e);
+    free(rest);
+    sdc_prompt_loras_free(tags, nt);
+    return rc;
 }
 
-/* ctx[nw*77, C]: each window encoded separately and concatenated (A1111). */
-static int encode_windows(sdc_model *m, const int32_t *windows, int nw, int clip_skip, float *ctx, sdc_err *e) {
+/* ctx[nw*77, C]: each chunk encoded separately (textual-inversion rows in place), weighted with
+ * the "Original" emphasis (mean restored per chunk), and concatenated (A1111). Chunks past
+ * ch->n are those of the empty prompt (A1111 pads the shorter of prompt and negative prompt). */
+static int encode_chunks(sdc_model *m, const sdc_prompt_chunks *ch, const sdc_prompt_chunks *empty,
+                         int nw, int clip_skip, float *ctx, sdc_err *e) {
     int C = sdc_clip_width(m->clip);
     for (int k = 0; k < nw; k++) {
+        const sdc_prompt_chunks *c = k < ch->n ? ch : empty;
+        int kk = k < ch->n ? k : 0;
         sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
-        int rc = sdc_clip_encode(m->clip, &m->arena, windows + (size_t)k * SDC_TOK_CTX, SDC_TOK_CTX,
-                                 clip_skip, ctx + (size_t)k * SDC_TOK_CTX * C, e);
+        sdc_clip_encode_opts o = {.clip_skip = clip_skip, .vecs = c->rows + (size_t)kk * SDC_TOK_CTX};
+        float *z = ctx + (size_t)k * SDC_TOK_CTX * C;
+        int rc = sdc_clip_encode_ex(m->clip, &m->arena, c->ids + (size_t)kk * SDC_TOK_CTX, SDC_TOK_CTX, &o, z, e);
         sdc_arena_reset(&m->arena, mk);
         if (rc) return -1;
+        sdc_prompt_emphasis(z, c->weights + (size_t)kk * SDC_TOK_CTX, SDC_TOK_CTX, C);
     }
     return 0;
 }
@@ -304,30 +401,26 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     int strength_max = !p->init_rgb || p->strength == 1.0f;
     size_t n = (size_t)C_lat * h * w, hwl = (size_t)h * w, hwp = (size_t)p->width * p->height;
     int rc = -1;
-    int32_t *wc = malloc(sizeof(int32_t) * SDC_TOK_CTX * MAX_PROMPT_WINDOWS * 2);
     float *ctx2 = NULL, *x = NULL, *x2 = NULL, *out2 = NULL, *init = NULL, *img = NULL;
     float *noise = NULL, *mask_px = NULL, *mask_lat = NULL, *concat2 = NULL, *proper = NULL;
-    if (!wc) return sdc_errf(e, "out of memory");
-    int32_t *wu = wc + SDC_TOK_CTX * MAX_PROMPT_WINDOWS;
-    int nc = prompt_windows(m, p->prompt, p->prompt_mode, wc, e);
-    int nu = nc < 0 ? -1 : prompt_windows(m, p->negative_prompt, p->prompt_mode, wu, e);
-    if (nc < 0 || nu < 0) goto done;
-    /* A1111: the shorter of the two is padded with windows of the empty prompt. */
-    int nw = nc > nu ? nc : nu;
-    if (nc != nu) {
-        int32_t empty[SDC_TOK_CTX];
-        sdc_tokens_window(empty, NULL, 0, sdc_clip_is_openclip(m->clip) ? 0 : SDC_TOK_EOS);
-        for (int k = nc; k < nw; k++) memcpy(wc + (size_t)k * SDC_TOK_CTX, empty, sizeof empty);
-        for (int k = nu; k < nw; k++) memcpy(wu + (size_t)k * SDC_TOK_CTX, empty, sizeof empty);
-    }
+    sdc_prompt_chunks cc, cu, ce;
+    memset(&cc, 0, sizeof cc);
+    memset(&cu, 0, sizeof cu);
+    memset(&ce, 0, sizeof ce);
+    if (prompt_chunks(m, p->prompt, p->prompt_mode, 1, &cc, e) ||
+        prompt_chunks(m, p->negative_prompt, p->prompt_mode, 0, &cu, e) ||
+        prompt_chunks(m, "", p->prompt_mode, 0, &ce, e))
+        goto done;
+    /* A1111: the shorter of the two is padded with chunks of the empty prompt. */
+    int nw = cc.n > cu.n ? cc.n : cu.n;
     int L = nw * SDC_TOK_CTX;
     ctx2 = malloc(sizeof(float) * 2 * (size_t)L * C);
     x = malloc(sizeof(float) * n);
     x2 = malloc(sizeof(float) * 2 * n);
     out2 = malloc(sizeof(float) * 2 * n);
     if (!ctx2 || !x || !x2 || !out2) { sdc_errf(e, "out of memory"); goto done; }
-    if (encode_windows(m, wu, nw, p->clip_skip, ctx2, e)) goto done;
-    if (encode_windows(m, wc, nw, p->clip_skip, ctx2 + (size_t)L * C, e)) goto done;
+    if (encode_chunks(m, &cu, &ce, nw, p->clip_skip, ctx2, e)) goto done;
+    if (encode_chunks(m, &cc, &ce, nw, p->clip_skip, ctx2 + (size_t)L * C, e)) goto done;
 
     sdc_rng rng;
     sdc_rng_seed(&rng, p->seed);
@@ -399,7 +492,10 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
         }
     rc = 0;
 done:
-    free(wc); free(ctx2); free(x); free(x2); free(out2); free(init); free(img);
+    sdc_prompt_chunks_free(&cc);
+    sdc_prompt_chunks_free(&cu);
+    sdc_prompt_chunks_free(&ce);
+    free(ctx2); free(x); free(x2); free(out2); free(init); free(img);
     free(noise); free(mask_px); free(mask_lat); free(concat2); free(proper);
     return rc;
 }

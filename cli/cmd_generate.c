@@ -11,10 +11,13 @@
 #include "cli/cli.h"
 #include "pipeline/image.h"
 #include "cli/hashcache.h"
+#include "pipeline/prompt.h"
+#include "runtime/sha256.h"
 #include "sdc.h"
 
 #define DEMO_MODEL "assets/toy-sd1/toy-sd1.safetensors"
 #define MAX_BATCH 1000
+#define MAX_LORA_FLAGS 64   /* --lora flags on one command line */
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -38,7 +41,14 @@ static void usage(FILE *f) {
         "      --vae-tiling          decode the image in overlapping tiles (less memory)\n"
         "      --low-mem             keep weights as stored, widen per layer; tiled VAE (far less RAM)\n"
         "      --clip-skip N         AUTOMATIC1111's clip skip (1 = none)\n"
-        "      --prompt-mode M       chunk (default: 75-token windows) or truncate (diffusers)\n"
+        "      --prompt-mode M       chunk (default: AUTOMATIC1111's (emphasis:1.3), [x], BREAK,\n"
+        "                            75-token chunks) or truncate (diffusers: the text as it is,\n"
+        "                            cut after 75 tokens)\n"
+        "      --lora FILE[:W]       merge a LoRA (kohya/diffusers/PEFT, LoCon) with multiplier W\n"
+        "                            (default 1); repeatable, they add up\n"
+        "      --lora-model-dir DIR  where <lora:NAME:W> prompt tags find NAME.safetensors/.ckpt/.pt\n"
+        "      --embd-dir DIR        textual inversion: a prompt word equal to a file's stem there\n"
+        "                            (.pt, .safetensors) is replaced by its vectors\n"
         "      --rng torch           PyTorch's CPU generator (the only one; the default)\n"
         "      --config FILE         model config JSON (heads, activation, prediction)\n"
         "      --prediction eps|v    override the model's prediction type\n"
@@ -75,7 +85,7 @@ static int takes_value(const char *a) {
         "--cfg-scale", "--sampling-method", "--scheduler", "--timestep-spacing", "-W", "--width",
         "-H", "--height", "-b", "--batch-count", "-i", "--init-img", "--strength", "--mask", "--vae",
         "--clip-skip", "--prompt-mode", "--rng", "--config", "--prediction", "-t", "--threads",
-        "-o", "--output", "--grid"};
+        "-o", "--output", "--grid", "--lora", "--lora-model-dir", "--embd-dir"};
     for (size_t k = 0; k < sizeof opts / sizeof *opts; k++)
         if (!strcmp(a, opts[k])) return 1;
     return 0;
@@ -115,6 +125,70 @@ static const char *demo_model(void) {
     return NULL;
 }
 
+/* --lora FILE[:W]: W is what follows the last ':' when it is a number (paths may hold ':');
+ * the ':' is cut off in place (argv is ours to change). */
+static int parse_lora(char *v, sdc_lora *l) {
+    char *c = strrchr(v, ':'), *end;
+    float w = 1.0f;
+    if (c && c[1]) {
+        errno = 0;
+        float x = strtof(c + 1, &end);
+        if (!errno && !*end && x == x && c != v) { w = x; *c = 0; }
+    }
+    if (!*v) { fprintf(stderr, "sdc: generate: --lora '%s': no file\n", v); return -1; }
+    l->path = v;
+    l->multiplier = w;
+    return 0;
+}
+
+/* AUTOMATIC1111's short hash of a LoRA file (its "Lora hashes"): the first 12 hex digits of the
+ * SHA-256 of a .safetensors file's bytes after its header (the "addnet" hash), or of the whole
+ * file otherwise. "" when it cannot be read. */
+static void lora_hash(const char *path, char out[13]) {
+    out[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    unsigned char h[9];
+    uint64_t skip = 0;
+    if (fread(h, 1, 9, f) == 9 && h[8] == '{') {
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; i--) n = n << 8 | h[i];
+        skip = n + 8;
+    }
+    char hex[65];
+    if (fseek(f, (long)skip, SEEK_SET) == 0 && sdc_sha256_fd(fileno(f), hex) == 0) snprintf(out, 13, "%.12s", hex);
+    fclose(f);
+}
+
+/* params with `, Lora hashes: "name: hash, ..."` put before its ", Version: " (AUTOMATIC1111's
+ * order); params itself when no LoRA was merged. NULL when out of memory (params freed). */
+static char *with_lora_hashes(char *params, const sdc_model *m) {
+    const char *path;
+    float w;
+    if (!params || !sdc_model_lora(m, 0, &path, &w)) return params;
+    size_t cap = 64, len = 0;
+    char *list = malloc(cap);
+    for (int i = 0; list && sdc_model_lora(m, i, &path, &w); i++) {
+        const char *name = sdc_model_lora(m, i, &path, &w);
+        char hash[13];
+        lora_hash(path, hash);
+        size_t need = len + strlen(name) + 20;
+        if (need > cap) {
+            char *t = realloc(list, cap = 2 * need);
+            if (!t) { free(list); list = NULL; break; }
+            list = t;
+        }
+        len += (size_t)snprintf(list + len, cap - len, "%s%s: %s", i ? ", " : "", name, hash);
+    }
+    char *ver = list ? strstr(params, ", Version: ") : NULL;
+    size_t at = ver ? (size_t)(ver - params) : strlen(params);
+    char *o = list ? malloc(strlen(params) + len + 32) : NULL;
+    if (o) sprintf(o, "%.*s, Lora hashes: \"%s\"%s", (int)at, params, list, params + at);
+    free(list);
+    free(params);
+    return o;
+}
+
 static char *numbered(const char *out, int i) {   /* out.png → out_<i>.png */
     size_t n = strlen(out);
     char *s = malloc(n + 16);
@@ -131,6 +205,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     const char *out = "output.png", *init_path = NULL, *grid_path = NULL, *mask_path = NULL;
     long seed = 42, batch = 1, v;
     int quiet = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
+    sdc_lora loras[MAX_LORA_FLAGS];
+    int n_loras = 0;
     gp.cfg_scale = 7.0f;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -185,7 +261,13 @@ int sdc_cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (parse_int(a, val, 0, 1024, &v)) return 2; mp.threads = (int)v; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
         else if (!strcmp(a, "--grid")) grid_path = val;
-        else { fprintf(stderr, "sdc: generate: unknown option '%s' (see sdc generate --help)\n", a); return 2; }
+        else if (!strcmp(a, "--lora-model-dir")) mp.lora_model_dir = val;
+        else if (!strcmp(a, "--embd-dir")) mp.embd_dir = val;
+        else if (!strcmp(a, "--lora")) {
+            if (n_loras == MAX_LORA_FLAGS) { fprintf(stderr, "sdc: generate: more than %d --lora\n", MAX_LORA_FLAGS); return 2; }
+            if (parse_lora(argv[i], &loras[n_loras])) return 2;
+            n_loras++;
+        } else { fprintf(stderr, "sdc: generate: unknown option '%s' (see sdc generate --help)\n", a); return 2; }
 #undef NEXT
     }
     if (!have_prompt) { fprintf(stderr, "sdc: generate: no prompt: give -p \"TEXT\"\n"); return 2; }
@@ -197,6 +279,9 @@ int sdc_cmd_generate(int argc, char **argv) {
         if (!quiet) fprintf(stderr, "sdc: no -m given: using the embedded demo model toy-sd1 (%s)\n", mp.model_path);
     }
     if (seed < 0) seed = (long)(time(NULL) ^ getpid()) & 0x7fffffff;
+    mp.loras = loras;
+    mp.n_loras = n_loras;
+    mp.lora_prompt = gp.prompt;   /* its <lora:NAME:W> tags are merged at open */
 
     if (mask_path && !init_path) {
         fprintf(stderr, "sdc: generate: --mask needs -i IMAGE, the picture whose white-masked part is repainted\n");
@@ -236,6 +321,27 @@ int sdc_cmd_generate(int argc, char **argv) {
     if (!have_steps && dsteps > 0) gp.steps = dsteps;
     if (!have_cfg && dcfg > 0) gp.cfg_scale = dcfg;
     const sdc_model_info *mi = sdc_model_get_info(m);
+    if (gp.prompt_mode == 1 && !quiet) {   /* diffusers cuts a long prompt; say so */
+        char *rest = NULL;
+        sdc_prompt_lora *tags = NULL;
+        int nt = 0;
+        sdc_prompt_chunks ch;
+        if (!sdc_prompt_take_loras(gp.prompt, &rest, &tags, &nt, &err) &&
+            !sdc_prompt_chunk(rest, SDC_PROMPT_TRUNCATE, 0, NULL, &ch, &err)) {
+            if (ch.truncated)
+                fprintf(stderr, "sdc: warning: the prompt is longer than 75 tokens; --prompt-mode truncate "
+                                "cuts it there (as diffusers does)\n");
+            sdc_prompt_chunks_free(&ch);
+        }
+        free(rest);
+        sdc_prompt_loras_free(tags, nt);
+    }
+    for (int i = 0; !quiet && sdc_model_lora(m, i, NULL, NULL); i++) {
+        const char *path;
+        float w;
+        const char *name = sdc_model_lora(m, i, &path, &w);
+        fprintf(stderr, "sdc: LoRA %s (%s) merged with multiplier %g\n", name, path, w);
+    }
     if (!quiet)
         fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f\n", mi->family,
                 mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
@@ -266,8 +372,8 @@ int sdc_cmd_generate(int argc, char **argv) {
         char *path = batch > 1 ? numbered(out, (int)b + 1) : strdup(out);
         if (!rgb || !path) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
         if (sdc_generate(m, &gp, rgb, &err)) { fprintf(stderr, "sdc: %s\n", err.msg); free(path); rc = 2; break; }
-        char *params = sdc_a1111_infotext(&gp, hash, model_name, (init_rgb ? SDC_A1111_IMG2IMG : 0) |
-                                                                 (inpaint_unet ? SDC_A1111_INPAINT_MODEL : 0));
+        char *params = with_lora_hashes(sdc_a1111_infotext(&gp, hash, model_name, (init_rgb ? SDC_A1111_IMG2IMG : 0) |
+                                                           (inpaint_unet ? SDC_A1111_INPAINT_MODEL : 0)), m);
         if (!params) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
         if (sdc_write_png(path, rgb, gp.width, gp.height, "parameters", params, &err)) {
             fprintf(stderr, "sdc: %s\n", err.msg);

@@ -75,6 +75,15 @@ const char *sdc_timestep_spacing_name(int spacing);
 
 typedef struct sdc_model sdc_model;
 
+/* A LoRA to merge into the weights when the model is opened (W' = W + multiplier · alpha/rank ·
+ * up @ down, before any packing; several add up). kohya (LoRA, LoCon), diffusers and PEFT files,
+ * .safetensors or .ckpt/.pt (read with the same pickle allowlist as models); LoHa, LoKr and other
+ * kinds are refused with a line naming them. */
+typedef struct sdc_lora {
+    const char *path;
+    float multiplier;
+} sdc_lora;
+
 typedef struct sdc_model_params {
     const char *model_path;        /* .safetensors / .ckpt (either format, decided by bytes) */
     const char *vae_path;          /* optional separate VAE file (NULL: the checkpoint's) */
@@ -88,6 +97,15 @@ typedef struct sdc_model_params {
                                       and VAE read theirs per layer in every mode.) Same pixels as
                                       the default mode except for the tiled decode; ~4.3 GB less
                                       memory on SD 1.5 */
+    const sdc_lora *loras;         /* LoRAs merged at open ([n_loras]; NULL: none) */
+    int n_loras;
+    const char *lora_prompt;       /* a prompt whose <lora:NAME:W> tags are merged at open too:
+                                      NAME.safetensors / .ckpt / .pt in lora_model_dir. A prompt
+                                      given to sdc_generate must carry the same tags (LoRAs are
+                                      merged once, at open; sdc_generate removes the tags) */
+    const char *lora_model_dir;    /* where <lora:...> tags are looked up (NULL: tags refused) */
+    const char *embd_dir;          /* textual-inversion embeddings: a prompt word equal to a file's
+                                      stem is replaced by its vectors (NULL: none) */
 } sdc_model_params;
 
 sdc_model_params sdc_model_default_params(void);
@@ -109,6 +127,11 @@ typedef struct sdc_model_info {
 } sdc_model_info;
 const sdc_model_info *sdc_model_get_info(const sdc_model *m);
 
+/* LoRA i merged at open (0-based; tags of lora_prompt after params.loras): its name (the tag's
+ * NAME, or the file's stem), *path and *multiplier. NULL when i is past the last. The strings
+ * live as long as m. */
+const char *sdc_model_lora(const sdc_model *m, int i, const char **path, float *multiplier);
+
 /* Recommended defaults the model file carries in its metadata (0 when it says nothing). */
 void sdc_model_defaults(const sdc_model *m, int *width, int *height, int *steps, float *cfg);
 
@@ -125,7 +148,9 @@ typedef struct sdc_gen_params {
     int schedule;                  /* sdc_scheduler, default SDC_SCHEDULER_DISCRETE */
     int spacing;                   /* sdc_timestep_spacing, default SDC_TIMESTEPS_DEFAULT */
     int clip_skip;                 /* <= 1: none (SD 2.x: penultimate, as SD 2.x does) */
-    int prompt_mode;               /* 0 chunk (A1111 75-token windows), 1 truncate (diffusers) */
+    int prompt_mode;               /* 0 chunk: AUTOMATIC1111's emphasis `(x:1.3)` `[x]`, BREAK and
+                                      75-token chunks; 1 truncate: diffusers' (the text as it is,
+                                      cut after 75 tokens) */
     const uint8_t *init_rgb;       /* img2img: width*height*3 RGB (NULL: txt2img) */
     float strength;                /* img2img strength (0,1], default 0.75 */
     int vae_tiling;                /* decode in overlapping 32x32-latent tiles (less memory) */
