@@ -1,5 +1,7 @@
 /* cmd_generate.c — `sdc generate`: prompt → PNG, flags as stable-diffusion.cpp spells them. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,18 +148,18 @@ static int parse_lora(char *v, sdc_lora *l) {
  * file otherwise. "" when it cannot be read. */
 static void lora_hash(const char *path, char out[13]) {
     out[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return;
     unsigned char h[9];
     uint64_t skip = 0;
-    if (fread(h, 1, 9, f) == 9 && h[8] == '{') {
-        uint64_t n = 0;
-        for (int i = 7; i >= 0; i--) n = n << 8 | h[i];
-        skip = n + 8;
+    if (read(fd, h, 9) == 9 && h[8] == '{') {
+        for (int i = 7; i >= 0; i--) skip = skip << 8 | h[i];
+        skip += 8;
     }
     char hex[65];
-    if (fseek(f, (long)skip, SEEK_SET) == 0 && sdc_sha256_fd(fileno(f), hex) == 0) snprintf(out, 13, "%.12s", hex);
-    fclose(f);
+    if (skip <= (uint64_t)INT64_MAX && lseek(fd, (off_t)skip, SEEK_SET) == (off_t)skip && sdc_sha256_fd(fd, hex) == 0)
+        snprintf(out, 13, "%.12s", hex);
+    close(fd);
 }
 
 /* params with `, Lora hashes: "name: hash, ..."` put before its ", Version: " (AUTOMATIC1111's
