@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "runtime/outpath.h"
 #include "runtime/store.h"
 
 /* Elements converted per chunk: bounds the buffers (4 MB of f32) whatever the tensor size. */
@@ -215,6 +216,7 @@ static int convert(const sdc_store *s, const char *out, int target, sdc_err *e) 
     if (fsync(fd) != 0) { sdc_errf(e, "%s: fsync failed: %s", tmpl, strerror(errno)); goto done; }
     if (close(fd) != 0) { fd = -1; sdc_errf(e, "%s: close failed: %s", tmpl, strerror(errno)); goto done; }
     fd = -1;
+    if (sdc_output_check(out, 1, e)) goto done;   /* it may have changed meanwhile */
     if (rename(tmpl, out) != 0) { sdc_errf(e, "%s: cannot rename the temporary file into place: %s", out, strerror(errno)); goto done; }
     rc = 0;
 done:
@@ -257,17 +259,13 @@ int sdc_cmd_convert(int argc, char **argv) {
         fprintf(stderr, "sdc: convert: needs IN and OUT.safetensors (try sdc convert --help)\n");
         return 2;
     }
-    struct stat st;
-    if (!force && lstat(out, &st) == 0) {
-        fprintf(stderr, "sdc: %s: already exists: use --force to replace it\n", out);
-        return 2;
-    }
-    if (force && stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "sdc: %s: is a directory: give the output file name\n", out);
+    sdc_err e = {{0}};
+    /* only a regular file is ever replaced (--force), never a device, FIFO, folder or link */
+    if (sdc_output_check(out, force, &e)) {
+        fprintf(stderr, "sdc: %s%s\n", e.msg, strstr(e.msg, "already exists") ? ": use --force to replace it" : "");
         return 2;
     }
     sdc_store *s = sdc_store_new();
-    sdc_err e = {{0}};
     if (!s) { fprintf(stderr, "sdc: %s: out of memory\n", in); return 2; }
     if (sdc_store_open(s, in, &opts, &e) || convert(s, out, target, &e)) {
         fprintf(stderr, "sdc: %s\n", e.msg);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "cli/a1111.h"
 #include "cli/cli.h"
 #include "pipeline/image.h"
+#include "runtime/outpath.h"
 #include "cli/hashcache.h"
 #include "pipeline/prompt.h"
 #include "runtime/sha256.h"
@@ -109,8 +111,8 @@ static int parse_float(const char *flag, const char *v, float *out) {
     char *end;
     errno = 0;
     float x = strtof(v, &end);
-    if (errno || *end || end == v || x != x) {
-        fprintf(stderr, "sdc: generate: %s '%s': expected a number\n", flag, v);
+    if (errno || *end || end == v || !isfinite(x)) {   /* inf, nan: a black image, not a picture */
+        fprintf(stderr, "sdc: generate: %s '%s': expected a finite number\n", flag, v);
         return -1;
     }
     *out = x;
@@ -201,11 +203,53 @@ static char *numbered(const char *out, int i) {   /* out.png → out_<i>.png */
     return s;
 }
 
+/* Everything that can be checked before the model loads, so a mistake costs nothing: every
+ * output path (each numbered image of a batch, the grid) may be written — only a regular file is
+ * ever replaced; the size; the img2img options. A thread count above the CPUs is cut down with a
+ * warning (it only slows every barrier down). Prints one line and returns -1 when refused. */
+static int check_before_loading(const sdc_gen_params *gp, sdc_model_params *mp, const char *out,
+                                const char *grid_path, long batch, int have_w, int have_h,
+                                int have_strength, const char *init_path, int quiet) {
+    sdc_err e = {{0}};
+    for (long b = 0; b < batch; b++) {
+        char *path = batch > 1 ? numbered(out, (int)b + 1) : strdup(out);
+        int bad = !path || sdc_output_check(path, 1, &e);
+        if (!path) snprintf(e.msg, sizeof e.msg, "out of memory");
+        free(path);
+        if (bad) { fprintf(stderr, "sdc: %s\n", e.msg); return -1; }
+    }
+    if (grid_path && sdc_output_check(grid_path, 1, &e)) { fprintf(stderr, "sdc: --grid %s\n", e.msg); return -1; }
+    if ((have_w && gp->width % 8) || (have_h && gp->height % 8)) {
+        int wbad = have_w && gp->width % 8;
+        fprintf(stderr, "sdc: generate: %s %d: width and height must be multiples of 8 (any multiple of 8 works)\n",
+                wbad ? "-W" : "-H", wbad ? gp->width : gp->height);
+        return -1;
+    }
+    if (have_strength && !init_path) {
+        fprintf(stderr, "sdc: generate: --strength %g needs -i IMAGE (img2img); without it the image starts from noise\n",
+                gp->strength);
+        return -1;
+    }
+    if (have_strength && !(gp->strength > 0 && gp->strength <= 1)) {
+        fprintf(stderr, "sdc: generate: --strength %g: must be in (0, 1]\n", gp->strength);
+        return -1;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu > 0 && mp->threads > ncpu) {
+        if (!quiet)
+            fprintf(stderr, "sdc: warning: -t %d: this machine has %ld CPUs; using %ld (more threads only "
+                    "wait for each other)\n", mp->threads, ncpu, ncpu);
+        mp->threads = (int)ncpu;
+    }
+    return 0;
+}
+
 int sdc_cmd_generate(int argc, char **argv) {
     sdc_model_params mp = sdc_model_default_params();
     sdc_gen_params gp = sdc_gen_default_params();
     const char *out = "output.png", *init_path = NULL, *grid_path = NULL, *mask_path = NULL;
     long seed = 42, batch = 1, v;
+    int have_strength = 0;
     int quiet = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
     sdc_lora loras[MAX_LORA_FLAGS];
     int n_loras = 0;
@@ -245,7 +289,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "-H") || !strcmp(a, "--height")) { if (parse_int(a, val, 8, 8192, &v)) return 2; gp.height = (int)v; have_h = 1; }
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-count")) { if (parse_int(a, val, 1, MAX_BATCH, &batch)) return 2; }
         else if (!strcmp(a, "-i") || !strcmp(a, "--init-img")) init_path = val;
-        else if (!strcmp(a, "--strength")) { if (parse_float(a, val, &gp.strength)) return 2; }
+        else if (!strcmp(a, "--strength")) { if (parse_float(a, val, &gp.strength)) return 2; have_strength = 1; }
         else if (!strcmp(a, "--mask")) mask_path = val;
         else if (!strcmp(a, "--vae")) mp.vae_path = val;
         else if (!strcmp(a, "--clip-skip")) { if (parse_int(a, val, 0, 64, &v)) return 2; gp.clip_skip = (int)v; }
@@ -284,6 +328,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     mp.loras = loras;
     mp.n_loras = n_loras;
     mp.lora_prompt = gp.prompt;   /* its <lora:NAME:W> tags are merged at open */
+    if (check_before_loading(&gp, &mp, out, grid_path, batch, have_w, have_h, have_strength, init_path, quiet))
+        return 2;
 
     if (mask_path && !init_path) {
         fprintf(stderr, "sdc: generate: --mask needs -i IMAGE, the picture whose white-masked part is repainted\n");
@@ -369,7 +415,7 @@ int sdc_cmd_generate(int argc, char **argv) {
     gp.on_step = on_step;
     gp.on_step_user = &pr;
     for (long b = 0; rc == 0 && b < batch; b++) {
-        gp.seed = (uint64_t)(seed + b);
+        gp.seed = (uint64_t)seed + (uint64_t)b;   /* -s 2^63-1 -b 2: 2^63, no overflow */
         pr.t0 = now_s();
         char *path = batch > 1 ? numbered(out, (int)b + 1) : strdup(out);
         if (!rgb || !path) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
