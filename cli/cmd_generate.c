@@ -221,8 +221,9 @@ static int check_before_loading(const sdc_gen_params *gp, sdc_model_params *mp, 
     if (grid_path && sdc_output_check(grid_path, 1, &e)) { fprintf(stderr, "sdc: --grid %s\n", e.msg); return -1; }
     if ((have_w && gp->width % 8) || (have_h && gp->height % 8)) {
         int wbad = have_w && gp->width % 8;
-        fprintf(stderr, "sdc: generate: %s %d: width and height must be multiples of 8 (any multiple of 8 works)\n",
-                wbad ? "-W" : "-H", wbad ? gp->width : gp->height);
+        int v = wbad ? gp->width : gp->height;
+        fprintf(stderr, "sdc: generate: %s %d: width and height must be multiples of 8 (%d or %d)\n",
+                wbad ? "-W" : "-H", v, v / 8 * 8 > 0 ? v / 8 * 8 : 8, v / 8 * 8 + 8);
         return -1;
     }
     if (have_strength && !init_path) {

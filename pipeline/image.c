@@ -1,5 +1,6 @@
 /* image.c — PNG writing (stb_image_write + a tEXt chunk, temp file + rename) and image reading. */
 #include "pipeline/image.h"
+#include "runtime/outpath.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ int sdc_write_png(const char *path, const uint8_t *rgb, int w, int h, const char
                   const char *text_val, sdc_err *e) {
     if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "%s: bad image size %dx%d", path, w, h);
+    if (sdc_output_check(path, 1, e)) return -1;   /* never a device, FIFO, folder or link */
     int len = 0;
     unsigned char *png = stbi_write_png_to_mem(rgb, w * 3, w, h, 3, &len);
     if (!png) return sdc_errf(e, "%s: PNG encoding failed (out of memory)", path);
@@ -76,6 +78,13 @@ int sdc_write_png(const char *path, const uint8_t *rgb, int w, int h, const char
     bad |= fflush(f) != 0;
     bad |= fclose(f) != 0;
     STBIW_FREE(png);
+    sdc_err ce;
+    if (!bad && sdc_output_check(path, 1, &ce)) {   /* it may have changed meanwhile */
+        unlink(tmp);
+        free(tmp);
+        if (e) *e = ce;
+        return -1;
+    }
     if (bad || rename(tmp, path) != 0) {
         int err = errno;
         unlink(tmp);
