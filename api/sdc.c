@@ -5,9 +5,12 @@
 #include "sdc.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "kernels/kernels.h"
 #include "models/clip.h"
@@ -18,6 +21,7 @@
 #include "pipeline/prompt.h"
 #include "pipeline/sampler.h"
 #include "runtime/lora.h"
+#include "runtime/sha256.h"
 #include "runtime/store.h"
 #include "tokenizer/tokenizer.h"
 
@@ -69,7 +73,57 @@ struct sdc_model {
     float lora_mult[MAX_LORAS];
     int n_tag;                   /* of which the last n_tag came from lora_prompt's tags */
     sdc_embd_db embd;            /* textual-inversion embeddings */
+    sdc_load_report load;        /* where sdc_model_open's time went */
 };
+
+/* ── the load clock: wall, CPU and page faults per phase of sdc_model_open ── */
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A "Key:   123 kB" line of /proc/self/status, in kB; -1 if absent. */
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') { v = strtol(line + kl + 1, NULL, 10); break; }
+    fclose(f);
+    return v;
+}
+
+typedef struct load_clock { double t; struct rusage ru; } load_clock;
+
+static void clock_now(load_clock *c) {
+    c->t = mono_s();
+    if (getrusage(RUSAGE_SELF, &c->ru)) memset(&c->ru, 0, sizeof c->ru);
+}
+
+static double tv_s(struct timeval a, struct timeval b) {
+    return (double)(b.tv_sec - a.tv_sec) + (b.tv_usec - a.tv_usec) * 1e-6;
+}
+
+/* Closes the phase that began at *c (named name) and starts the next one there. */
+static void phase_end(sdc_load_report *r, load_clock *c, const char *name) {
+    load_clock n;
+    clock_now(&n);
+    if (r->n_phases < SDC_LOAD_MAX_PHASES) {
+        sdc_load_phase *p = &r->phase[r->n_phases++];
+        p->name = name;
+        p->wall_s = n.t - c->t;
+        p->user_s = tv_s(c->ru.ru_utime, n.ru.ru_utime);
+        p->sys_s = tv_s(c->ru.ru_stime, n.ru.ru_stime);
+        p->minor_faults = n.ru.ru_minflt - c->ru.ru_minflt;
+        p->major_faults = n.ru.ru_majflt - c->ru.ru_majflt;
+        p->rss_kb = status_kb("VmRSS");
+    }
+    clock_now(c);   /* the status read is not charged to the next phase */
+}
 
 sdc_model_params sdc_model_default_params(void) {
     sdc_model_params p;
@@ -177,10 +231,24 @@ static int open_loras(sdc_model *m, const sdc_model_params *p, const sdc_load_op
     return rc;
 }
 
+/* The tokenizer builds its tables once per process (tens of ms): done on a thread of its own while
+ * the UNet's weights are bound, so the first prompt does not wait for it. */
+static void *warm_tokenizer(void *arg) {
+    (void)arg;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    sdc_err e;
+    if (!sdc_tokenize("", &ids, &n, &e)) free(ids);
+    return NULL;
+}
+
 sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     if (!p || !p->model_path) { sdc_errf(e, "no model given"); return NULL; }
     sdc_model *m = calloc(1, sizeof *m);
     if (!m) { sdc_errf(e, "%s: out of memory", p->model_path); return NULL; }
+    load_clock lc;
+    clock_now(&lc);
+    m->load.start = lc.t;
     sdc_arena_init(&m->arena, (size_t)64 << 20);
     sdc_kernels_set_threads(p->threads);
     sdc_load_opts lo = {.strict = p->strict, .allow_unsafe_pickle = p->allow_unsafe_pickle};
@@ -191,7 +259,9 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
                  "— a VAE, LoRA or other file goes with --vae, or is not supported", p->model_path);
         goto fail;
     }
+    phase_end(&m->load, &lc, "open");
     if (sdc_model_config_resolve(&m->cfg, m->store, p->config_path, p->prediction, e)) goto fail;
+    phase_end(&m->load, &lc, "config");
     m->low_mem = p->low_mem;
     /* The text encoder and the VAE read their matrices from the file per layer in every mode
      * (widened just in time, like --low-mem): each runs once or twice per image, so an f32 copy
@@ -199,13 +269,20 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
      * spend better. Same bits either way (models/weight.h). */
     /* LoRAs: read and mapped onto the model's weights now, merged as the graphs bind them */
     if (open_loras(m, p, &lo, e)) goto fail;
+    if (m->n_lora) phase_end(&m->load, &lc, "loras");
     sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act, .low_mem = 1,
                           .lora = m->lora};
     if (!(m->clip = sdc_clip_load(m->store, &cp, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
+    phase_end(&m->load, &lc, "text encoder");
     sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim,
                           .low_mem = p->low_mem, .lora = m->lora};
     sdc_vae_params vp = {.low_mem = 1, .scale = m->cfg.vae_scale, .shift = m->cfg.vae_shift};
-    if (!(m->unet = sdc_unet_load(m->store, &up, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
+    pthread_t tok;
+    int tok_started = pthread_create(&tok, NULL, warm_tokenizer, NULL) == 0;
+    m->unet = sdc_unet_load(m->store, &up, e);
+    if (tok_started) pthread_join(tok, NULL);
+    if (!m->unet) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
+    phase_end(&m->load, &lc, "unet");
     if (p->vae_path) {
         if (!(m->vae_store = sdc_store_new())) { sdc_errf(e, "out of memory"); goto fail; }
         if (sdc_store_open(m->vae_store, p->vae_path, &lo, e)) goto fail;
@@ -216,10 +293,12 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     }
     if (sdc_lora_check_used(m->lora, e)) goto fail;
     if (p->embd_dir && sdc_embd_db_load_dir(&m->embd, p->embd_dir, sdc_clip_width(m->clip), &lo, e)) goto fail;
+    phase_end(&m->load, &lc, "vae");
     /* The weights are converted (or, low-mem, read per layer): the file's pages need not stay
      * resident; a later read faults them back in from the page cache. */
     sdc_store_release_pages(m->store);
     sdc_store_release_pages(m->vae_store);
+    phase_end(&m->load, &lc, "release");
     const sdc_unet_info *ui = sdc_unet_get_info(m->unet);
     if (ui->context_dim != sdc_clip_width(m->clip)) {
         sdc_errf(e, "%s: text encoder width %d does not match the UNet's context width %d",
@@ -249,6 +328,8 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     m->info.unet_in_channels = ui->in_channels;
     m->info.vae_scale = m->cfg.vae_scale;
     m->info.vae_shift = m->cfg.vae_shift;
+    m->load.ready_s = mono_s() - m->load.start;
+    m->load.peak_rss_kb = status_kb("VmHWM");
     return m;
 fail:
     sdc_model_close(m);
@@ -256,6 +337,14 @@ fail:
 }
 
 const sdc_model_info *sdc_model_get_info(const sdc_model *m) { return &m->info; }
+
+const sdc_load_report *sdc_model_load_report(const sdc_model *m) { return m ? &m->load : NULL; }
+
+void sdc_model_layout_digest(const sdc_model *m, char hex[65]) {
+    uint8_t d[32];
+    sdc_unet_layout_digest(m->unet, d);
+    sdc_sha256_hex(d, hex);
+}
 
 void sdc_model_defaults(const sdc_model *m, int *w, int *h, int *steps, float *cfg) {
     *w = m->cfg.def_width; *h = m->cfg.def_height; *steps = m->cfg.def_steps; *cfg = m->cfg.def_cfg;
@@ -321,6 +410,7 @@ typedef struct guide_ctx {
  * With cfg <= 1 (no guidance) one batch-1 call on the conditional context. */
 static int guided_model(void *vctx, const float *x_in, float t, float *out, sdc_err *e) {
     guide_ctx *g = vctx;
+    if (!g->m->load.first_unet) g->m->load.first_unet = mono_s();
     size_t n = (size_t)g->C_lat * g->h * g->w;
     sdc_arena_mark mk = sdc_arena_get_mark(&g->m->arena);
     int rc;
@@ -384,6 +474,7 @@ static int encode_sample(sdc_model *m, const uint8_t *rgb, const float *img_in, 
 
 int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *image,
                     float *latents, sdc_err *e) {
+    if (!m->load.first_generate) m->load.first_generate = mono_s();
     int ds = sdc_vae_downscale(m->vae);
     if (p->width <= 0 || p->height <= 0 || p->width % 8 || p->height % 8 || p->width > MAX_SIDE || p->height > MAX_SIDE)
         return sdc_errf(e, "size %dx%d: width and height must be positive multiples of 8 (at most %d)",

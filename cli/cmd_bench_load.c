@@ -1,14 +1,18 @@
-/* cmd_bench_load.c — `sdc bench-load FILE...`: what loading each file costs, measured.
+/* cmd_bench_load.c — `sdc bench-load FILE...`: what generation waits for, measured.
  *
- * Per file and run, in a forked child (so that one run's memory never counts in another's peak):
- *   open   = time to a validated tensor store (sdc_store_open: map, parse, validate, index);
- *   ready  = time to weights ready for compute: open + every float tensor converted to f32 into
- *            its own buffer (as generate binds them; integer tensors are read through);
- *   peak RSS of the child (VmHWM, reset at the child's start), the storage bytes the child
- *   caused to be read (/proc/self/io read_bytes: ~0 when the file is in the page cache).
- * Runs interleave the files (run 1 of every file, then run 2, ...) so drift hits all alike.
- * --cold drops each file from the page cache before each run (posix_fadvise DONTNEED) and checks
- * with mincore that the pages went; warm mode reads each file once before the first run. */
+ * Each run starts a fresh `sdc` process (fork + exec of this binary, so the clock starts where a
+ * user's does: before the program is even loaded) that does exactly what `sdc generate` does, through
+ * the same calls: sdc_model_open (the tensor store opened and validated, the text encoder, UNet and
+ * VAE bound in the layout generation uses, per mode), then one generation step at the smallest size,
+ * timed to the start of its first UNet call. The child reports sdc_model_open's own load report
+ * (sdc_model_load_report: wall, CPU and page faults per phase — the numbers `generate` prints), its
+ * peak RSS when the model was ready (VmHWM), its RSS once generating (the steady state), and the
+ * bytes it read from storage. In the same round, right before the child, the parent reads the file
+ * as `cat FILE > /dev/null` does (read() in 128 KiB blocks), so every load is set beside the time
+ * it takes just to read the bytes on the machine as it is at that moment.
+ * Runs interleave files and modes (run 1 of everything, then run 2, ...) so drift hits all alike.
+ * --cold drops the file from the page cache before the cat and again before the load
+ * (posix_fadvise DONTNEED, checked with mincore); warm mode reads each file once first. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,36 +30,50 @@
 
 #include "cli/cli.h"
 #include "runtime/store.h"
+#include "sdc.h"
 
 #define RUNS_DEFAULT 5
 #define RUNS_MAX 1000        /* more runs than anyone waits for; bounds the sample arrays */
-#define FILES_MAX 64         /* one table row per file: a table of more is not a table */
+#define FILES_MAX 64         /* one table row per file and mode: a table of more is not a table */
 #define THREADS_MAX 4096     /* as -t of generate: more than any machine sdc runs on */
+#define CAT_BLOCK (128 << 10) /* coreutils cat's read size */
 /* After an eviction, more than this share of the file still resident means the kernel kept it
  * (mapped by another process, dirty, or the advice ignored): reported, never hidden. */
 #define COLD_RESIDENT_WARN 0.01
+#define CHILD_FLAG "--measure-child"   /* internal: argv of the measuring process */
+
+enum { MODE_DEFAULT, MODE_LOW_MEM, N_MODES };
+static const char *const mode_name[N_MODES] = {"default", "low-mem"};
 
 typedef struct run_result {      /* what a child sends back over its pipe */
     int    ok;
-    double open_s, ready_s;
-    double cpu_s;                /* user + system CPU time of the ready phase (whole run) */
-    long   minflt, majflt;       /* page faults of the run (minor: page in memory; major: I/O) */
-    uint64_t n_tensors, params, f32_bytes;
-    long   hwm_kb, rss_start_kb;
-    long long io_read;           /* -1 when /proc/self/io is not readable */
-    int    format;
+    sdc_load_report rep;         /* sdc_model_open's own report (phase names are re-attached) */
+    double gen_start, first_unet; /* CLOCK_MONOTONIC */
+    double load_cpu_s;           /* user + sys CPU from process start to the model ready */
+    long   load_minflt, load_majflt;
+    long   hwm_ready_kb;         /* VmHWM when the model was ready: the load's peak */
+    long   rss_steady_kb;        /* VmRSS after the generation step: the run's steady state */
+    long long io_read;           /* bytes read from storage by the child; -1 unknown */
+    char   digest[65];           /* --digest: sdc_model_layout_digest */
+    char   phase_name[SDC_LOAD_MAX_PHASES][24];   /* rep's names (its pointers are the child's) */
     char   err[1024];
 } run_result;
 
-typedef struct file_stats {
+typedef struct row {             /* one file in one mode */
     const char *path;
+    int mode;
     uint64_t size;
-    run_result first;            /* tensor count, format, ... of run 1 */
-    double open_s[RUNS_MAX], ready_s[RUNS_MAX], cpu_s[RUNS_MAX], hwm_mb[RUNS_MAX], io_mb[RUNS_MAX];
-    double minflt[RUNS_MAX], majflt[RUNS_MAX];
-    double resident_after_evict[RUNS_MAX]; /* --cold: share of pages still cached (-1 unknown) */
-    int runs;
-} file_stats;
+    sdc_format format;
+    size_t n_tensors;
+    double cat_s[RUNS_MAX], start_s[RUNS_MAX], open_s[RUNS_MAX], ready_s[RUNS_MAX], text_s[RUNS_MAX],
+           first_s[RUNS_MAX], cpu_s[RUNS_MAX], minflt[RUNS_MAX], hwm_mb[RUNS_MAX], steady_mb[RUNS_MAX],
+           io_mb[RUNS_MAX], resident_after_evict[RUNS_MAX];
+    int n_phases;
+    char phase_name[SDC_LOAD_MAX_PHASES][24];
+    double ph_wall[SDC_LOAD_MAX_PHASES][RUNS_MAX], ph_user[SDC_LOAD_MAX_PHASES][RUNS_MAX],
+           ph_sys[SDC_LOAD_MAX_PHASES][RUNS_MAX], ph_flt[SDC_LOAD_MAX_PHASES][RUNS_MAX];
+    char digest[65];
+} row;
 
 static double now_s(void) {
     struct timespec ts;
@@ -76,20 +94,6 @@ static long status_kb(const char *key) {
     return v;
 }
 
-static void faults_now(long *minflt, long *majflt) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru)) { *minflt = *majflt = 0; return; }
-    *minflt = ru.ru_minflt;
-    *majflt = ru.ru_majflt;
-}
-
-static double cpu_now(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru)) return 0;
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec * 1e-6;
-}
-
 static long long io_read_bytes(void) {
     FILE *f = fopen("/proc/self/io", "r");
     if (!f) return -1;
@@ -101,116 +105,85 @@ static long long io_read_bytes(void) {
     return v;
 }
 
-/* Tensors are converted in slices of this many elements, so that the 38 M-value token embedding
- * does not leave one thread working alone. */
-#define SLICE ((int64_t)1 << 22)
+/* ── the measuring process ── */
 
-typedef struct slice { const sdc_tensor *t; int64_t off, n; float *dst; } slice;
-
-/* The measured work of one run, in the child. Fills r; never exits on bad input. */
-static void child_run(const char *path, int threads, int keep_mapped, run_result *r) {
+/* The step generation waits for, at the smallest size every SD family accepts (64 px: 8x8 latents;
+ * the model's own divisibility is checked by sdc_generate), with generate's defaults otherwise. */
+static void child_measure(const char *path, const char *config, int low_mem, int threads, int digest,
+                          run_result *r) {
     memset(r, 0, sizeof *r);
-    /* Reset VmHWM to the current RSS (Linux >= 4.0) so the peak is this run's alone. */
-    FILE *cr = fopen("/proc/self/clear_refs", "w");
-    if (cr) { fputs("5", cr); fclose(cr); }
-    r->rss_start_kb = status_kb("VmRSS");
     long long io0 = io_read_bytes();
+    sdc_model_params mp = sdc_model_default_params();
+    mp.model_path = path;
+    mp.config_path = config && config[0] ? config : NULL;
+    mp.threads = threads;
+    mp.low_mem = low_mem;
     sdc_err e = {{0}};
-    double c0 = cpu_now();
-    long mn0, mj0;
-    faults_now(&mn0, &mj0);
-    double t0 = now_s();
-    sdc_store *s = sdc_store_new();
-    if (!s || sdc_store_open(s, path, NULL, &e)) {
-        snprintf(r->err, sizeof r->err, "%s", s ? e.msg : "out of memory");
-        sdc_store_close(s);
-        return;
+    sdc_model *m = sdc_model_open(&mp, &e);
+    if (!m) { snprintf(r->err, sizeof r->err, "%s", e.msg); return; }
+    struct rusage ru;
+    if (!getrusage(RUSAGE_SELF, &ru)) {
+        r->load_cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+                        ru.ru_stime.tv_usec * 1e-6;
+        r->load_minflt = ru.ru_minflt;
+        r->load_majflt = ru.ru_majflt;
     }
-    double t1 = now_s();
-    size_t n = sdc_store_count(s);
-    /* The weights' f32 home, as the model loaders make it: one anonymous mapping advised for
-     * transparent huge pages, each tensor 64-byte aligned; filled by slices in parallel. */
-    size_t total = 0, njobs = 0;
-    volatile unsigned sink = 0;
-    int failed = 0;
-    for (size_t i = 0; i < n && !failed; i++) {
-        const sdc_tensor *t = sdc_store_at(s, i);
-        r->params += (uint64_t)t->numel;
-        if (!sdc_dtype_is_float(t->dtype)) {   /* read it through, as a model would */
-            const unsigned char *p = t->data;
-            for (size_t k = 0; k < t->nbytes; k += 64) sink += p[k];
-            continue;
-        }
-        size_t bytes;
-        if (sdc_mul_overflow((size_t)t->numel, sizeof(float), &bytes) || sdc_add_overflow(bytes, 63, &bytes) ||
-            sdc_add_overflow(total, bytes & ~(size_t)63, &total))
-            failed = snprintf(r->err, sizeof r->err, "%s: tensor '%s': size overflows", path, t->name) > 0;
-        njobs += (size_t)((t->numel + SLICE - 1) / SLICE);
-    }
-    char *home = NULL;
-    slice *jobs = NULL;
-    if (!failed && total) {
-        home = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (home == MAP_FAILED) home = NULL;
-#ifdef MADV_HUGEPAGE
-        if (home) madvise(home, total, MADV_HUGEPAGE);   /* advice only */
-#endif
-        jobs = calloc(njobs ? njobs : 1, sizeof *jobs);
-        if (!home || !jobs)
-            failed = snprintf(r->err, sizeof r->err, "%s: out of memory for %zu bytes of f32 weights", path, total) > 0;
-    }
-    size_t k = 0, off = 0;
-    for (size_t i = 0; i < n && !failed; i++) {
-        const sdc_tensor *t = sdc_store_at(s, i);
-        if (!sdc_dtype_is_float(t->dtype)) continue;
-        for (int64_t o = 0; o < t->numel; o += SLICE)
-            jobs[k++] = (slice){t, o, t->numel - o < SLICE ? t->numel - o : SLICE, (float *)(home + off) + o};
-        off += ((size_t)t->numel * sizeof(float) + 63) & ~(size_t)63;
-    }
-    r->f32_bytes = total;
-    int bad = -1;   /* the first slice that failed */
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (size_t j = 0; j < k; j++) {
-        if (failed) continue;
-        sdc_err je = {{0}};
-        const slice *sl = &jobs[j];
-        sdc_tensor v = *sl->t;   /* a 1-D view of the slice */
-        size_t es = sdc_dtype_size(v.dtype);
-        v.data = (const unsigned char *)sl->t->data + (size_t)sl->off * es;
-        v.ndim = 1;
-        v.shape[0] = v.numel = sl->n;
-        v.nbytes = (size_t)sl->n * es;
-        if (sdc_tensor_to_f32(&v, sl->dst, &je)) {
-            #pragma omp critical(bench_load_err)
-            if (bad < 0) { bad = (int)j; snprintf(r->err, sizeof r->err, "%s", je.msg); }
-        }
-        /* as the model loaders do: the converted bytes' file pages leave the RSS */
-        if (!keep_mapped) sdc_store_release_tensor(s, &v);
-    }
-    if (bad >= 0) failed = 1;
-    double t2 = now_s();
-    r->cpu_s = cpu_now() - c0;
-    faults_now(&r->minflt, &r->majflt);
-    r->minflt -= mn0;
-    r->majflt -= mj0;
-    r->ok = !failed;
-    r->open_s = t1 - t0;
-    r->ready_s = t2 - t0;
-    r->n_tensors = n;
-    r->format = (int)sdc_store_file_at(s, 0)->format;
-    r->hwm_kb = status_kb("VmHWM");
+    r->hwm_ready_kb = status_kb("VmHWM");
+    sdc_gen_params gp = sdc_gen_default_params();
+    gp.cfg_scale = 7.0f;   /* generate's default: guidance on, so the UNet runs at batch 2 */
+    gp.steps = 1;
+    gp.width = gp.height = 64;
+    gp.seed = 42;
+    uint8_t *rgb = malloc((size_t)gp.width * gp.height * 3);
+    int rc = rgb ? sdc_generate(m, &gp, rgb, &e) : sdc_errf(&e, "out of memory");
+    free(rgb);
+    if (rc) { snprintf(r->err, sizeof r->err, "generation step: %.900s", e.msg); sdc_model_close(m); return; }
+    r->rss_steady_kb = status_kb("VmRSS");
+    const sdc_load_report *lr = sdc_model_load_report(m);
+    r->rep = *lr;
+    r->gen_start = lr->first_generate;
+    r->first_unet = lr->first_unet;
     long long io1 = io_read_bytes();
     r->io_read = io0 >= 0 && io1 >= 0 ? io1 - io0 : -1;
-    (void)sink;
-    /* The child exits right after this: the OS frees the buffers and the mapping. */
+    if (digest) sdc_model_layout_digest(m, r->digest);
+    for (int p = 0; p < lr->n_phases && p < SDC_LOAD_MAX_PHASES; p++)
+        snprintf(r->phase_name[p], sizeof r->phase_name[p], "%s", lr->phase[p].name ? lr->phase[p].name : "?");
+    sdc_model_close(m);
+    r->ok = 1;
 }
 
-/* Runs child_run in a fork and collects its result. Returns 0, or -1 with r->err set. */
-static int run_forked(const char *path, int threads, int keep_mapped, run_result *r) {
+/* argv: CHILD_FLAG FD PATH CONFIG ("" none) LOW_MEM THREADS DIGEST */
+static int child_main(int argc, char **argv) {
+    if (argc != 7) return 2;
+    int fd = atoi(argv[1]);
+    run_result r;
+    child_measure(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), &r);
+    const char *p = (const char *)&r;
+    size_t left = sizeof r;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        p += w;
+        left -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Starts the measuring process (this binary again) and collects its result; *t0 is the moment
+ * just before the fork. Returns 0, or -1 with r->err set. */
+static int run_child(const char *path, const char *config, int low_mem, int threads, int digest, double *t0,
+                     run_result *r) {
     int fd[2];
     memset(r, 0, sizeof *r);
     if (pipe(fd)) { snprintf(r->err, sizeof r->err, "bench-load: pipe: %s", strerror(errno)); return -1; }
+    char sfd[16], slm[4], sth[16], sdg[4];
+    snprintf(sfd, sizeof sfd, "%d", fd[1]);
+    snprintf(slm, sizeof slm, "%d", low_mem);
+    snprintf(sth, sizeof sth, "%d", threads);
+    snprintf(sdg, sizeof sdg, "%d", digest);
     fflush(NULL);
+    *t0 = now_s();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(r->err, sizeof r->err, "bench-load: fork: %s", strerror(errno));
@@ -219,16 +192,10 @@ static int run_forked(const char *path, int threads, int keep_mapped, run_result
     }
     if (pid == 0) {
         close(fd[0]);
-        run_result c;
-        child_run(path, threads, keep_mapped, &c);
-        const char *p = (const char *)&c;
-        size_t left = sizeof c;
-        while (left) {
-            ssize_t w = write(fd[1], p, left);
-            if (w <= 0 && errno != EINTR) break;
-            if (w > 0) { p += w; left -= (size_t)w; }
-        }
-        _exit(0);
+        char *av[] = {"sdc", "bench-load", CHILD_FLAG, sfd, (char *)path, (char *)(config ? config : ""), slm, sth,
+                      sdg, NULL};
+        execv("/proc/self/exe", av);
+        _exit(127);
     }
     close(fd[1]);
     char *p = (char *)r;
@@ -247,13 +214,18 @@ static int run_forked(const char *path, int threads, int keep_mapped, run_result
         if (WIFSIGNALED(st))
             snprintf(r->err, sizeof r->err, "%s: the measuring process died of signal %d%s", path,
                      WTERMSIG(st), WTERMSIG(st) == SIGKILL ? " (out of memory?)" : "");
+        else if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+            snprintf(r->err, sizeof r->err, "%s: could not start the measuring process (/proc/self/exe)", path);
         else
             snprintf(r->err, sizeof r->err, "%s: the measuring process sent no result", path);
         return -1;
     }
     r->err[sizeof r->err - 1] = 0;
+    r->digest[sizeof r->digest - 1] = 0;
     return r->ok ? 0 : -1;
 }
+
+/* ── the page cache ── */
 
 /* Share of the file's pages resident in the page cache (mincore), or -1 if unknown. */
 static double resident_share(int fd, uint64_t size) {
@@ -285,14 +257,19 @@ static double evict(const char *path, uint64_t size) {
     return share;
 }
 
-/* Reads the file once so that warm runs find it in the page cache. */
-static void warm(const char *path) {
+/* `cat path > /dev/null`: every byte read through read() in cat's block size. Seconds, or -1. */
+static double cat_file(const char *path) {
+    static char buf[CAT_BLOCK];
+    double t0 = now_s();
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return;
-    static char buf[1 << 20];
-    while (read(fd, buf, sizeof buf) > 0) {}
+    if (fd < 0) return -1;
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf)) > 0) {}
     close(fd);
+    return k < 0 ? -1 : now_s() - t0;
 }
+
+/* ── statistics and output ── */
 
 static int cmp_dbl(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
@@ -302,10 +279,12 @@ static int cmp_dbl(const void *x, const void *y) {
 typedef struct mmm { double min, med, max; } mmm;
 
 static mmm stats(const double *v, int n) {
-    double s[RUNS_MAX];
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s) return (mmm){0, 0, 0};
     memcpy(s, v, (size_t)n * sizeof *s);
     qsort(s, (size_t)n, sizeof *s, cmp_dbl);
     mmm r = {s[0], n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]), s[n - 1]};
+    free(s);
     return r;
 }
 
@@ -316,17 +295,20 @@ static const char *base(const char *p) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--cold] [--keep-mapped] [--json]\n"
-        "  For each file, over RUNS runs (default %d), each in a fresh process: time to a\n"
-        "  validated tensor store (open), time to weights ready for compute (every float tensor\n"
-        "  converted to f32 into huge-page-advised memory by THREADS threads, default all cores,\n"
-        "  as the model loaders do), MB/s (file size / ready time), peak RSS, bytes read from storage.\n"
-        "  Prints min/median/max and the ratio of each file's median to the first file's.\n"
-        "  --cold   drop the file from the page cache before each run (posix_fadvise DONTNEED,\n"
-        "           checked with mincore); default: warm (the file is read once before the runs)\n"
-        "  --keep-mapped  keep the converted tensors' file pages in the process (the loaders drop\n"
-        "           them, so by default the peak RSS is the f32 weights, not the weights plus the file)\n"
-        "  --json   machine-readable output\n", RUNS_DEFAULT);
+        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--mode default|low-mem|both] [--cold]\n"
+        "                      [--config FILE] [--digest] [--json]\n"
+        "  What generation waits for. Each run is a fresh sdc process doing what `sdc generate` does:\n"
+        "  open and validate the file, bind every weight in the layout generation uses (per mode),\n"
+        "  then one step at 64x64, timed to the start of its first UNet call. Beside each load, in the\n"
+        "  same round, the file is read as `cat FILE > /dev/null` reads it. Times are from process\n"
+        "  start (before exec); RUNS runs (default %d), files and modes interleaved; min/median/max.\n"
+        "  -t N        threads (default: all cores), as generate -t\n"
+        "  --mode M    default, low-mem, or both (the default)\n"
+        "  --config F  model config JSON, as generate --config (for every file)\n"
+        "  --cold      drop the file from the page cache before the cat and before the load\n"
+        "              (posix_fadvise DONTNEED, checked with mincore); default: warm\n"
+        "  --digest    also print the SHA-256 of the UNet weights as bound (as generate --load-report)\n"
+        "  --json      machine-readable output, with every load phase\n", RUNS_DEFAULT);
 }
 
 static cJSON *mmm_json(mmm m) {
@@ -337,37 +319,48 @@ static cJSON *mmm_json(mmm m) {
     return o;
 }
 
-static int print_json(file_stats *fs, int nf, int runs, int cold, int threads, int keep_mapped) {
+static int print_json(row *rows, int nr, int runs, int cold, int threads) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "runs", runs);
     cJSON_AddStringToObject(root, "cache", cold ? "cold" : "warm");
     cJSON_AddNumberToObject(root, "threads", threads);
-    cJSON_AddBoolToObject(root, "file_pages_kept", keep_mapped);
     double la[3];
     if (getloadavg(la, 3) == 3) cJSON_AddNumberToObject(root, "loadavg_1min", la[0]);
     cJSON *arr = cJSON_AddArrayToObject(root, "files");
-    double first_ready = stats(fs[0].ready_s, runs).med, first_open = stats(fs[0].open_s, runs).med;
-    for (int i = 0; i < nf; i++) {
-        file_stats *f = &fs[i];
+    for (int i = 0; i < nr; i++) {
+        row *f = &rows[i];
         cJSON *o = cJSON_CreateObject();
-        mmm op = stats(f->open_s, runs), rd = stats(f->ready_s, runs);
         cJSON_AddStringToObject(o, "path", f->path);
-        cJSON_AddStringToObject(o, "format", sdc_format_name((sdc_format)f->first.format));
+        cJSON_AddStringToObject(o, "format", sdc_format_name(f->format));
+        cJSON_AddStringToObject(o, "mode", mode_name[f->mode]);
         cJSON_AddNumberToObject(o, "bytes", (double)f->size);
-        cJSON_AddNumberToObject(o, "tensors", (double)f->first.n_tensors);
-        cJSON_AddNumberToObject(o, "params", (double)f->first.params);
-        cJSON_AddNumberToObject(o, "f32_bytes", (double)f->first.f32_bytes);
-        cJSON_AddItemToObject(o, "open_s", mmm_json(op));
-        cJSON_AddItemToObject(o, "ready_s", mmm_json(rd));
-        cJSON_AddItemToObject(o, "ready_cpu_s", mmm_json(stats(f->cpu_s, runs)));
-        cJSON_AddItemToObject(o, "minor_faults", mmm_json(stats(f->minflt, runs)));
-        cJSON_AddItemToObject(o, "major_faults", mmm_json(stats(f->majflt, runs)));
-        cJSON_AddNumberToObject(o, "mb_per_s_median", rd.med > 0 ? f->size / 1e6 / rd.med : 0);
-        cJSON_AddItemToObject(o, "peak_rss_mb", mmm_json(stats(f->hwm_mb, runs)));
+        cJSON_AddNumberToObject(o, "tensors", (double)f->n_tensors);
+        mmm cat = stats(f->cat_s, runs), first = stats(f->first_s, runs);
+        cJSON_AddItemToObject(o, "cat_s", mmm_json(cat));
+        cJSON_AddItemToObject(o, "start_s", mmm_json(stats(f->start_s, runs)));
+        cJSON_AddItemToObject(o, "open_s", mmm_json(stats(f->open_s, runs)));
+        cJSON_AddItemToObject(o, "ready_s", mmm_json(stats(f->ready_s, runs)));
+        cJSON_AddItemToObject(o, "text_s", mmm_json(stats(f->text_s, runs)));
+        cJSON_AddItemToObject(o, "first_unet_s", mmm_json(first));
+        cJSON_AddNumberToObject(o, "first_unet_over_cat", cat.med > 0 ? first.med / cat.med : 0);
+        cJSON_AddNumberToObject(o, "first_unet_spread", first.min > 0 ? first.max / first.min : 0);
+        cJSON_AddItemToObject(o, "load_cpu_s", mmm_json(stats(f->cpu_s, runs)));
+        cJSON_AddItemToObject(o, "load_minor_faults", mmm_json(stats(f->minflt, runs)));
+        cJSON_AddItemToObject(o, "peak_rss_ready_mb", mmm_json(stats(f->hwm_mb, runs)));
+        cJSON_AddItemToObject(o, "steady_rss_mb", mmm_json(stats(f->steady_mb, runs)));
         cJSON_AddItemToObject(o, "storage_read_mb", mmm_json(stats(f->io_mb, runs)));
-        cJSON_AddNumberToObject(o, "open_ratio_to_first", first_open > 0 ? op.med / first_open : 0);
-        cJSON_AddNumberToObject(o, "ready_ratio_to_first", first_ready > 0 ? rd.med / first_ready : 0);
         if (cold) cJSON_AddItemToObject(o, "resident_after_evict", mmm_json(stats(f->resident_after_evict, runs)));
+        if (f->digest[0]) cJSON_AddStringToObject(o, "layout_sha256", f->digest);
+        cJSON *ph = cJSON_AddArrayToObject(o, "phases");
+        for (int p = 0; p < f->n_phases; p++) {
+            cJSON *q = cJSON_CreateObject();
+            cJSON_AddStringToObject(q, "name", f->phase_name[p]);
+            cJSON_AddItemToObject(q, "wall_s", mmm_json(stats(f->ph_wall[p], runs)));
+            cJSON_AddItemToObject(q, "user_s", mmm_json(stats(f->ph_user[p], runs)));
+            cJSON_AddItemToObject(q, "sys_s", mmm_json(stats(f->ph_sys[p], runs)));
+            cJSON_AddItemToObject(q, "minor_faults", mmm_json(stats(f->ph_flt[p], runs)));
+            cJSON_AddItemToArray(ph, q);
+        }
         cJSON_AddItemToArray(arr, o);
     }
     char *s = cJSON_Print(root);
@@ -378,64 +371,119 @@ static int print_json(file_stats *fs, int nf, int runs, int cold, int threads, i
     return 0;
 }
 
-static void print_table(file_stats *fs, int nf, int runs, int cold, int threads, int keep_mapped) {
-    printf("bench-load: %d run%s per file, each in a fresh process, %d conversion thread%s, page cache %s\n",
+static void print_table(row *rows, int nr, int runs, int cold, int threads) {
+    printf("bench-load: %d run%s per file and mode, each a fresh process, %d thread%s, page cache %s\n",
            runs, runs == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
-           cold ? "cold (evicted before each run)" : "warm (file read once before the runs)");
+           cold ? "cold (evicted before the cat and before the load)" : "warm (file read once before the runs)");
     double la[3];
     if (getloadavg(la, 3) == 3)
-        printf("load average %.2f %.2f %.2f on %ld CPUs (wall times stretch when the machine is busy; cpu ms does less)\n",
+        printf("load average %.2f %.2f %.2f on %ld CPUs (wall times stretch when the machine is busy)\n",
                la[0], la[1], la[2], sysconf(_SC_NPROCESSORS_ONLN));
-    printf("times in ms as median [min-max]; cpu ms = user+sys CPU of the whole run (median);"
-           " faults = minor page faults of the run (median);\n"
-           "MB/s = file size / median ready; x first = median / the first file's median\n");
+    printf("ms from process start, median [min-max]; cat = reading the file as cat does, same round;\n"
+           "ready = every weight bound (sdc_model_open returned); 1st UNet = the first UNet call starts\n"
+           "(prompt encoded); x cat = median 1st UNet / median cat; spread = slowest / fastest 1st UNet;\n"
+           "cpu = user+sys CPU to ready; faults = minor page faults to ready; peak = VmHWM at ready (MB);\n"
+           "steady = RSS while generating (MB); disk = MB the load read from storage\n");
     int w = 4;
-    for (int i = 0; i < nf; i++) if ((int)strlen(base(fs[i].path)) > w) w = (int)strlen(base(fs[i].path));
-    printf("%-*s  %-14s %7s %9s  %-26s %-26s %9s %8s %8s %9s %9s %7s %7s\n", w, "file", "format", "tensors", "MB",
-           "open ms", "ready ms", "cpu ms", "faults", "MB/s", "peakRSS", "disk MB", "open x", "ready x");
-    double f_open = stats(fs[0].open_s, runs).med, f_ready = stats(fs[0].ready_s, runs).med;
-    for (int i = 0; i < nf; i++) {
-        file_stats *f = &fs[i];
-        mmm op = stats(f->open_s, runs), rd = stats(f->ready_s, runs), hw = stats(f->hwm_mb, runs),
-            io = stats(f->io_mb, runs), cpu = stats(f->cpu_s, runs), fl = stats(f->minflt, runs);
-        char o[64], r[64], d[32];
-        snprintf(o, sizeof o, "%.2f [%.2f-%.2f]", op.med * 1e3, op.min * 1e3, op.max * 1e3);
-        snprintf(r, sizeof r, "%.2f [%.2f-%.2f]", rd.med * 1e3, rd.min * 1e3, rd.max * 1e3);
+    for (int i = 0; i < nr; i++) if ((int)strlen(base(rows[i].path)) > w) w = (int)strlen(base(rows[i].path));
+    printf("%-*s  %-13s %-7s %7s %9s %8s %-22s %-22s %6s %6s %7s %8s %7s %7s %7s\n", w, "file", "format", "mode",
+           "tensors", "MB", "cat ms", "ready ms", "1st UNet ms", "x cat", "spread", "cpu s", "faults", "peak", "steady",
+           "disk");
+    for (int i = 0; i < nr; i++) {
+        row *f = &rows[i];
+        mmm cat = stats(f->cat_s, runs), rd = stats(f->ready_s, runs), fu = stats(f->first_s, runs),
+            cpu = stats(f->cpu_s, runs), fl = stats(f->minflt, runs), hw = stats(f->hwm_mb, runs),
+            sd = stats(f->steady_mb, runs), io = stats(f->io_mb, runs);
+        char r[64], u[64], d[32];
+        snprintf(r, sizeof r, "%.0f [%.0f-%.0f]", rd.med * 1e3, rd.min * 1e3, rd.max * 1e3);
+        snprintf(u, sizeof u, "%.0f [%.0f-%.0f]", fu.med * 1e3, fu.min * 1e3, fu.max * 1e3);
         if (io.min < 0) snprintf(d, sizeof d, "n/a");
-        else snprintf(d, sizeof d, "%.1f", io.med);
-        printf("%-*s  %-14s %7llu %9.1f  %-26s %-26s %9.2f %8.0f %8.0f %9.1f %9s %7.2f %7.2f\n", w, base(f->path),
-               sdc_format_name((sdc_format)f->first.format), (unsigned long long)f->first.n_tensors,
-               f->size / 1e6, o, r, cpu.med * 1e3, fl.med, rd.med > 0 ? f->size / 1e6 / rd.med : 0, hw.med, d,
-               f_open > 0 ? op.med / f_open : 0, f_ready > 0 ? rd.med / f_ready : 0);
+        else snprintf(d, sizeof d, "%.0f", io.med);
+        printf("%-*s  %-13s %-7s %7zu %9.1f %8.0f %-22s %-22s %6.2f %6.2f %7.2f %8.0f %7.0f %7.0f %7s\n", w,
+               base(f->path), sdc_format_name(f->format), mode_name[f->mode], f->n_tensors, f->size / 1e6,
+               cat.med * 1e3, r, u, cat.med > 0 ? fu.med / cat.med : 0, fu.min > 0 ? fu.max / fu.min : 0, cpu.med,
+               fl.med, hw.med, sd.med, d);
     }
-    printf("peakRSS: MB, median: the f32 weights plus the file pages mapped at the time (%s);"
-           " disk MB: bytes the run read from storage (median; ~0 when the file was cached)\n",
-           keep_mapped ? "all of them: --keep-mapped" : "each tensor's pages are dropped once converted, as the loaders do");
+    printf("phases, median ms (wall/user/sys, minor faults): start = process start to sdc_model_open;"
+           " text = prompt to the first UNet call\n");
+    for (int i = 0; i < nr; i++) {
+        row *f = &rows[i];
+        printf("  %s %s: start %.0f", base(f->path), mode_name[f->mode], stats(f->start_s, runs).med * 1e3);
+        for (int p = 0; p < f->n_phases; p++)
+            printf(" | %s %.0f/%.0f/%.0f %.0f", f->phase_name[p], stats(f->ph_wall[p], runs).med * 1e3,
+                   stats(f->ph_user[p], runs).med * 1e3, stats(f->ph_sys[p], runs).med * 1e3,
+                   stats(f->ph_flt[p], runs).med);
+        printf(" | text %.0f\n", stats(f->text_s, runs).med * 1e3);
+    }
+    for (int i = 0; i < nr; i++)
+        if (rows[i].digest[0]) printf("layout %s %s: %s\n", base(rows[i].path), mode_name[rows[i].mode], rows[i].digest);
     if (cold)
-        for (int i = 0; i < nf; i++) {
-            mmm res = stats(fs[i].resident_after_evict, runs);
+        for (int i = 0; i < nr; i++) {
+            if (rows[i].mode != rows[0].mode) continue;   /* one line per file */
+            mmm res = stats(rows[i].resident_after_evict, runs);
             if (res.min < 0)
-                printf("note: %s: could not check the page cache after eviction (mincore failed)\n", fs[i].path);
+                printf("note: %s: could not check the page cache after eviction (mincore failed)\n", rows[i].path);
             else if (res.max > COLD_RESIDENT_WARN)
                 printf("note: %s: the kernel did not evict it: up to %.1f%% of its pages stayed in the page cache"
                        " (mapped by another process, dirty, or the advice ignored); those runs were not fully cold\n",
-                       fs[i].path, res.max * 100);
+                       rows[i].path, res.max * 100);
             else
-                printf("cold check: %s: at most %.2f%% of its pages resident after eviction\n", fs[i].path,
+                printf("cold check: %s: at most %.2f%% of its pages resident after eviction\n", rows[i].path,
                        res.max * 100);
         }
 }
 
+/* Records child result c (started at t0, beside cat time cat) as run r of row f. */
+static void record(row *f, int r, double t0, double cat, run_result *c) {
+    const sdc_load_report *lr = &c->rep;
+    f->cat_s[r] = cat;
+    f->start_s[r] = lr->start - t0;
+    f->open_s[r] = lr->start - t0 + (lr->n_phases ? lr->phase[0].wall_s : 0);
+    f->ready_s[r] = lr->start - t0 + lr->ready_s;
+    f->text_s[r] = c->first_unet - c->gen_start;
+    f->first_s[r] = c->first_unet - t0;
+    f->cpu_s[r] = c->load_cpu_s;
+    f->minflt[r] = (double)c->load_minflt;
+    f->hwm_mb[r] = c->hwm_ready_kb / 1024.0;
+    f->steady_mb[r] = c->rss_steady_kb / 1024.0;
+    f->io_mb[r] = c->io_read < 0 ? -1 : c->io_read / 1e6;
+    f->n_phases = lr->n_phases < SDC_LOAD_MAX_PHASES ? lr->n_phases : SDC_LOAD_MAX_PHASES;
+    for (int p = 0; p < f->n_phases; p++) {
+        c->phase_name[p][sizeof c->phase_name[p] - 1] = 0;
+        memcpy(f->phase_name[p], c->phase_name[p], sizeof f->phase_name[p]);
+        f->ph_wall[p][r] = lr->phase[p].wall_s;
+        f->ph_user[p][r] = lr->phase[p].user_s;
+        f->ph_sys[p][r] = lr->phase[p].sys_s;
+        f->ph_flt[p][r] = (double)lr->phase[p].minor_faults;
+    }
+    if (c->digest[0]) memcpy(f->digest, c->digest, sizeof f->digest);
+}
+
 int sdc_cmd_bench_load(int argc, char **argv) {
-    int runs = RUNS_DEFAULT, cold = 0, json = 0, nf = 0, keep_mapped = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    const char *paths[FILES_MAX];
+    if (argc >= 1 && argv[1] && !strcmp(argv[1], CHILD_FLAG)) return child_main(argc - 1, argv + 1);
+    int runs = RUNS_DEFAULT, cold = 0, json = 0, digest = 0, nf = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int modes[N_MODES] = {1, 1};
+    const char *paths[FILES_MAX], *config = NULL;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) { usage(stdout); return 0; }
         if (!strcmp(s, "--cold")) cold = 1;
         else if (!strcmp(s, "--json")) json = 1;
-        else if (!strcmp(s, "--keep-mapped")) keep_mapped = 1;
-        else if (!strcmp(s, "-r") || !strcmp(s, "--runs")) {
+        else if (!strcmp(s, "--digest")) digest = 1;
+        else if (!strcmp(s, "--config")) {
+            if (i + 1 >= argc) { fprintf(stderr, "sdc: bench-load: --config needs a file\n"); return 2; }
+            config = argv[++i];
+        }
+        else if (!strcmp(s, "--mode")) {
+            const char *v = i + 1 < argc ? argv[++i] : "";
+            if (!strcmp(v, "default")) { modes[0] = 1; modes[1] = 0; }
+            else if (!strcmp(v, "low-mem")) { modes[0] = 0; modes[1] = 1; }
+            else if (!strcmp(v, "both")) { modes[0] = modes[1] = 1; }
+            else {
+                fprintf(stderr, "sdc: bench-load: --mode needs default, low-mem or both\n");
+                return 2;
+            }
+        } else if (!strcmp(s, "-r") || !strcmp(s, "--runs")) {
             char *end;
             long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
             if (i + 1 >= argc || !*argv[i + 1] || *end || v < 1 || v > RUNS_MAX) {
@@ -462,41 +510,52 @@ int sdc_cmd_bench_load(int argc, char **argv) {
         } else paths[nf++] = s;
     }
     if (!nf) { fprintf(stderr, "sdc: bench-load: no file given (try sdc bench-load --help)\n"); return 2; }
-    if (threads < 1) threads = 1;   /* sysconf may fail (-1): never hand OpenMP a thread count < 1 */
-    file_stats *fs = calloc((size_t)nf, sizeof *fs);
-    if (!fs) { fprintf(stderr, "sdc: bench-load: out of memory\n"); return 2; }
+    if (threads < 1) threads = 1;   /* sysconf may fail (-1) */
+    int nm = modes[0] + modes[1], nr = nf * nm;
+    row *rows = calloc((size_t)nr, sizeof *rows);
+    if (!rows) { fprintf(stderr, "sdc: bench-load: out of memory\n"); return 2; }
     int status = 2;
-    for (int i = 0; i < nf; i++) {
+    for (int i = 0, k = 0; i < nf; i++) {
         struct stat st;
         if (stat(paths[i], &st)) { fprintf(stderr, "sdc: %s: %s\n", paths[i], strerror(errno)); goto done; }
         if (!S_ISREG(st.st_mode)) {
             fprintf(stderr, "sdc: %s: not a regular file (bench-load measures single model files)\n", paths[i]);
             goto done;
         }
-        fs[i].path = paths[i];
-        fs[i].size = (uint64_t)st.st_size;
-        if (!cold) warm(paths[i]);
+        sdc_store *s = sdc_store_new();   /* the format and tensor count, for the table */
+        sdc_err e = {{0}};
+        if (!s || sdc_store_open(s, paths[i], NULL, &e)) {
+            fprintf(stderr, "sdc: %s\n", s ? e.msg : "out of memory");
+            sdc_store_close(s);
+            goto done;
+        }
+        for (int m = 0; m < N_MODES; m++) {
+            if (!modes[m]) continue;
+            rows[k] = (row){.path = paths[i], .mode = m, .size = (uint64_t)st.st_size,
+                            .format = sdc_store_file_at(s, 0)->format, .n_tensors = sdc_store_count(s)};
+            k++;
+        }
+        sdc_store_close(s);
+        if (!cold && cat_file(paths[i]) < 0) { fprintf(stderr, "sdc: %s: cannot read: %s\n", paths[i], strerror(errno)); goto done; }
     }
     for (int r = 0; r < runs; r++)
-        for (int i = 0; i < nf; i++) {
-            file_stats *f = &fs[i];
-            run_result rr;
+        for (int i = 0; i < nr; i++) {
+            row *f = &rows[i];
+            if (cold) evict(f->path, f->size);
+            double cat = cat_file(f->path), t0;
+            if (cat < 0) { fprintf(stderr, "sdc: %s: cannot read: %s\n", f->path, strerror(errno)); goto done; }
             f->resident_after_evict[r] = cold ? evict(f->path, f->size) : -1;
-            if (run_forked(f->path, threads, keep_mapped, &rr)) { fprintf(stderr, "sdc: %s\n", rr.err); goto done; }
-            if (r == 0) f->first = rr;
-            f->open_s[r] = rr.open_s;
-            f->ready_s[r] = rr.ready_s;
-            f->cpu_s[r] = rr.cpu_s;
-            f->minflt[r] = (double)rr.minflt;
-            f->majflt[r] = (double)rr.majflt;
-            f->hwm_mb[r] = rr.hwm_kb * 1024 / 1e6;
-            f->io_mb[r] = rr.io_read < 0 ? -1 : rr.io_read / 1e6;
-            f->runs = r + 1;
+            run_result c;
+            if (run_child(f->path, config, f->mode == MODE_LOW_MEM, threads, digest && r == 0, &t0, &c)) {
+                fprintf(stderr, "sdc: %s\n", c.err);
+                goto done;
+            }
+            record(f, r, t0, cat, &c);
         }
-    if (json) { if (print_json(fs, nf, runs, cold, threads, keep_mapped)) goto done; }
-    else print_table(fs, nf, runs, cold, threads, keep_mapped);
+    if (json) { if (print_json(rows, nr, runs, cold, threads)) goto done; }
+    else print_table(rows, nr, runs, cold, threads);
     status = 0;
 done:
-    free(fs);
+    free(rows);
     return status;
 }

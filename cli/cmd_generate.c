@@ -44,6 +44,7 @@ static void usage(FILE *f) {
         "      --vae FILE            a separate VAE file\n"
         "      --vae-tiling          decode the image in overlapping tiles (less memory)\n"
         "      --low-mem             keep weights as stored, widen per layer; tiled VAE (far less RAM)\n"
+        "      --load-report         print where the load's time went and the bound layout's digest\n"
         "      --clip-skip N         AUTOMATIC1111's clip skip (1 = none)\n"
         "      --prompt-mode M       chunk (default: AUTOMATIC1111's (emphasis:1.3), [x], BREAK,\n"
         "                            75-token chunks) or truncate (diffusers: the text as it is,\n"
@@ -243,6 +244,20 @@ static int check_before_loading(const sdc_gen_params *gp, sdc_model_params *mp, 
         mp->threads = (int)ncpu;
     }
     return 0;
+/* --load-report: where the load went (sdc_model_load_report, the numbers bench-load reports), the
+ * time from sdc_model_open to the first UNet call, and the UNet's layout digest (as bench-load
+ * --digest), on stderr after the first image. */
+static void print_load_report(const sdc_model *m) {
+    const sdc_load_report *lr = sdc_model_load_report(m);
+    for (int q = 0; q < lr->n_phases; q++)
+        fprintf(stderr, "load: %-12s %8.1f ms wall %8.1f user %8.1f sys %8ld minor faults %7.0f MB resident\n",
+                lr->phase[q].name, lr->phase[q].wall_s * 1e3, lr->phase[q].user_s * 1e3, lr->phase[q].sys_s * 1e3,
+                lr->phase[q].minor_faults, lr->phase[q].rss_kb / 1024.0);
+    fprintf(stderr, "load: ready %.1f ms, peak %.0f MB; first UNet call %.1f ms after the open began\n", lr->ready_s * 1e3,
+            lr->peak_rss_kb / 1024.0, lr->first_unet > 0 ? (lr->first_unet - lr->start) * 1e3 : 0);
+    char hex[65];
+    sdc_model_layout_digest(m, hex);
+    fprintf(stderr, "load: layout %s\n", hex);
 }
 
 int sdc_cmd_generate(int argc, char **argv) {
@@ -251,7 +266,7 @@ int sdc_cmd_generate(int argc, char **argv) {
     const char *out = "output.png", *init_path = NULL, *grid_path = NULL, *mask_path = NULL;
     long seed = 42, batch = 1, v;
     int have_strength = 0;
-    int quiet = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
+    int quiet = 0, load_report = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
     sdc_lora loras[MAX_LORA_FLAGS];
     int n_loras = 0;
     gp.cfg_scale = 7.0f;
@@ -267,6 +282,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--allow-unsafe-pickle")) mp.allow_unsafe_pickle = 1;
         else if (!strcmp(a, "--vae-tiling")) gp.vae_tiling = 1;
         else if (!strcmp(a, "--low-mem")) mp.low_mem = 1;
+        else if (!strcmp(a, "--load-report")) load_report = 1;
         else if (!takes_value(a)) {
             fprintf(stderr, "sdc: generate: unknown option '%s' (see sdc generate --help)\n", a);
             return 2;
@@ -392,9 +408,9 @@ int sdc_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sdc: LoRA %s (%s) merged with multiplier %g\n", name, path, w);
     }
     if (!quiet)
-        fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f\n", mi->family,
-                mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
-                sdc_sampler_name(gp.sample_method), gp.cfg_scale);
+        fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f; model ready in %.2f s\n",
+                mi->family, mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
+                sdc_sampler_name(gp.sample_method), gp.cfg_scale, sdc_model_load_report(m)->ready_s);
     int inpaint_unet = mi->unet_in_channels != mi->latent_channels;
     if (!quiet && inpaint_unet && !mask)
         fprintf(stderr, "sdc: an inpainting model (%d-channel UNet) and no --mask: painting the whole picture (all-white mask)\n",
@@ -424,6 +440,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         char *params = with_lora_hashes(sdc_a1111_infotext(&gp, hash, model_name, (init_rgb ? SDC_A1111_IMG2IMG : 0) |
                                                            (inpaint_unet ? SDC_A1111_INPAINT_MODEL : 0)), m);
         if (!params) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
+        if (load_report && b == 0) print_load_report(m);
         if (sdc_write_png(path, rgb, gp.width, gp.height, "parameters", params, &err)) {
             fprintf(stderr, "sdc: %s\n", err.msg);
             rc = 2;

@@ -131,6 +131,35 @@ const sdc_model_info *sdc_model_get_info(const sdc_model *m);
  * NAME, or the file's stem), *path and *multiplier. NULL when i is past the last. The strings
  * live as long as m. */
 const char *sdc_model_lora(const sdc_model *m, int i, const char **path, float *multiplier);
+/* Where sdc_model_open spent its time, phase by phase, measured by the process itself (CPU time
+ * and page faults are the whole process's during the phase: getrusage). */
+#define SDC_LOAD_MAX_PHASES 8
+typedef struct sdc_load_phase {
+    const char *name;              /* "open" (map + validate), "config", "loras" (when any),
+                                      "text encoder", "unet", "vae" (and embeddings), "release"
+                                      (file pages handed back) */
+    double wall_s, user_s, sys_s;
+    long   minor_faults, major_faults;
+    long   rss_kb;                 /* resident set size at the phase's end (-1 unknown) */
+} sdc_load_phase;
+typedef struct sdc_load_report {
+    int            n_phases;
+    sdc_load_phase phase[SDC_LOAD_MAX_PHASES];
+    double         start;          /* CLOCK_MONOTONIC seconds at sdc_model_open's entry */
+    double         ready_s;        /* sdc_model_open, entry to return: every weight bound */
+    long           peak_rss_kb;    /* the process's peak RSS (VmHWM) when it returned (-1 unknown) */
+    double         first_generate; /* CLOCK_MONOTONIC seconds when the model's first generation
+                                      began (sdc_generate entry); 0 before */
+    double         first_unet;     /* ... and at the start of its first UNet call (the prompt is
+                                      tokenized and encoded by then); 0 until one reaches it */
+} sdc_load_report;
+const sdc_load_report *sdc_model_load_report(const sdc_model *m);
+
+/* SHA-256 (hex, 65 bytes) of the UNet's weights exactly as this model bound them for generation
+ * (f32 and Winograd-packed buffers; in low-mem mode the stored views). `sdc bench-load --digest`
+ * and `sdc generate --load-report` print it, so a test sees they bind the same layout. Reads every
+ * weight (seconds at full size). */
+void sdc_model_layout_digest(const sdc_model *m, char hex[65]);
 
 /* Recommended defaults the model file carries in its metadata (0 when it says nothing). */
 void sdc_model_defaults(const sdc_model *m, int *width, int *height, int *steps, float *cfg);

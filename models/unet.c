@@ -30,7 +30,8 @@
 
 #include "kernels/kernels.h"
 #include "models/weight.h"
-#include "runtime/names.h"   /* sdc_diffusers_to_original: the one diffusers → ldm name table */
+#include "runtime/names.h"
+#include "runtime/sha256.h"   /* sdc_diffusers_to_original: the one diffusers → ldm name table */
 
 /* ldm's GroupNorm32 (ResBlocks, out.0): 32 groups, eps 1e-5. The SpatialTransformer's own
  * input norm is ldm's Normalize(): 32 groups, eps 1e-6 (diffusers Transformer2DModel too). */
@@ -142,6 +143,8 @@ struct sdc_unet {
     size_t  n_chunks, cap_chunks;
     size_t  weight_bytes;
     int     low_mem;           /* 1: conv/linear weights are the store's views (sdc_weight) */
+    const sdc_weight **views;  /* low-mem: every big weight bound as views, in binding order */
+    size_t  n_views, cap_views;
     sdc_unet_debug_fn dbg; void *dbg_user;
 };
 
@@ -343,7 +346,19 @@ static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int6
  * as one f32 copy converted at load, or in low-mem mode the views themselves. */
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
-    if (L->u->low_mem) { sdc_weight_set_views_lora(w, L->st, t, n, L->lora); return; }
+    if (L->u->low_mem) {
+        sdc_unet *u = L->u;
+        if (u->n_views == u->cap_views) {
+            size_t cap = u->cap_views ? 2 * u->cap_views : 256;
+            const sdc_weight **v = realloc(u->views, cap * sizeof *v);
+            if (!v) { fail(L, "%s: out of memory", t[0]->name); return; }
+            u->views = v;
+            u->cap_views = cap;
+        }
+        u->views[u->n_views++] = w;
+        sdc_weight_set_views_lora(w, L->st, t, n, L->lora);
+        return;
+    }
     size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
     for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
     float *f = track(L, total);
@@ -823,9 +838,6 @@ static int build_diffusers_table(loader *L) {
     return 1;
 }
 
-/* Runs every pending conversion, tensors spread over the OpenMP threads. Each tensor's file
- * pages are dropped from the RSS once converted (nothing reads them again), so the load's peak
- * is the f32 copy, not the copy plus the whole file. */
 /* Output channels ob·12 .. ob·12+11 of the 3x3 weight t [cout, cin, 3, 3] (any float dtype) with
  * its LoRA deltas d (NULL: none) packed into U (k_wino_pack's layout), widened through wb
  * [12, cin, 3, 3] scratch. Returns 0, or -1 when t is not float or out of memory. Used at load
@@ -839,30 +851,80 @@ static int pack_block_from(float *U, float *wb, const sdc_tensor *t, const sdc_l
     return 0;
 }
 
-/* A Winograd conv's job: j->dst = k_wino_pack(t as f32), a block at a time (no f32 copy of the
- * whole weight). Returns 0, or -1 (no memory, or t is not float). */
-static int pack_job(const conv_job *j) {
+/* A Winograd conv's job: j->dst = k_wino_pack(t as f32), a block at a time through the thread's
+ * scratch wb [12, cin, 3, 3] (no f32 copy of the whole weight). Returns 0, or -1 (no memory, or t
+ * is not float). */
+static int pack_job(const conv_job *j, float *wb) {
     const int nob = (j->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK;
-    float *wb = malloc(K_WINO_BLOCK * (size_t)j->cin * 9 * sizeof(float));   /* [12, cin, 3, 3] */
     int rc = wb ? 0 : -1;
     for (int ob = 0; ob < nob && !rc; ob++) rc = pack_block_from(j->dst, wb, j->t, j->delta, j->cout, j->cin, ob);
-    free(wb);
     return rc;
 }
 
+/* Jobs in file order (file, then byte offset): the threads then read the mapping front to back,
+ * and the pages behind the slowest thread can be handed back in big windows. */
+static int job_cmp(const void *a, const void *b) {
+    const sdc_tensor *x = ((const conv_job *)a)->t, *y = ((const conv_job *)b)->t;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The file pages behind the bind are dropped from the RSS in windows of this many bytes (a few
+ * dozen madvise calls for SD 1.5, not one per tensor), so the load's peak stays the weights plus
+ * about a window per thread, not the weights plus the file. */
+#define RELEASE_WINDOW ((uint64_t)64 << 20)
+
+/* Runs every pending conversion, spread over the OpenMP threads in file order (dynamic: each
+ * thread takes the next tensor). done[] marks finished jobs; under a lock the first unfinished job
+ * is found, and every byte of its file before it (read by finished jobs only) is released once a
+ * window's worth has gathered. */
 static int convert_all(loader *L) {
-    long bad = -1, n = (long)L->njobs;
-    #pragma omp parallel for schedule(dynamic, 1)
-    for (long i = 0; i < n; i++) {
-        sdc_err ce;
-        const conv_job *j = &L->jobs[i];
-        int rc = j->pack ? pack_job(j) : sdc_weight_load_f32(j->dst, j->t, j->delta, &ce);
-        if (rc != 0) {
+    const long n = (long)L->njobs;
+    if (n == 0) return 0;
+    qsort(L->jobs, L->njobs, sizeof *L->jobs, job_cmp);
+    int cin_max = 0;
+    for (long i = 0; i < n; i++)
+        if (L->jobs[i].pack && L->jobs[i].cin > cin_max) cin_max = L->jobs[i].cin;
+    unsigned char *done = calloc((size_t)n, 1);
+    if (!done) return fail(L, "out of memory");
+    long bad = -1, first_open = 0;   /* first_open: every job before it has finished */
+    int rel_file = L->jobs[0].t->file;
+    uint64_t rel_off = L->jobs[0].t->offset, rel_end = 0;   /* released up to rel_off; read up to rel_end */
+    #pragma omp parallel
+    {
+        float *wb = cin_max ? malloc(K_WINO_BLOCK * (size_t)cin_max * 9 * sizeof(float)) : NULL;
+        #pragma omp for schedule(dynamic, 1)
+        for (long i = 0; i < n; i++) {
+            sdc_err ce;
+            const conv_job *j = &L->jobs[i];
+            int rc = j->pack ? pack_job(j, wb) : sdc_weight_load_f32(j->dst, j->t, j->delta, &ce);
             #pragma omp critical(sdc_unet_convert)
-            if (bad < 0 || i < bad) bad = i;
+            {
+                if (rc != 0 && (bad < 0 || i < bad)) bad = i;
+                done[i] = 1;
+                while (first_open < n && done[first_open]) {
+                    const sdc_tensor *t = L->jobs[first_open].t;
+                    if (t->file != rel_file) {   /* a file ends: hand back the rest of it */
+                        sdc_store_release_span(L->st, rel_file, rel_off, rel_end);
+                        rel_file = t->file;
+                        rel_off = t->offset;
+                        rel_end = 0;
+                    }
+                    if (t->offset + t->nbytes > rel_end) rel_end = t->offset + t->nbytes;
+                    first_open++;
+                }
+                uint64_t upto = first_open < n && L->jobs[first_open].t->file == rel_file
+                                    ? L->jobs[first_open].t->offset : rel_end;
+                if (upto > rel_off + RELEASE_WINDOW) {
+                    sdc_store_release_span(L->st, rel_file, rel_off, upto);
+                    rel_off = upto;
+                }
+            }
         }
-        sdc_store_release_tensor(L->st, L->jobs[i].t);
+        free(wb);
     }
+    sdc_store_release_span(L->st, rel_file, rel_off, rel_end);
+    free(done);
     if (bad >= 0) {
         sdc_err ce = {{0}};
         const conv_job *j = &L->jobs[bad];
@@ -899,6 +961,7 @@ void sdc_unet_free(sdc_unet *u) {
     if (!u) return;
     for (size_t i = 0; i < u->n_chunks; i++) munmap(u->chunks[i].p, u->chunks[i].size);
     free(u->chunks);
+    free(u->views);
     for (int i = 0; u->in && i < u->n_in; i++) free_st(u->in[i].attn);
     for (int i = 0; u->mid && i < u->n_mid; i++) free_st(u->mid[i].attn);
     for (int i = 0; u->out && i < u->n_out; i++) free_st(u->out[i].attn);
@@ -909,6 +972,36 @@ void sdc_unet_free(sdc_unet *u) {
 }
 
 const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u) { return u ? &u->info : NULL; }
+
+void sdc_unet_layout_digest(const sdc_unet *u, uint8_t out[32]) {
+    sdc_sha256 h;
+    sdc_sha256_init(&h);
+    uint8_t mode = (uint8_t)u->low_mem;
+    sdc_sha256_update(&h, &mode, 1);
+    for (size_t i = 0; i < u->n_chunks; i++) {          /* the bound f32 and packed weights */
+        uint64_t used = u->chunks[i].used;
+        sdc_sha256_update(&h, &used, sizeof used);
+        sdc_sha256_update(&h, u->chunks[i].p, u->chunks[i].used);
+    }
+    for (size_t i = 0; i < u->n_views; i++) {           /* low-mem: the views as stored, and their LoRA deltas */
+        const sdc_weight *w = u->views[i];
+        for (int k = 0; k < w->nsrc; k++) {
+            const sdc_tensor *t = w->src[k];
+            uint64_t d[2] = {(uint64_t)t->dtype, (uint64_t)t->nbytes};
+            sdc_sha256_update(&h, t->name, strlen(t->name) + 1);
+            sdc_sha256_update(&h, d, sizeof d);
+            sdc_sha256_update(&h, t->data, t->nbytes);
+            for (const sdc_lora_mod *m = w->delta[k]; m; m = m->next) {
+                int64_t g[4] = {m->row0, m->rows, m->cols, m->rank};
+                sdc_sha256_update(&h, g, sizeof g);
+                sdc_sha256_update(&h, &m->scale, sizeof m->scale);
+                sdc_sha256_update(&h, m->up, (size_t)(m->rows * m->rank) * sizeof(float));
+                sdc_sha256_update(&h, m->down, (size_t)(m->rank * m->cols) * sizeof(float));
+            }
+        }
+    }
+    sdc_sha256_final(&h, out);
+}
 
 void sdc_unet_set_debug(sdc_unet *u, sdc_unet_debug_fn fn, void *user) {
     if (!u) return;

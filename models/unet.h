@@ -6,6 +6,8 @@
 #ifndef SDC_UNET_H
 #define SDC_UNET_H
 
+#include <stdint.h>
+
 #include "kernels/arena.h"
 #include "runtime/err.h"
 #include "runtime/lora.h"
@@ -39,6 +41,10 @@ typedef struct sdc_unet sdc_unet;
 sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e);
 void      sdc_unet_free(sdc_unet *u);
 const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u);
+/* SHA-256 of the weights exactly as bound: every f32 and Winograd-packed buffer the forward reads
+ * (default mode), or the mode, names and stored bytes of the views it widens (low-mem). Two
+ * bindings that hash alike run the same weights. Reads all of them (seconds at full size). */
+void sdc_unet_layout_digest(const sdc_unet *u, uint8_t out[32]);
 
 /* Debug hook (optional): called during sdc_unet_forward with intermediate activations, named
  * as diffusers names the modules: "time_proj" [N,C], "time_embedding" [N,C] (H = W = 1),

@@ -570,6 +570,17 @@ void sdc_store_release_pages(sdc_store *s) {
         release_range(&s->files[i], s->files[i].map, s->files[i].maplen);
 }
 
+void sdc_store_release_span(const sdc_store *s, int file, uint64_t begin, uint64_t end) {
+    if (!s || file < 0 || (size_t)file >= s->nfiles) return;
+    const store_file *f = &s->files[file];
+    if (!f->map || end > f->maplen) end = f->maplen;
+    long pg = sysconf(_SC_PAGESIZE);
+    uint64_t mask = (uint64_t)(pg > 0 ? pg : 4096) - 1;
+    begin = (begin + mask) & ~mask;
+    end &= ~mask;
+    if (begin < end) madvise((uint8_t *)f->map + begin, (size_t)(end - begin), MADV_DONTNEED);   /* advice */
+}
+
 void sdc_store_release_tensor(const sdc_store *s, const sdc_tensor *t) {
     if (!s || !t || t->file < 0 || (size_t)t->file >= s->nfiles) return;
     release_range(&s->files[t->file], t->data, t->nbytes);

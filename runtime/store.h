@@ -119,5 +119,8 @@ int sdc_tensor_to_f32(const sdc_tensor *t, float *dst, sdc_err *e);
  * at work is resident. t must come from s (else nothing happens). NULL is fine for both. */
 void sdc_store_release_pages(sdc_store *s);
 void sdc_store_release_tensor(const sdc_store *s, const sdc_tensor *t);
+/* Drops the whole pages of file `file`'s mapping that lie in bytes [begin, end) (a page only
+ * partly inside is kept): one call for a run of tensors a loader is done with. */
+void sdc_store_release_span(const sdc_store *s, int file, uint64_t begin, uint64_t end);
 
 #endif
