@@ -404,12 +404,14 @@ typedef struct guide_ctx {
     float *x2, *out2;       /* [2, C_lat, h, w] */
     const float *concat2;   /* inpainting UNet: [2, Cc, h, w] (mask, masked-image latents), or NULL */
     int Cc;
+    const volatile int *interrupt;   /* sdc_gen_params.interrupt */
 } guide_ctx;
 
 /* The sampler's model: one batch-2 UNet call on cat([x, x]), then uncond + cfg·(cond − uncond).
  * With cfg <= 1 (no guidance) one batch-1 call on the conditional context. */
 static int guided_model(void *vctx, const float *x_in, float t, float *out, sdc_err *e) {
     guide_ctx *g = vctx;
+    if (g->interrupt && *g->interrupt) return sdc_errf(e, "interrupted");
     if (!g->m->load.first_unet) g->m->load.first_unet = mono_s();
     size_t n = (size_t)g->C_lat * g->h * g->w;
     sdc_arena_mark mk = sdc_arena_get_mark(&g->m->arena);
@@ -559,7 +561,7 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     so.strength = p->init_rgb ? p->strength : 1.0f;
     post_ctx pc = {proper ? &blend : NULL, p};
     if (pc.blend || p->on_latents) { so.post_step = post_step; so.post_step_ctx = &pc; }
-    guide_ctx g = {m, ctx2, L, h, w, C_lat, p->cfg_scale, x2, out2, concat2, Cc};
+    guide_ctx g = {m, ctx2, L, h, w, C_lat, p->cfg_scale, x2, out2, concat2, Cc, p->interrupt};
     step_fwd sf = {p->on_step, p->on_step_user};
     /* Inpainting at strength 1 starts from noise × init_noise_sigma (diffusers' is_strength_max),
      * img2img always from the image noised to the first timestep. */

@@ -11,5 +11,6 @@ int sdc_cmd_tokenize(int argc, char **argv);
 int sdc_cmd_generate(int argc, char **argv);
 int sdc_cmd_compare(int argc, char **argv);
 int sdc_cmd_bench_load(int argc, char **argv);
+int sdc_cmd_serve(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ int main(int argc, char **argv) {
         {"convert", sdc_cmd_convert, "rewrite a checkpoint as .safetensors (optionally another dtype)"},
         {"tokenize", sdc_cmd_tokenize, "show the CLIP token ids of a prompt"},
         {"compare", sdc_cmd_compare, "compare two checkpoints tensor by tensor (and their images)"},
+        {"serve", sdc_cmd_serve, "AUTOMATIC1111's HTTP API (and OpenAI's images endpoint)"},
         {"bench-load", sdc_cmd_bench_load, "measure load time, throughput and memory per file"},
     };
     int n = (int)(sizeof cmds / sizeof cmds[0]);

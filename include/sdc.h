@@ -195,6 +195,9 @@ typedef struct sdc_gen_params {
      * step gets them (after inpainting's blending); step is 1-based. Previews, tests. May be NULL. */
     void (*on_latents)(void *user, int step, int steps, const float *latents);
     void *on_latents_user;
+    const volatile int *interrupt; /* NULL, or a flag another thread may set: when nonzero before a
+                                      sampling step, the call stops and returns -1 with
+                                      "interrupted" (a server's cancel) */
 } sdc_gen_params;
 
 sdc_gen_params sdc_gen_default_params(void);

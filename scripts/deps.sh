@@ -2,7 +2,7 @@
 # Install the Debian packages sdc needs to build and test, only those missing.
 # Uses sudo when not root. Set SDC_DEPS_EXTRA to add packages (e.g. clang for fuzzing).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libstb-dev ${SDC_DEPS_EXTRA:-})
+pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libstb-dev libmicrohttpd-dev curl python3 ${SDC_DEPS_EXTRA:-})
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
