@@ -246,6 +246,10 @@ static cJSON *parse_body(const conn *k, char *why, size_t cap) {
         snprintf(why, cap, "JSON nested deeper than %d levels", SERVE_MAX_DEPTH);
         return NULL;
     }
+    if (k->n && memchr(k->body, 0, k->n)) {   /* cJSON would stop reading there */
+        snprintf(why, cap, "the body holds a NUL byte: not JSON text");
+        return NULL;
+    }
     cJSON *o = k->n ? cJSON_ParseWithLength(k->body, k->n) : NULL;
     if (!o) snprintf(why, cap, "the body is not valid JSON");
     return o;
