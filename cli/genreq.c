@@ -77,28 +77,52 @@ static int parse_size(const char *s, int *w, int *h) {
     return 0;
 }
 
-/* img2img's init_images[0]: base64 (a data: URL prefix allowed) of a PNG/JPEG/... */
+/* A base64 image (a data: URL prefix allowed) of a PNG/JPEG/...: RGB, or grey as PIL's
+ * convert('L') for a mask. */
+static int decode_b64_image(const char *s, const char *key, int grey, uint8_t **px, int *w, int *h,
+                            const char **field, sdc_err *e) {
+    if (!strncmp(s, "data:", 5)) {
+        const char *comma = strchr(s, ',');
+        if (!comma) return ERR(key, "%s: a data: URL without ','", key);
+        s = comma + 1;
+    }
+    uint8_t *bytes;
+    size_t n;
+    if (sdc_base64_decode(s, strlen(s), &bytes, &n)) return ERR(key, "%s: not valid base64", key);
+    sdc_err de = {{0}};
+    int rc = grey ? sdc_decode_mask(bytes, n, px, w, h, &de) : sdc_decode_image(bytes, n, px, w, h, &de);
+    free(bytes);
+    if (rc) return ERR(key, "%s: %s", key, de.msg);
+    if ((long)*w * *h > GENREQ_MAX_PIXELS) return ERR(key, "%s: %dx%d is more than %ld pixels", key, *w, *h, GENREQ_MAX_PIXELS);
+    return 0;
+}
+
+/* img2img's mask (inpainting): white = repaint; the size of the init image. AUTOMATIC1111's
+ * inpainting_mask_invert swaps; mask_blur is not applied (sdc does not blur masks). */
+static int parse_mask(const cJSON *o, genreq *r, const char **field, sdc_err *e) {
+    const cJSON *v = get(o, "mask");
+    if (!v) return 0;
+    if (!cJSON_IsString(v) || !v->valuestring) return ERR("mask", "mask: expected a base64 image");
+    int w = 0, h = 0;
+    if (decode_b64_image(v->valuestring, "mask", 1, &r->mask, &w, &h, field, e)) return -1;
+    if (w != r->gp.width || h != r->gp.height)
+        return ERR("mask", "mask: %dx%d but the init image is %dx%d (they must be the same size)", w, h, r->gp.width, r->gp.height);
+    long long inv = 0;
+    if (get_int(o, "inpainting_mask_invert", 0, 1, &inv, field, e) < 0) return -1;
+    if (inv) for (size_t i = 0; i < (size_t)w * h; i++) r->mask[i] = (uint8_t)(255 - r->mask[i]);
+    r->gp.mask = r->mask;
+    return 0;
+}
+
+/* img2img's init_images[0]. */
 static int parse_init(const cJSON *o, genreq *r, const char **field, sdc_err *e) {
     const cJSON *arr = get(o, "init_images");
     if (!arr) return ERR("init_images", "init_images: required for img2img");
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) return ERR("init_images", "init_images: expected a list of base64 images");
     const cJSON *v = cJSON_GetArrayItem(arr, 0);
     if (!cJSON_IsString(v) || !v->valuestring) return ERR("init_images", "init_images: expected base64 strings");
-    const char *s = v->valuestring;
-    if (!strncmp(s, "data:", 5)) {
-        const char *comma = strchr(s, ',');
-        if (!comma) return ERR("init_images", "init_images: a data: URL without ','");
-        s = comma + 1;
-    }
-    uint8_t *bytes;
-    size_t n;
-    if (sdc_base64_decode(s, strlen(s), &bytes, &n)) return ERR("init_images", "init_images: not valid base64");
     int w = 0, h = 0;
-    sdc_err de = {{0}};
-    int rc = sdc_decode_image(bytes, n, &r->init_rgb, &w, &h, &de);
-    free(bytes);
-    if (rc) return ERR("init_images", "init_images: %s", de.msg);
-    if ((long)w * h > GENREQ_MAX_PIXELS) return ERR("init_images", "init_images: %dx%d is more than %ld pixels", w, h, GENREQ_MAX_PIXELS);
+    if (decode_b64_image(v->valuestring, "init_images", 0, &r->init_rgb, &w, &h, field, e)) return -1;
     if ((r->have_w && w != r->gp.width) || (r->have_h && h != r->gp.height))
         return ERR("init_images", "init_images: image is %dx%d but width/height ask for %dx%d (resize it first)",
                    w, h, r->gp.width, r->gp.height);
@@ -155,12 +179,11 @@ static int parse_a1111(const cJSON *o, genreq_kind kind, genreq *r, const char *
     if ((k = get_str(o, "sd_model_checkpoint", 1024, &s, field, e)) < 0) return -1;   /* prompt files */
     if (k && !r->model && dup_str(&r->model, s, e)) return -1;
     if (kind == GENREQ_IMG2IMG) {
-        if (get(o, "mask")) /* hook: inpainting (another change) decodes the mask here */
-            return ERR("mask", "mask: inpainting is not supported yet");
         r->gp.strength = 0.75f;
         if (get_num(o, "denoising_strength", 0, 1, &r->gp.strength, field, e) < 0) return -1;
         if (!(r->gp.strength > 0)) return ERR("denoising_strength", "denoising_strength: must be in (0, 1]");
         if (parse_init(o, r, field, e)) return -1;
+        if (parse_mask(o, r, field, e)) return -1;
     }
     return 0;
 }
@@ -189,6 +212,7 @@ int genreq_parse(const cJSON *o, genreq_kind kind, const sdc_gen_params *base, g
     *field = NULL;
     r->gp = *base;
     r->gp.init_rgb = NULL;
+    r->gp.mask = NULL;
     r->seed = -1;
     r->n_images = 1;
     if (!cJSON_IsObject(o)) return sdc_errf(e, "expected a JSON object");
@@ -224,6 +248,7 @@ void genreq_free(genreq *r) {
     free(r->negative);
     free(r->model);
     free(r->init_rgb);
+    free(r->mask);
     memset(r, 0, sizeof *r);
 }
 

@@ -30,6 +30,7 @@ typedef struct genreq {
     int have_w, have_h, have_steps, have_cfg;   /* given, else the model's defaults apply */
     char *model;              /* sd_model_checkpoint / OpenAI model asked for (NULL: current) */
     uint8_t *init_rgb;        /* img2img: the decoded init image (owned), gp.init_rgb points here */
+    uint8_t *mask;            /* img2img with a mask (inpainting): grey bytes (owned), gp.mask */
     int openai_b64;           /* OpenAI: response_format b64_json (the only one served) */
 } genreq;
 

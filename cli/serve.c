@@ -299,6 +299,8 @@ static void run_job(serve *s, serve_job *j) {
     const serve_model *sm = &s->models[j->model];
     char hash[65];
     serve_model_hash(s, j->model, hash);
+    const sdc_model_info *mi = sdc_model_get_info(s->m);
+    int inpaint_model = mi->unet_in_channels != mi->latent_channels ? SDC_A1111_INPAINT_MODEL : 0;
     uint8_t *rgb = malloc((size_t)gp.width * gp.height * 3);
     if (!rgb) { j->status = 500; snprintf(j->error, sizeof j->error, "out of memory"); return; }
     for (int i = 0; i < j->req.n_images; i++) {
@@ -315,7 +317,7 @@ static void run_job(serve *s, serve_job *j) {
             snprintf(j->error, sizeof j->error, "%s", e.msg);
             break;
         }
-        char *text = sdc_a1111_infotext(&gp, hash, sm->name, gp.init_rgb != NULL);
+        char *text = sdc_a1111_infotext(&gp, hash, sm->name, (gp.init_rgb ? SDC_A1111_IMG2IMG : 0) | inpaint_model);
         if (!text || sdc_png_encode(rgb, gp.width, gp.height, "parameters", text, &j->png[i], &j->png_len[i], &e)) {
             free(text);
             j->status = 500;
@@ -329,7 +331,7 @@ static void run_job(serve *s, serve_job *j) {
     }
     j->req.gp = gp;   /* the values used (defaults filled), for the response */
     j->req.gp.on_step = NULL;
-    j->req.gp.interrupt = NULL;
+    j->req.gp.interrupt = NULL;   /* (init_rgb and mask still point into j->req) */
     free(rgb);
 }
 

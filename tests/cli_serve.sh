@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cli_serve.sh — `sdc serve` on loopback ports with the tiny fixture model, driven by curl and by a
 # Python client written against AUTOMATIC1111's API (tests/serve_client.py): the CLI's exact PNGs
-# for txt2img/img2img/batches/OpenAI, 10 concurrent clients, progress and interrupt, a full queue
+# for txt2img/img2img/inpainting/batches/OpenAI, 10 concurrent clients, progress and interrupt, a full queue
 # (503 + Retry-After) and a client that leaves its queued job, every kind of bad request (the server
 # keeps serving), slow clients, basic auth, RSS flat over a request loop; SIGTERM ends it cleanly
 # (exit 0: under ASan that also means no leak). Also run by `make test-asan`.
@@ -47,7 +47,9 @@ G=("$SDC" generate -m "$M" -p "a red circle on a blue background" -W 64 -H 64 -q
 "${G[@]}" -s 100 --steps 4 -b 10 -o "$T/conc.png"
 "${G[@]}" -s 7 --steps 4 -i "$T/t2i.png" --strength 0.4 -o "$T/i2i.png"
 "${G[@]}" -s 42 -o "$T/openai.png"
-check "CLI references written" "[ -s '$T/t2i.png' ] && [ -s '$T/conc_10.png' ] && [ -s '$T/i2i.png' ] && [ -s '$T/openai.png' ]"
+"${G[@]}" -s 9 --steps 4 -i "$T/t2i.png" --mask tests/data/refs/sd1_inpaint4_64x64_ddim_mask.png --strength 0.8 -o "$T/inpaint.png"
+"$SDC" generate -m "$M" -p x -W 32 -H 32 --steps 1 -q -o "$T/small.png"
+check "CLI references written" "[ -s '$T/t2i.png' ] && [ -s '$T/conc_10.png' ] && [ -s '$T/i2i.png' ] && [ -s '$T/openai.png' ] && [ -s '$T/inpaint.png' ] && [ -s '$T/small.png' ]"
 
 # Flags checked before anything binds.
 "$SDC" serve -m "$M" --host 0.0.0.0 --port 0 2>"$T/e"; rc=$?
@@ -71,7 +73,7 @@ python3 "$PY" lists "$U" || fail=1
 python3 "$PY" parity "$U" "$T" || fail=1
 python3 "$PY" concurrent "$U" "$T" 10 || fail=1
 python3 "$PY" progress "$U" || fail=1
-python3 "$PY" bad "$U" 200000 || fail=1
+python3 "$PY" bad "$U" 200000 "$T" || fail=1
 python3 "$PY" slow "$U" 2 || fail=1
 if [ $ASAN = 0 ]; then python3 "$PY" rss "$U" "$PID_A" 20 || fail=1; fi
 stop A

@@ -90,6 +90,9 @@ def parity(url, ref_dir):
         check("img2img: the CLI's -i PNG, byte for byte", png_of(r) == read(ref_dir + "/i2i.png"))
     st, r, _ = call(url, "/sdapi/v1/img2img", base_req(7, init_images=["data:image/png;base64," + init], denoising_strength=0.4))
     check("img2img takes a data: URL", st == 200 and png_of(r) == read(ref_dir + "/i2i.png"), st)
+    mask = base64.b64encode(read("tests/data/refs/sd1_inpaint4_64x64_ddim_mask.png")).decode()
+    st, r, _ = call(url, "/sdapi/v1/img2img", base_req(9, init_images=[init], mask=mask, denoising_strength=0.8, mask_blur=4))
+    check("img2img with a mask (inpainting): the CLI's --mask PNG", st == 200 and png_of(r) == read(ref_dir + "/inpaint.png"), (st, r if st != 200 else ""))
     st, r, _ = call(url, "/v1/images/generations", {"prompt": "a red circle on a blue background", "size": "64x64",
                                                     "n": 1, "response_format": "b64_json", "seed": 42, "model": "dall-e-2"})
     ok = st == 200 and "created" in r and len(r["data"]) == 1
@@ -166,7 +169,7 @@ def progress_interrupt(url):
     check("the next request runs normally", st == 200 and len(r["images"]) == 1, st)
 
 
-def bad_requests(url, max_body):
+def bad_requests(url, max_body, ref_dir):
     def expect(name, status, path, body=None, raw=None, method=None, key="detail"):
         st, r, _ = call(url, path, body, raw=raw, method=method)
         check("%s → %d" % (name, status), st == status and isinstance(r, dict) and key in r, (st, r))
@@ -201,7 +204,12 @@ def bad_requests(url, max_body):
     expect("img2img without init_images", 422, I, base_req(1))
     expect("img2img: init not base64", 422, I, base_req(1, init_images=["!!!"]))
     expect("img2img: init not an image", 422, I, base_req(1, init_images=[base64.b64encode(b"hello world").decode()]))
-    expect("img2img: a mask (inpainting not yet)", 422, I, base_req(1, init_images=["aGVsbG8="], mask="aGVsbG8="))
+    ok_init = base64.b64encode(read(ref_dir + "/t2i.png")).decode()
+    small = base64.b64encode(read(ref_dir + "/small.png")).decode()
+    expect("img2img: mask not an image", 422, I, base_req(1, init_images=[ok_init], mask="aGVsbG8="))
+    expect("img2img: mask of another size", 422, I, base_req(1, init_images=[ok_init], mask=small))
+    expect("img2img: mask as a number", 422, I, base_req(1, init_images=[ok_init], mask=3))
+    expect("img2img: init image of another size than width/height", 422, I, base_req(1, init_images=[small]))
     expect("img2img: denoising_strength 2", 422, I, base_req(1, init_images=["aGVsbG8="], denoising_strength=2))
     expect("POST options: unknown model", 422, "/sdapi/v1/options", {"sd_model_checkpoint": "/etc/passwd"})
     expect("unknown endpoint", 404, "/sdapi/v1/nope")
@@ -323,7 +331,7 @@ if __name__ == "__main__":
     a = sys.argv[3:]
     {"parity": lambda: parity(url, a[0]), "lists": lambda: lists(url),
      "concurrent": lambda: concurrent(url, a[0], int(a[1])), "progress": lambda: progress_interrupt(url),
-     "bad": lambda: bad_requests(url, int(a[0])), "slow": lambda: slow_client(url, int(a[0])),
+     "bad": lambda: bad_requests(url, int(a[0]), a[1]), "slow": lambda: slow_client(url, int(a[0])),
      "queue": lambda: queue_full(url), "auth": lambda: auth(url, a[0], a[1]),
      "rss": lambda: rss_loop(url, int(a[0]), int(a[1]))}[mode]()
     sys.exit(1 if FAILS else 0)
