@@ -263,12 +263,66 @@ static void check_malformed(const sdc_store *model) {
     expect_refused(model, "tests/data/no-such-lora.safetensors", "no-such-lora");
 }
 
+/* SD 2.x: an OpenCLIP text encoder fuses q|k|v into in_proj_weight [3C, C]: a kohya k_proj delta
+ * lands on rows C..2C of it, fc1 on mlp.c_fc; the UNet's linear proj_in takes a 2-D delta. The
+ * merged weight against the formula computed here (double). */
+static void check_openclip(void) {
+    sdc_store *model = open_store("tests/data/tiny-sd2-fp16.safetensors");
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char p[512];
+    snprintf(p, sizeof p, "%s/sdc-lora-sd2-%d.safetensors", dir, (int)getpid());
+    write_st(p, (ftensor[]){{"lora_te_text_model_encoder_layers_1_self_attn_k_proj.lora_down.weight", 2, {2, 32}},
+                            {"lora_te_text_model_encoder_layers_1_self_attn_k_proj.lora_up.weight", 2, {32, 2}},
+                            {"lora_te_text_model_encoder_layers_1_mlp_fc1.lora_down.weight", 2, {2, 32}},
+                            {"lora_te_text_model_encoder_layers_1_mlp_fc1.lora_up.weight", 2, {128, 2}},
+                            {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", 2, {2, 32}},
+                            {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight", 2, {32, 2}}}, 6);
+    sdc_lora_set *s = sdc_lora_set_new();
+    sdc_err e = {{0}};
+    CHECK(sdc_lora_set_add(s, model, p, 0.5f, NULL, &e) == 0, "SD 2.x LoRA: %s", e.msg);
+    remove(p);
+    static const struct { const char *mod, *target; int row0; } want[] = {
+        {"lora_te_text_model_encoder_layers_1_self_attn_k_proj", "cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight", 32},
+        {"lora_te_text_model_encoder_layers_1_mlp_fc1", "cond_stage_model.model.transformer.resblocks.1.mlp.c_fc.weight", 0},
+        {"lora_unet_down_blocks_0_attentions_0_proj_in", "model.diffusion_model.input_blocks.1.1.proj_in.weight", 0}};
+    for (size_t i = 0; i < sdc_lora_set_count(s); i++) {
+        const sdc_lora_mod *m = sdc_lora_set_at(s, i);
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(m->name, want[k].mod)) continue;
+            CHECK(!strcmp(m->target, want[k].target) && m->row0 == want[k].row0, "%s -> %s row %lld", m->name,
+                  m->target, (long long)m->row0);
+            const sdc_tensor *t = sdc_store_get(model, m->target);
+            size_t n = (size_t)t->numel, cols = (size_t)m->cols;
+            float *got = malloc(n * 4), *orig = tu_tensor_f32(model, m->target, NULL);
+            CHECK(sdc_weight_load_f32(got, t, sdc_lora_find(s, m->target), &e) == 0, "%s", e.msg);
+            double worst = 0;
+            for (size_t r = 0; r < (size_t)t->shape[0]; r++)
+                for (size_t c = 0; c < cols; c++) {
+                    double w = orig[r * cols + c];
+                    if (r >= (size_t)m->row0 && r < (size_t)(m->row0 + m->rows))
+                        for (int q = 0; q < m->rank; q++)
+                            w += 0.5 * (double)m->up[(r - (size_t)m->row0) * (size_t)m->rank + (size_t)q] *
+                                 (double)m->down[(size_t)q * cols + c];
+                    double d = fabs(w - got[r * cols + c]);
+                    if (d > worst) worst = d;
+                }
+            CHECK(worst <= 1e-6, "%s: merged weight off by %g", m->name, worst);
+            free(got);
+            free(orig);
+        }
+    }
+    CHECK(sdc_lora_set_count(s) == 3, "3 modules");
+    sdc_lora_set_free(s);
+    sdc_store_close(model);
+}
+
 int main(void) {
     sdc_store *model = open_store(MODEL), *ref = open_store(REF);
     check_file(model, ref, "tests/data/tiny-sd1-lora.safetensors");
     check_file(model, ref, "tests/data/tiny-sd1-lora.ckpt");
     check_sum(model);
     check_malformed(model);
+    check_openclip();
 
     sdc_store *ls = open_store("tests/data/tiny-sd1-lora.safetensors");
     sdc_lora_info info;

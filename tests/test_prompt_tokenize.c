@@ -249,6 +249,16 @@ static void check_embeddings(sdc_clip *clip, const sdc_store *model) {
           ch.ids[77 + 3] == SDC_TOK_EOS, "an embedding that does not fit goes whole to the next chunk");
     sdc_prompt_chunks_free(&ch);
     sdc_embd_db_free(&db);
+    /* AUTOMATIC1111's .pt (string_to_param, torch zip; scripts/make_embedding_pt.py): the same */
+    CHECK(sdc_embd_db_load_dir(&db, "tests/data/embeddings", C, NULL, &e) == 0, "embeddings: %s", e.msg);
+    CHECK(db.n == 1 && !strcmp(db.e[0].name, "kittypt") && db.e[0].rows == 2, "kittypt.pt: %zu", db.n);
+    {
+        int n1 = 0, n2 = 0;
+        float *a = condition(clip, "a (kittypt:0.9) on a mat", &db, &n1), *b = condition(clip, "a (red cat:0.9) on a mat", NULL, &n2);
+        CHECK(a && b && n1 == n2 && !memcmp(a, b, (size_t)n1 * 77 * C * 4), "kittypt.pt is not exactly 'red cat'");
+        free(a); free(b);
+    }
+    sdc_embd_db_free(&db);
     free(table);
     snprintf(p, sizeof p, "rm -rf '%s'", dir);
     CHECK(system(p) == 0, "cleanup");
