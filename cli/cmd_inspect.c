@@ -61,6 +61,15 @@ static void config_line(const sdc_model_config *c, char *buf, size_t cap, int wh
     }
 }
 
+/* A textual-inversion embedding's vectors (emb_params, string_to_param.*, clip_l), or NULL. */
+static const sdc_tensor *embedding_tensor(const sdc_store *s) {
+    const sdc_tensor *t = sdc_store_get(s, "emb_params");
+    if (!t) t = sdc_store_get(s, "clip_l");
+    for (size_t i = 0; !t && i < sdc_store_count(s); i++)
+        if (!strncmp(sdc_store_at(s, i)->name, "string_to_param.", 16)) t = sdc_store_at(s, i);
+    return t && (t->ndim == 1 || t->ndim == 2) ? t : NULL;
+}
+
 /* A LoRA file: what it is (format, ranks, alpha, modules, the family it fits), or why sdc does
  * not merge it. Returns 1 when s is a LoRA file. */
 static int lora_info(const sdc_store *s, sdc_lora_info *li, sdc_err *e) {
@@ -193,7 +202,12 @@ static void print_text(const sdc_store *s, const sdc_detect_info *di, const int6
             printf("  %-8s %12lld in %zu tensors\n", sdc_dtype_name((sdc_dtype)d), (long long)params[d], counts[d]);
     sdc_lora_info li;
     sdc_err le = {{0}};
+    const sdc_tensor *emb = embedding_tensor(s);
     if (lora_info(s, &li, &le)) lora_text(&li, &le);
+    else if (emb && !di->unet_prefix && !di->text_prefix)
+        printf("embedding:   textual inversion (%s): %lld vector%s of width %lld; --embd-dir uses it for "
+               "the word of its file name\n", emb->name, emb->ndim == 2 ? (long long)emb->shape[0] : 1LL,
+               emb->ndim == 2 && emb->shape[0] == 1 ? "" : "s", (long long)emb->shape[emb->ndim - 1]);
     else printf("family:      %s (%s)\n", di->name, di->reason);
     if (di->unet_prefix)
         printf("  unet:      %s (%zu tensors, model_channels %lld, context_dim %lld)\n",

@@ -96,7 +96,8 @@ int  sdc_prompt_chunk(const char *text, int mode, int32_t pad_id, const sdc_embd
 void sdc_prompt_chunks_free(sdc_prompt_chunks *c);
 
 /* The "Original" emphasis on one encoded chunk z [77, C]: m0 = mean(z); z *= w[:, None];
- * z *= m0 / mean(z). All-1 weights leave z as it is. */
+ * z *= m0 / mean(z). All-1 weights leave z as it is. (SDXL: A1111 applies it to each tower's
+ * chunk on its own, before the two are put side by side; the weights are the same for both.) */
 void sdc_prompt_emphasis(float *z, const double *w, int n_tokens, int C);
 
 #endif

@@ -3,7 +3,8 @@
 # LoRA file is; `sdc tokenize --json` prints each AUTOMATIC1111 chunk's ids and weights; `sdc
 # generate` merges --lora FILE[:W] and <lora:NAME:W> tags (the same image either way, another
 # one without), says how it was merged, and writes "Lora hashes" as AUTOMATIC1111 does (the
-# addnet hash: SHA-256 of a .safetensors file after its header); malformed or foreign LoRAs and
+# addnet hash: SHA-256 of a .safetensors file after its header); --embd-dir words give the pixels
+# of the words whose token rows the embedding holds; malformed or foreign LoRAs and
 # bad tags give one line, exit 2, and no output. (The pixels against the reference:
 # tests/test_pipeline_prompt.c.)
 set -u
@@ -45,6 +46,12 @@ check "no LoRA: no Lora hashes" "! grep -aq 'Lora hashes' '$T/none.png'"
 "$SDC" generate "${GEN[@]}" -p "a cat" --lora "$L" -o "$T/v.png" -q 2>"$T/verbose"
 "$SDC" generate -m "$M" -n "" --steps 1 -W 64 -H 64 -p "a cat" --lora "$L:0.8" -o "$T/v.png" 2>"$T/verbose"
 check "generate says what it merged" "grep -q 'LoRA tiny-sd1-lora ($L) merged with multiplier 0.8' '$T/verbose'"
+# textual inversion: kittypt.pt holds the token rows of "red cat"
+"$SDC" inspect tests/data/embeddings/kittypt.pt >"$T/ie" 2>&1
+check "inspect names a textual-inversion embedding" "grep -q 'embedding: *textual inversion (string_to_param.\*): 2 vectors of width 32' '$T/ie'"
+"$SDC" generate "${GEN[@]}" -p "a (kittypt:1.2) on a mat" --embd-dir tests/data/embeddings -o "$T/emb.png"
+"$SDC" generate "${GEN[@]}" -p "a (red cat:1.2) on a mat" -o "$T/words.png"
+check "--embd-dir: the embedding's word gives the pixels of its words" "[ -s '$T/emb.png' ] && [ \"\$(idat '$T/emb.png')\" = \"\$(idat '$T/words.png')\" ]"
 long=$(printf 'cat %.0s' $(seq 80))
 "$SDC" generate -m "$M" -n "" --steps 1 -W 64 -H 64 -p "$long" --prompt-mode truncate -o "$T/long.png" 2>"$T/warn"
 check "truncate mode warns when it cuts the prompt" "grep -q 'longer than 75 tokens' '$T/warn'"
