@@ -350,14 +350,19 @@ void sdc_model_defaults(const sdc_model *m, int *w, int *h, int *steps, float *c
     *w = m->cfg.def_width; *h = m->cfg.def_height; *steps = m->cfg.def_steps; *cfg = m->cfg.def_cfg;
 }
 
-/* The prompt's chunks (A1111's, or diffusers' one window in truncate mode), its <lora:...> tags
- * taken out first: they must be the ones merged at open. Returns 0, or -1 with e set. */
+/* The prompt's chunks (A1111's, or diffusers' one window in truncate mode). check_tags (the
+ * prompt, not the negative one): its <lora:...> tags are taken out first and must be the ones
+ * merged at open. Returns 0, or -1 with e set. */
 static int prompt_chunks(const sdc_model *m, const char *text, int mode, int check_tags,
                          sdc_prompt_chunks *ch, sdc_err *e) {
     char *rest = NULL;
     sdc_prompt_lora *tags = NULL;
     int nt = 0, rc = 0;
-    if (sdc_prompt_take_loras(text ? text : "", &rest, &tags, &nt, e)) return -1;
+    /* the prompt's extra-network tags (AUTOMATIC1111 reads none in the negative prompt: there
+     * they are words) */
+    if (!check_tags) rest = strdup(text ? text : "");
+    else if (sdc_prompt_take_loras(text ? text : "", &rest, &tags, &nt, e)) return -1;
+    if (!rest) return sdc_errf(e, "out of memory");
     if (check_tags) {   /* the tags merged at open are the last n_tag LoRAs */
         int same = nt == m->n_tag;
         for (int i = 0; same && i < nt; i++) {
