@@ -316,6 +316,54 @@ static void check_openclip(void) {
     sdc_store_close(model);
 }
 
+/* LoCon: a 3x3 conv delta (a ResBlock's conv1 at the top level, which the UNet runs as Winograd
+ * on weights packed at load, or per call in low-mem mode) is merged before the packing: both
+ * modes give the same bits, and not those of the model without it. */
+static float *unet_out(const sdc_store *model, sdc_lora_set *s, int low, int *n_out) {
+    sdc_err e = {{0}};
+    sdc_unet_params up = {.num_heads = 8, .low_mem = low, .lora = s};
+    sdc_unet *u = sdc_unet_load(model, &up, &e);
+    if (!u) { printf("unet: %s\n", e.msg); return NULL; }
+    const int N = 1, C = 4, H = 8, W = 8;
+    float x[4 * 8 * 8], t = 500, ctx[77 * 32];
+    for (int i = 0; i < C * H * W; i++) x[i] = (float)((i * 37) % 17) / 8.0f - 1.0f;
+    for (int i = 0; i < 77 * 32; i++) ctx[i] = (float)((i * 13) % 11) / 10.0f - 0.5f;
+    float *out = malloc(sizeof(float) * C * H * W);
+    sdc_arena a;
+    sdc_arena_init(&a, 1 << 20);
+    sdc_cond c = {.ctx = ctx, .ctx_len = 77};
+    if (sdc_unet_forward(u, &a, out, x, &t, &c, N, H, W, &e)) { printf("forward: %s\n", e.msg); free(out); out = NULL; }
+    sdc_arena_free(&a);
+    sdc_unet_free(u);
+    *n_out = C * H * W;
+    return out;
+}
+
+static void check_locon(const sdc_store *model) {
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char p[512];
+    snprintf(p, sizeof p, "%s/sdc-locon-%d.safetensors", dir, (int)getpid());
+    write_st(p, (ftensor[]){{"lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight", 4, {2, 32, 3, 3}},
+                            {"lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight", 4, {32, 2, 1, 1}}}, 2);
+    sdc_lora_set *s = sdc_lora_set_new();
+    sdc_err e = {{0}};
+    CHECK(sdc_lora_set_add(s, model, p, 1.0f, NULL, &e) == 0, "LoCon: %s", e.msg);
+    remove(p);
+    const sdc_lora_mod *m = sdc_lora_set_at(s, 0);
+    CHECK(m && !strcmp(m->target, "model.diffusion_model.input_blocks.1.0.in_layers.2.weight") && m->cols == 32 * 9,
+          "LoCon conv1 -> %s", m ? m->target : "?");
+    int n0 = 0, n1 = 0, n2 = 0;
+    float *plain = unet_out(model, NULL, 0, &n0), *def = unet_out(model, s, 0, &n1), *low = unet_out(model, s, 1, &n2);
+    CHECK(plain && def && low, "UNet forwards");
+    if (plain && def && low) {
+        CHECK(!memcmp(def, low, (size_t)n1 * 4), "LoCon: default (packed at load) and low-mem (packed per call) differ");
+        CHECK(tu_max_abs_diff(def, plain, (size_t)n1, NULL) > 1e-3, "LoCon: the conv delta changed nothing");
+    }
+    CHECK(sdc_lora_check_used(s, &e) == 0, "%s", e.msg);
+    free(plain); free(def); free(low);
+    sdc_lora_set_free(s);
+}
+
 int main(void) {
     sdc_store *model = open_store(MODEL), *ref = open_store(REF);
     check_file(model, ref, "tests/data/tiny-sd1-lora.safetensors");
@@ -323,6 +371,7 @@ int main(void) {
     check_sum(model);
     check_malformed(model);
     check_openclip();
+    check_locon(model);
 
     sdc_store *ls = open_store("tests/data/tiny-sd1-lora.safetensors");
     sdc_lora_info info;
