@@ -65,19 +65,53 @@ static char *append(char *s, size_t *len, const char *fmt, ...) {
     return t;
 }
 
+char *sdc_a1111_quote(const char *v) {
+    if (!v) v = "";
+    if (!strpbrk(v, ",:\n")) return strdup(v);
+    size_t len = 0;
+    char *s = append(calloc(1, 1), &len, "\"");
+    for (const unsigned char *p = (const unsigned char *)v; s && *p; p++) {
+        switch (*p) {   /* json.dumps(v, ensure_ascii=False) */
+        case '"':  s = append(s, &len, "\\\""); break;
+        case '\\': s = append(s, &len, "\\\\"); break;
+        case '\n': s = append(s, &len, "\\n"); break;
+        case '\r': s = append(s, &len, "\\r"); break;
+        case '\t': s = append(s, &len, "\\t"); break;
+        case '\b': s = append(s, &len, "\\b"); break;
+        case '\f': s = append(s, &len, "\\f"); break;
+        default:
+            if (*p < 0x20) s = append(s, &len, "\\u%04x", *p);
+            else s = append(s, &len, "%c", *p);
+        }
+    }
+    return append(s, &len, "\"");
+}
+
 char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *hash, const char *model_name,
                          int flags) {
     size_t len = 0;
     char *s = calloc(1, 1);
-    s = append(s, &len, "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, Schedule type: %s, "
+    char *model = sdc_a1111_quote(model_name);
+    const char *neg = gp->negative_prompt ? gp->negative_prompt : "";
+    /* A1111: the "Negative prompt:" line only when there is one; the whole text .strip()ped */
+    s = append(s, &len, "%s%s%s\nSteps: %d, Sampler: %s, Schedule type: %s, "
                "CFG scale: %g, Seed: %llu, Size: %dx%d, Model hash: %.10s, Model: %s",
-               gp->prompt ? gp->prompt : "", gp->negative_prompt ? gp->negative_prompt : "",
+               gp->prompt ? gp->prompt : "", *neg ? "\nNegative prompt: " : "", neg,
                gp->steps, sdc_a1111_sampler_name(gp->sample_method),
                sdc_a1111_schedule_name(gp->schedule), gp->cfg_scale,
-               (unsigned long long)gp->seed, gp->width, gp->height, hash ? hash : "", model_name);
+               (unsigned long long)gp->seed, gp->width, gp->height, hash ? hash : "", model ? model : "");
+    free(model);
+    if (!model) { free(s); return NULL; }
     if (gp->clip_skip > 1) s = append(s, &len, ", Clip skip: %d", gp->clip_skip);
     if (flags & SDC_A1111_IMG2IMG) s = append(s, &len, ", Denoising strength: %g", gp->strength);
     if (flags & SDC_A1111_INPAINT_MODEL) s = append(s, &len, ", Conditional mask weight: 1.0");
     if (gp->mask) s = append(s, &len, ", Mask blur: 0");
-    return append(s, &len, ", Version: sdc");
+    s = append(s, &len, ", Version: sdc");
+    if (!s) return NULL;
+    size_t a = 0;   /* Python's str.strip(): whitespace at both ends */
+    while (s[a] && (strchr(" \t\n\r\v\f", s[a]) || (s[a] >= 0x1c && s[a] <= 0x1f))) a++;
+    while (len > a && (strchr(" \t\n\r\v\f", s[len - 1]) || (s[len - 1] >= 0x1c && s[len - 1] <= 0x1f))) len--;
+    memmove(s, s + a, len - a);
+    s[len - a] = 0;
+    return s;
 }

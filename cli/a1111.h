@@ -24,8 +24,16 @@ void sdc_a1111_model_name(const char *path, char *out, size_t cap);
 /* The infotext for one image of gp: prompt, negative prompt, then "Steps: .., Sampler: .., ...".
  * model_hash may be "" (unknown). flags: SDC_A1111_IMG2IMG adds the denoising strength,
  * SDC_A1111_INPAINT_MODEL (a 9-channel inpainting UNet) "Conditional mask weight: 1.0"; a mask in
- * gp adds "Mask blur: 0" (sdc does not blur it). malloc'd; NULL when out of memory. */
+ * gp adds "Mask blur: 0" (sdc does not blur it). As AUTOMATIC1111's create_infotext: no
+ * "Negative prompt:" line when it is empty, values containing , : or a newline quoted
+ * (sdc_a1111_quote), the whole text stripped of surrounding whitespace; no length limit.
+ * malloc'd; NULL when out of memory. */
 enum { SDC_A1111_IMG2IMG = 1, SDC_A1111_INPAINT_MODEL = 2 };
+
+/* A value as AUTOMATIC1111's infotext_utils.quote writes it: as is unless it contains ',', ':'
+ * or a newline, then json.dumps(v, ensure_ascii=False) ("..." with \" \\ \n \uXXXX escapes).
+ * malloc'd; NULL when out of memory. */
+char *sdc_a1111_quote(const char *v);
 char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *model_hash, const char *model_name,
                          int flags);
 

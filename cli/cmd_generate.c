@@ -187,8 +187,10 @@ static char *with_lora_hashes(char *params, const sdc_model *m) {
     }
     char *ver = list ? strstr(params, ", Version: ") : NULL;
     size_t at = ver ? (size_t)(ver - params) : strlen(params);
-    char *o = list ? malloc(strlen(params) + len + 32) : NULL;
-    if (o) sprintf(o, "%.*s, Lora hashes: \"%s\"%s", (int)at, params, list, params + at);
+    char *q = list ? sdc_a1111_quote(list) : NULL;   /* "name: hash, ...", quoted as A1111 does */
+    char *o = q ? malloc(strlen(params) + strlen(q) + 32) : NULL;
+    if (o) sprintf(o, "%.*s, Lora hashes: %s%s", (int)at, params, q, params + at);
+    free(q);
     free(list);
     free(params);
     return o;
@@ -426,6 +428,7 @@ int sdc_cmd_generate(int argc, char **argv) {
     int rows = (int)((batch + cols - 1) / cols);
     uint8_t *rgb = malloc(npix);
     uint8_t *grid = grid_path ? calloc((size_t)rows * cols, npix) : NULL;
+    char *grid_params = NULL;
     if (grid_path && !grid) { fprintf(stderr, "sdc: out of memory for the grid\n"); free(rgb); sdc_model_close(m); free(init_rgb); free(mask); return 2; }
     int rc = 0;
     progress pr = {quiet, isatty(2), 0, 0, (int)batch};
@@ -447,7 +450,8 @@ int sdc_cmd_generate(int argc, char **argv) {
         } else if (!quiet) {
             fprintf(stderr, "sdc: wrote %s (seed %llu, %.1f s)\n", path, (unsigned long long)gp.seed, now_s() - pr.t0);
         }
-        free(params);
+        if (b == 0) grid_params = params;   /* the sheet carries the first image's, as A1111's grid */
+        else free(params);
         free(path);
         if (grid) {   /* tile b of a cols x rows sheet, row-major */
             size_t gw = (size_t)cols * gp.width * 3, x0 = (size_t)(b % cols) * gp.width * 3;
@@ -457,7 +461,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         }
     }
     if (rc == 0 && grid) {
-        if (sdc_write_png(grid_path, grid, cols * gp.width, rows * gp.height, NULL, NULL, &err)) {
+        if (sdc_write_png(grid_path, grid, cols * gp.width, rows * gp.height, "parameters", grid_params, &err)) {
             fprintf(stderr, "sdc: %s\n", err.msg);
             rc = 2;
         } else if (!quiet) {
@@ -465,6 +469,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         }
     }
     free(grid);
+    free(grid_params);
     free(rgb);
     free(init_rgb);
     free(mask);

@@ -3,6 +3,7 @@
 #include "runtime/outpath.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,19 +38,76 @@ static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
 
-/* Writes the PNG from stb with a tEXt chunk inserted after IHDR (signature 8 + IHDR 25 bytes). */
+/* The code point of the UTF-8 sequence at s (its length in *len), or -1 when it is not valid
+ * UTF-8 (overlong, surrogate, past U+10FFFF, cut short). */
+static long utf8_cp(const unsigned char *s, int *len) {
+    unsigned c = s[0];
+    int n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (!n) return -1;
+    long cp = n == 1 ? (long)c : (long)(c & (0x7f >> n));
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return -1;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    static const long min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
+    *len = n;
+    return cp;
+}
+
+/* The text chunk as PIL's PngInfo.add_text writes it (what AUTOMATIC1111 uses): tEXt holding the
+ * Latin-1 bytes when every character of the UTF-8 value is in Latin-1, else iTXt (uncompressed,
+ * no language, no translated key) holding the UTF-8. A value that is not UTF-8 at all goes into
+ * tEXt as it is. *chunk is malloc'd: the whole chunk (length, type, data, CRC); 0 or -1. */
+static int text_chunk(const char *key, const char *val, uint8_t **chunk, size_t *clen) {
+    size_t kl = strlen(key), vl = strlen(val);
+    const unsigned char *v = (const unsigned char *)val;
+    int latin1 = 1, utf8 = 1;
+    for (size_t i = 0; i < vl;) {
+        int n = 1;
+        long cp = utf8_cp(v + i, &n);
+        if (cp < 0) { utf8 = 0; break; }
+        if (cp > 0xff) latin1 = 0;
+        i += (size_t)n;
+    }
+    int itxt = utf8 && !latin1;
+    size_t dl = kl + 1 + (itxt ? 4 : 0) + vl;   /* (Latin-1 is never longer than the UTF-8) */
+    uint8_t *c = malloc(12 + dl);
+    if (!c) return -1;
+    memcpy(c + 4, itxt ? "iTXt" : "tEXt", 4);
+    uint8_t *d = c + 8;
+    memcpy(d, key, kl);
+    d += kl;
+    *d++ = 0;
+    if (itxt) {   /* compression flag 0, method 0, language "", translated keyword "" */
+        memset(d, 0, 4);
+        memcpy(d + 4, val, vl);
+        d += 4 + vl;
+    } else if (utf8) {   /* UTF-8 → Latin-1 bytes */
+        for (size_t i = 0; i < vl;) {
+            int n = 1;
+            *d++ = (uint8_t)utf8_cp(v + i, &n);
+            i += (size_t)n;
+        }
+    } else {
+        memcpy(d, val, vl);
+        d += vl;
+    }
+    dl = (size_t)(d - (c + 8));
+    put_be32(c, (uint32_t)dl);
+    put_be32(c + 8 + dl, crc32_png(c + 4, 4 + dl, 0));
+    *chunk = c;
+    *clen = 12 + dl;
+    return 0;
+}
+
+/* Writes the PNG from stb with the text chunk inserted after IHDR (signature 8 + IHDR 25 bytes). */
 static int write_with_text(FILE *f, const uint8_t *png, int len, const char *key, const char *val) {
     if (!key || len < 33) return fwrite(png, 1, (size_t)len, f) == (size_t)len ? 0 : -1;
-    size_t kl = strlen(key), vl = strlen(val), dl = kl + 1 + vl;
-    uint8_t *chunk = malloc(12 + dl);
-    if (!chunk) return -1;
-    put_be32(chunk, (uint32_t)dl);
-    memcpy(chunk + 4, "tEXt", 4);
-    memcpy(chunk + 8, key, kl);
-    chunk[8 + kl] = 0;
-    memcpy(chunk + 9 + kl, val, vl);
-    put_be32(chunk + 8 + dl, crc32_png(chunk + 4, 4 + dl, 0));
-    int ok = fwrite(png, 1, 33, f) == 33 && fwrite(chunk, 1, 12 + dl, f) == 12 + dl &&
+    uint8_t *chunk;
+    size_t cl;
+    if (text_chunk(key, val, &chunk, &cl)) return -1;
+    int ok = fwrite(png, 1, 33, f) == 33 && fwrite(chunk, 1, cl, f) == cl &&
              fwrite(png + 33, 1, (size_t)len - 33, f) == (size_t)len - 33;
     free(chunk);
     return ok ? 0 : -1;
@@ -108,6 +166,44 @@ int sdc_read_image(const char *path, uint8_t **rgb, int *w, int *h, sdc_err *e) 
     return 0;
 }
 
+/* The value of a tEXt (Latin-1) or iTXt (UTF-8, possibly zlib-compressed) chunk's data d[0..n)
+ * whose keyword is key, as malloc'd UTF-8; NULL when the keyword differs or the chunk is bad. */
+static char *chunk_text(const uint8_t *d, size_t n, int itxt, const char *key) {
+    size_t kl = strnlen((const char *)d, n);
+    if (kl >= n || strcmp((const char *)d, key)) return NULL;
+    const uint8_t *p = d + kl + 1, *end = d + n;
+    if (!itxt) {   /* Latin-1 → UTF-8 */
+        char *o = malloc(2 * (size_t)(end - p) + 1), *q = o;
+        if (!o) return NULL;
+        for (; p < end; p++) {
+            if (*p < 0x80) *q++ = (char)*p;
+            else { *q++ = (char)(0xc0 | *p >> 6); *q++ = (char)(0x80 | (*p & 0x3f)); }
+        }
+        *q = 0;
+        return o;
+    }
+    if (end - p < 2) return NULL;
+    int compressed = p[0], method = p[1];
+    p += 2;
+    for (int skip = 0; skip < 2; skip++) {   /* language tag, translated keyword */
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+        if (!z) return NULL;
+        p = z + 1;
+    }
+    if (!compressed) {
+        char *o = malloc((size_t)(end - p) + 1);
+        if (o) { memcpy(o, p, (size_t)(end - p)); o[end - p] = 0; }
+        return o;
+    }
+    if (method != 0 || end - p > INT_MAX) return NULL;
+    int ol = 0;
+    char *z = stbi_zlib_decode_malloc((const char *)p, (int)(end - p), &ol);
+    char *o = z ? malloc((size_t)ol + 1) : NULL;
+    if (o) { memcpy(o, z, (size_t)ol); o[ol] = 0; }
+    STBI_FREE(z);
+    return o;
+}
+
 char *sdc_png_read_text(const char *path, const char *key) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -117,14 +213,12 @@ char *sdc_png_read_text(const char *path, const char *key) {
     while (!out && fread(len4, 1, 8, f) == 8) {
         uint32_t n = (uint32_t)len4[0] << 24 | (uint32_t)len4[1] << 16 | (uint32_t)len4[2] << 8 | len4[3];
         if (n > (64u << 20)) break;
-        if (!memcmp(len4 + 4, "tEXt", 4)) {
-            char *d = malloc((size_t)n + 1);
+        int text = !memcmp(len4 + 4, "tEXt", 4), itxt = !memcmp(len4 + 4, "iTXt", 4);
+        if (text || itxt) {
+            uint8_t *d = malloc((size_t)n + 1);
             if (!d || fread(d, 1, n, f) != n) { free(d); break; }
             d[n] = 0;
-            size_t kl = strnlen(d, n);
-            if (kl < n && !strcmp(d, key)) {
-                out = strdup(d + kl + 1);
-            }
+            out = chunk_text(d, n, itxt, key);
             free(d);
             if (fseek(f, 4, SEEK_CUR)) break;
         } else if (!memcmp(len4 + 4, "IEND", 4) || fseek(f, (long)n + 4, SEEK_CUR)) {

@@ -24,6 +24,8 @@ check "another seed, another image" "! cmp -s '$T/a.png' '$T/c.png'"
 "$SDC" generate -p "a yellow star on a black background" -s 42 --steps 4 -b 2 -o "$T/batch.png" --grid "$T/grid.png" -q
 check "batch writes numbered files" "[ -s '$T/batch_1.png' ] && [ -s '$T/batch_2.png' ] && [ -s '$T/grid.png' ]"
 check "batch image 2 has seed 43" "grep -a -q 'Seed: 43' '$T/batch_2.png'"
+check "the grid carries the parameters (the first image's, as A1111)" "grep -a -q 'Steps: 4, Sampler: Euler a' '$T/grid.png' && grep -a -q 'Seed: 42,' '$T/grid.png'"
+check "no empty 'Negative prompt:' line (A1111 writes none)" "! grep -a -q 'Negative prompt:' '$T/batch_1.png'"
 
 # --low-mem widens f16 weights per layer: the same pixels (a 64x64 image is one VAE tile).
 "$SDC" generate -p "a red circle on a blue background" -s 42 --steps 4 --low-mem -o "$T/lm.png" -q
