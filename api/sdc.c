@@ -16,6 +16,7 @@
 #include "models/clip.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/detect.h"
 #include "pipeline/inpaint.h"
 #include "pipeline/modelcfg.h"
 #include "pipeline/prompt.h"
@@ -242,6 +243,31 @@ static void *warm_tokenizer(void *arg) {
     return NULL;
 }
 
+/* A file that is not an SD 1.x/2.x checkpoint, named for what it is: a LoRA (give it with
+ * --lora), a VAE alone (--vae), SDXL (not generated yet), anything else without a UNet. */
+static int refuse_family(const sdc_store *st, const char *path, sdc_err *e) {
+    sdc_detect_info d;
+    sdc_detect(st, &d);
+    switch (d.family) {
+    case SDC_FAMILY_LORA:
+        return sdc_errf(e, "%s: is a LoRA (%s), not a checkpoint: give the checkpoint with -m and "
+                        "this file with --lora FILE[:WEIGHT]", path, d.reason);
+    case SDC_FAMILY_VAE:
+        return sdc_errf(e, "%s: is a VAE alone (%s), not a checkpoint: give the checkpoint with -m "
+                        "and this file with --vae FILE", path, d.reason);
+    case SDC_FAMILY_SDXL:
+    case SDC_FAMILY_SDXL_REFINER:
+        return sdc_errf(e, "%s: is an %s checkpoint (%s): sdc does not generate with SDXL yet "
+                        "(SD 1.x and SD 2.x checkpoints work)", path, d.name, d.reason);
+    default:
+        break;
+    }
+    if (sdc_store_count_prefix(st, "model.diffusion_model.") == 0)
+        return sdc_errf(e, "%s: not a Stable Diffusion checkpoint: no UNet (model.diffusion_model.*) "
+                        "— a VAE goes with --vae, a LoRA with --lora; other files are not supported", path);
+    return 0;
+}
+
 sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     if (!p || !p->model_path) { sdc_errf(e, "no model given"); return NULL; }
     sdc_model *m = calloc(1, sizeof *m);
@@ -254,11 +280,7 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     sdc_load_opts lo = {.strict = p->strict, .allow_unsafe_pickle = p->allow_unsafe_pickle};
     if (!(m->store = sdc_store_new())) { sdc_errf(e, "out of memory"); goto fail; }
     if (sdc_store_open(m->store, p->model_path, &lo, e)) goto fail;
-    if (sdc_store_count_prefix(m->store, "model.diffusion_model.") == 0) {
-        sdc_errf(e, "%s: not a Stable Diffusion checkpoint: no UNet (model.diffusion_model.*) "
-                 "— a VAE, LoRA or other file goes with --vae, or is not supported", p->model_path);
-        goto fail;
-    }
+    if (refuse_family(m->store, p->model_path, e)) goto fail;
     phase_end(&m->load, &lc, "open");
     if (sdc_model_config_resolve(&m->cfg, m->store, p->config_path, p->prediction, e)) goto fail;
     phase_end(&m->load, &lc, "config");
@@ -272,7 +294,16 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     if (m->n_lora) phase_end(&m->load, &lc, "loras");
     sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act, .low_mem = 1,
                           .lora = m->lora};
-    if (!(m->clip = sdc_clip_load(m->store, &cp, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
+    if (!(m->clip = sdc_clip_load(m->store, &cp, e))) {
+        if (e && m->cfg.text_heads <= 0 && strstr(e->msg, "head count is unknown")) {   /* say how to give it */
+            char msg[sizeof e->msg];
+            snprintf(msg, sizeof msg, "%s", e->msg);
+            sdc_errf(e, "%s; this file carries no config metadata (a .ckpt never does): give --config "
+                     "FILE, a JSON like {\"text\": {\"heads\": N}, \"unet\": {\"num_heads\": N}}", msg);
+        }
+        sdc_err_prefix(e, "%s", p->model_path);
+        goto fail;
+    }
     phase_end(&m->load, &lc, "text encoder");
     sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim,
                           .low_mem = p->low_mem, .lora = m->lora};

@@ -324,7 +324,11 @@ sdc_clip *sdc_clip_load(const sdc_store *st, const sdc_clip_params *p, sdc_err *
     /* What the weights cannot say: heads and activation. */
     c->H = p && p->n_heads > 0 ? p->n_heads : c->C / 64;
     if (c->H <= 0 || c->C % c->H != 0) {
-        sdc_errf(e, "text encoder: width %d is not divisible into %d heads", c->C, c->H);
+        if (!(p && p->n_heads > 0))   /* nothing said how many: the convention does not fit */
+            sdc_errf(e, "text encoder: width %d: the head count is unknown (the weights cannot tell it, "
+                        "and CLIP's head width 64 does not divide %d)", c->C, c->C);
+        else
+            sdc_errf(e, "text encoder: width %d is not divisible into %d heads", c->C, c->H);
         goto fail;
     }
     c->act = p && p->act >= 0 ? p->act : (openclip ? SDC_ACT_GELU : SDC_ACT_QUICK_GELU);

@@ -234,6 +234,34 @@ static int zip_local(const char *path, const uint8_t *m, size_t size, uint64_t c
 }
 
 /* Parses and validates the whole zip structure. */
+/* Whether a zip entry name marks a TorchScript archive (torch.jit.save): its constants, its
+ * Python code, its mobile bytecode. */
+static int torchscript_name(const char *name, uint64_t nlen) {
+    static const char *const tails[] = {"constants.pkl", "bytecode.pkl", ".debug_pkl"};
+    for (size_t k = 0; k < sizeof tails / sizeof *tails; k++) {
+        size_t tl = strlen(tails[k]);
+        if (nlen >= tl && !memcmp(name + nlen - tl, tails[k], tl)) return 1;
+    }
+    for (uint64_t i = 0; i + 6 <= nlen; i++)
+        if (!memcmp(name + i, "/code/", 6)) return 1;
+    return 0;
+}
+
+/* After the central directory was refused: a TorchScript archive is named as such (its code is
+ * often deflated, which would otherwise be the complaint). Reads only names that lie inside
+ * [cd_off, cd_end); 1 when one marks TorchScript (the name in *name, *nlen). */
+static int find_torchscript(const uint8_t *m, uint64_t cd_off, uint64_t cd_end, const char **name,
+                            uint64_t *nlen) {
+    for (uint64_t at = cd_off; cd_end - at >= ZIP_CDIR_SIZE && rd(m + at, 4) == 0x02014b50;) {
+        uint64_t nl = rd(m + at + 28, 2), el = rd(m + at + 30, 2), cl = rd(m + at + 32, 2);
+        if (cd_end - at - ZIP_CDIR_SIZE < nl + el + cl) break;
+        const char *n = (const char *)m + at + ZIP_CDIR_SIZE;
+        if (torchscript_name(n, nl)) { *name = n; *nlen = nl; return 1; }
+        at += ZIP_CDIR_SIZE + nl + el + cl;
+    }
+    return 0;
+}
+
 static int zip_open(const char *path, const uint8_t *m, size_t size, zipf *z, sdc_err *e) {
     memset(z, 0, sizeof *z);
     if (size < ZIP_LOCAL_SIZE + ZIP_EOCD_SIZE || rd(m, 4) != 0x04034b50)
@@ -262,6 +290,11 @@ static int zip_open(const char *path, const uint8_t *m, size_t size, zipf *z, sd
             break;
         }
         rc = zip_central(path, m, cd_end, &p, (int)i, ze, e);
+        const char *tsn;
+        uint64_t tsl;
+        if (rc && find_torchscript(m, cd_off, cd_end, &tsn, &tsl))
+            sdc_errf(e, "%s: this is a TorchScript archive (it has '%.*s'): it holds code, not just "
+                     "weights, and sdc does not load it", path, (int)(tsl > 200 ? 200 : tsl), tsn);
         if (rc) break;
         size_t h = name_hash(ze->name, ze->nlen) & (z->hcap - 1);
         for (; z->hash[h]; h = (h + 1) & (z->hcap - 1)) {
@@ -485,7 +518,7 @@ static int zip_check_records(const char *path, const uint8_t *map, const zipf *z
             return sdc_errf(e, "%s: zip entry '%.*s' lies outside the archive folder '%.*s': "
                             "central directory entry %d", path, nm, ze->name, (int)plen, prefix,
                             ze->index);
-        if (ze->nlen >= 13 && !memcmp(ze->name + ze->nlen - 13, "constants.pkl", 13))
+        if (torchscript_name(ze->name, ze->nlen))
             return sdc_errf(e, "%s: this is a TorchScript archive (it has '%.*s'): it holds code, "
                             "not just weights, and sdc does not load it", path, nm, ze->name);
     }

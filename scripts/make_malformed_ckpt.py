@@ -366,6 +366,13 @@ put("c17_version_unsupported.ckpt", torch_zip(version=b"99\n"), 2, "outside the 
 put("c17_no_version.ckpt", torch_zip(version=None), 2, "has no 'archive/version' record")
 put("c17_constants_pkl.ckpt", torch_zip(extra=[{"name": "archive/constants.pkl", "data": b"\x80\x02)."}]), 2,
     "TorchScript archive")
+# torch.jit.save's archive with its code deflated: named as TorchScript, not as "compressed entry"
+code = b"class M(Module):\n  def forward(self, x):\n    return x\n" * 4
+put("c17_torchscript_deflated.ckpt",
+    zip_bytes([{"name": "archive/code/__torch__/m.py", "data": zlib.compress(code)[2:-4], "method": 8},
+               {"name": "archive/data.pkl", "data": GOOD_PKL},
+               {"name": "archive/constants.pkl", "data": b"\x80\x02)."},
+               {"name": "archive/version", "data": b"3\n"}]), 2, "TorchScript archive")
 put("c17_outside_prefix.ckpt", torch_zip(extra=[{"name": "other/x", "data": b"1"}]), 2,
     "lies outside the archive folder 'archive/'")
 put("c17_bad_crc.ckpt", zip_bytes([{"name": "archive/data.pkl", "data": GOOD_PKL, "crc": 1234}] +

@@ -3,7 +3,8 @@
 # --cfg-scale inf/nan (a black PNG with exit 0) and --strength without -i are refused before the
 # model loads; -t above the CPU count and a prompt that --prompt-mode truncate cuts are warned
 # about (the latter by the prompt code); -s 9223372036854775807 -b 2 gives seeds 2^63-1 and 2^63 without a signed overflow (this
-# test also runs on the ASan/UBSan build).
+# test also runs on the ASan/UBSan build). A LoRA, an SDXL file, a TorchScript archive and a .ckpt
+# without --config are each refused with a message that says what the file is and what to do.
 set -u
 SDC=${1:?usage: cli_malformed_args.sh path/to/sdc}
 T=$(mktemp -d)
@@ -45,4 +46,11 @@ sed 's/^/     /' "$T/e"
 "$SDC" generate "${M[@]}" -p "a red cat" -s 9223372036854775807 -b 2 --steps 1 -W 64 -H 64 -o "$T/s.png" -q 2>"$T/e"; rc=$?
 check "-s 9223372036854775807 -b 2: exit 0, no sanitizer report" "[ $rc -eq 0 ] && ! grep -q 'runtime error' '$T/e'"
 check "seeds 2^63-1 and 2^63 in the PNGs" "grep -aq 'Seed: 9223372036854775807,' '$T/s_1.png' && grep -aq 'Seed: 9223372036854775808,' '$T/s_2.png'"
+
+# files that are not an SD 1.x/2.x checkpoint are named for what they are (issue 12)
+bad "SDXL checkpoint" "is an SDXL checkpoint.*does not generate with SDXL yet" -m tests/data/tiny-sdxl.safetensors -p x
+bad "LoRA as -m (.safetensors)" "is a LoRA.*--lora" -m tests/data/tiny-sd1-lora.safetensors -p x
+bad "LoRA as -m (.ckpt)" "is a LoRA.*--lora" -m tests/data/tiny-sd1-lora.ckpt -p x
+bad "TorchScript archive, deflated code" "TorchScript archive" -m tests/data/malformed/c17_torchscript_deflated.ckpt -p x
+bad "tiny .ckpt without --config" "head count is unknown.*give --config FILE" -m tests/data/tiny-sd1.ckpt -p x
 exit $fail
