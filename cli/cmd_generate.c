@@ -246,6 +246,8 @@ static int check_before_loading(const sdc_gen_params *gp, sdc_model_params *mp, 
         mp->threads = (int)ncpu;
     }
     return 0;
+}
+
 /* --load-report: where the load went (sdc_model_load_report, the numbers bench-load reports), the
  * time from sdc_model_open to the first UNet call, and the UNet's layout digest (as bench-load
  * --digest), on stderr after the first image. */
