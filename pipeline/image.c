@@ -25,6 +25,17 @@
 
 #define IMAGE_MAX_SIDE 16384   /* larger than any SD output; bounds w*h*3 in int arithmetic */
 
+/* stb's failure reason, printable: for an unknown PNG chunk it quotes the chunk's 4 raw bytes,
+ * which may be a newline or any byte (an error is one readable line). */
+static const char *stb_reason(void) {
+    static _Thread_local char buf[96];
+    const char *r = stbi_failure_reason();
+    size_t i = 0;
+    for (; r && r[i] && i + 1 < sizeof buf; i++) buf[i] = (r[i] >= 0x20 && r[i] < 0x7f) ? r[i] : '?';
+    buf[i] = 0;
+    return i ? buf : "unknown reason";
+}
+
 static uint32_t crc32_png(const uint8_t *p, size_t n, uint32_t c) {
     c = ~c;
     for (size_t i = 0; i < n; i++) {
@@ -158,11 +169,11 @@ int sdc_read_image(const char *path, uint8_t **rgb, int *w, int *h, sdc_err *e) 
     struct stat st;   /* a FIFO or device would block the reads below (and is read twice) */
     if (stat(path, &st) != 0) return sdc_errf(e, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return sdc_errf(e, "%s: not a regular file: give an image file", path);
-    if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable image (%s)", path, stbi_failure_reason());
+    if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable image (%s)", path, stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "%s: image size %dx%d out of range", path, *w, *h);
     *rgb = stbi_load(path, w, h, &n, 3);
-    if (!*rgb) return sdc_errf(e, "%s: cannot decode image (%s)", path, stbi_failure_reason());
+    if (!*rgb) return sdc_errf(e, "%s: cannot decode image (%s)", path, stb_reason());
     return 0;
 }
 
@@ -255,11 +266,11 @@ int sdc_decode_image(const uint8_t *buf, size_t n, uint8_t **rgb, int *w, int *h
     *rgb = NULL;
     if (n == 0 || n > INT32_MAX) return sdc_errf(e, "image: %zu bytes: not a readable image", n);
     if (!stbi_info_from_memory(buf, (int)n, w, h, &c))
-        return sdc_errf(e, "image: not a readable image (%s)", stbi_failure_reason());
+        return sdc_errf(e, "image: not a readable image (%s)", stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "image: size %dx%d out of range", *w, *h);
     *rgb = stbi_load_from_memory(buf, (int)n, w, h, &c, 3);
-    if (!*rgb) return sdc_errf(e, "image: cannot decode (%s)", stbi_failure_reason());
+    if (!*rgb) return sdc_errf(e, "image: cannot decode (%s)", stb_reason());
     return 0;
 }
 
@@ -279,11 +290,11 @@ int sdc_read_mask(const char *path, uint8_t **grey, int *w, int *h, sdc_err *e) 
     *grey = NULL;
     if (stat(path, &st) != 0) return sdc_errf(e, "%s: cannot open mask: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return sdc_errf(e, "%s: mask is not a regular file: give an image file", path);
-    if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable mask image (%s)", path, stbi_failure_reason());
+    if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable mask image (%s)", path, stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "%s: mask size %dx%d out of range", path, *w, *h);
     uint8_t *px = stbi_load(path, w, h, &n, 0);   /* its own channels; 16-bit → high byte */
-    if (!px) return sdc_errf(e, "%s: cannot decode mask (%s)", path, stbi_failure_reason());
+    if (!px) return sdc_errf(e, "%s: cannot decode mask (%s)", path, stb_reason());
     *grey = mask_grey(px, n, (size_t)*w * *h);
     stbi_image_free(px);
     if (!*grey) return sdc_errf(e, "%s: out of memory", path);
@@ -295,11 +306,11 @@ int sdc_decode_mask(const uint8_t *buf, size_t len, uint8_t **grey, int *w, int 
     *grey = NULL;
     if (len == 0 || len > INT32_MAX) return sdc_errf(e, "mask: %zu bytes: not a readable image", len);
     if (!stbi_info_from_memory(buf, (int)len, w, h, &n))
-        return sdc_errf(e, "mask: not a readable image (%s)", stbi_failure_reason());
+        return sdc_errf(e, "mask: not a readable image (%s)", stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "mask: size %dx%d out of range", *w, *h);
     uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n, 0);
-    if (!px) return sdc_errf(e, "mask: cannot decode (%s)", stbi_failure_reason());
+    if (!px) return sdc_errf(e, "mask: cannot decode (%s)", stb_reason());
     *grey = mask_grey(px, n, (size_t)*w * *h);
     stbi_image_free(px);
     if (!*grey) return sdc_errf(e, "mask: out of memory");

@@ -68,6 +68,7 @@ bad "--mask without -i" "needs -i" -p x --mask "$MASK"
 bad "mask missing" "cannot open mask" -p x -i "$IMG" --mask "$T/none.png"
 printf 'not an image' >"$T/junk.png"
 bad "mask not an image" "not a readable mask" -p x -i "$IMG" --mask "$T/junk.png"
+bad "mask whose unknown PNG chunk is named with a newline" "cannot decode mask\|not a readable mask" -p x -i "$IMG" --mask fuzz/corpus/image/unknown_chunk_newline.png
 bad "mask a directory" "not a regular file" -p x -i "$IMG" --mask "$T"
 bad "mask of another size" "mask is 128x128 but the image" -p x -i "$IMG" --mask "$R/sd1_pipe_128x128_ddim.png"
 bad "--mask with a model that cannot load" "cannot open\|No such" -m "$T/nope.safetensors" -p x -i "$IMG" --mask "$MASK"
