@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/a1111.h"
@@ -65,7 +66,15 @@ static void usage(FILE *f) {
         "  -q, --quiet               no progress output\n");
 }
 
-typedef struct progress { int quiet, tty; double t0; int image, images; } progress;
+/* Progress on stderr. A terminal gets a bar per image (its number in a batch, s/step, ETA) and a
+ * "decoding" line while the VAE runs; anything else (a log, a pipe) one line per image, as other
+ * command-line tools do. Both get a line when the model starts loading and one per image written
+ * (steps, s/step, decode time). */
+typedef struct progress {
+    int quiet, tty;
+    double t0, t_steps;   /* image start; end of the last step (the decode starts there) */
+    int image, images, steps;
+} progress;
 
 static double now_s(void) {
     struct timespec ts;
@@ -75,12 +84,27 @@ static double now_s(void) {
 
 static void on_step(void *u, int step, int steps) {
     progress *p = u;
+    p->steps = steps;
+    if (step == steps) p->t_steps = now_s();
     if (p->quiet || !p->tty) return;
     double el = now_s() - p->t0, per = el / step;
     int bar = 30, fill = bar * step / steps;
-    fprintf(stderr, "\r[%.*s%*s] %d/%d  %.2f s/step  ETA %.0f s ", fill,
+    char img[32] = "";
+    if (p->images > 1) snprintf(img, sizeof img, "image %d/%d ", p->image, p->images);
+    fprintf(stderr, "\r%s[%.*s%*s] %d/%d  %.2f s/step  ETA %.0f s ", img, fill,
             "##############################", bar - fill, "", step, steps, per, per * (steps - step));
-    if (step == steps) fputc('\n', stderr);
+    if (step == steps) fprintf(stderr, "\n%sdecoding the image (VAE)...", img);
+}
+
+/* After an image was written: one line with where the time went. */
+static void image_done(progress *p, const char *path, uint64_t seed) {
+    double t = now_s(), steps_s = p->t_steps > p->t0 ? p->t_steps - p->t0 : t - p->t0;
+    if (p->tty) fputs("\r\033[K", stderr);   /* over the "decoding" line */
+    char img[32] = "";
+    if (p->images > 1) snprintf(img, sizeof img, "image %d/%d: ", p->image, p->images);
+    fprintf(stderr, "sdc: %swrote %s (seed %llu; %d steps in %.1f s, %.2f s/step; decode %.1f s; total %.1f s)\n",
+            img, path, (unsigned long long)seed, p->steps, steps_s, p->steps ? steps_s / p->steps : 0,
+            p->t_steps > p->t0 ? t - p->t_steps : 0, t - p->t0);
 }
 
 /* The options that take a value (the others are flags). */
@@ -380,6 +404,12 @@ int sdc_cmd_generate(int argc, char **argv) {
         }
         gp.mask = mask;
     }
+    if (!quiet) {   /* the load is where a big model's first seconds go */
+        struct stat st;
+        if (stat(mp.model_path, &st) == 0)
+            fprintf(stderr, "sdc: loading %s (%.2f GB)%s\n", mp.model_path, st.st_size / 1e9,
+                    mp.low_mem ? ", low-mem" : "");
+    }
     sdc_model *m = sdc_model_open(&mp, &err);
     if (!m) { fprintf(stderr, "sdc: %s\n", err.msg); free(init_rgb); free(mask); return 2; }
     int dw, dh, dsteps;
@@ -433,12 +463,14 @@ int sdc_cmd_generate(int argc, char **argv) {
     char *grid_params = NULL;
     if (grid_path && !grid) { fprintf(stderr, "sdc: out of memory for the grid\n"); free(rgb); sdc_model_close(m); free(init_rgb); free(mask); return 2; }
     int rc = 0;
-    progress pr = {quiet, isatty(2), 0, 0, (int)batch};
+    progress pr = {quiet, isatty(2), 0, 0, 0, (int)batch, 0};
     gp.on_step = on_step;
     gp.on_step_user = &pr;
     for (long b = 0; rc == 0 && b < batch; b++) {
         gp.seed = (uint64_t)seed + (uint64_t)b;   /* -s 2^63-1 -b 2: 2^63, no overflow */
         pr.t0 = now_s();
+        pr.t_steps = 0;
+        pr.image = (int)b + 1;
         char *path = batch > 1 ? numbered(out, (int)b + 1) : strdup(out);
         if (!rgb || !path) { fprintf(stderr, "sdc: out of memory\n"); free(path); rc = 2; break; }
         if (sdc_generate(m, &gp, rgb, &err)) { fprintf(stderr, "sdc: %s\n", err.msg); free(path); rc = 2; break; }
@@ -450,7 +482,7 @@ int sdc_cmd_generate(int argc, char **argv) {
             fprintf(stderr, "sdc: %s\n", err.msg);
             rc = 2;
         } else if (!quiet) {
-            fprintf(stderr, "sdc: wrote %s (seed %llu, %.1f s)\n", path, (unsigned long long)gp.seed, now_s() - pr.t0);
+            image_done(&pr, path, gp.seed);
         }
         if (b == 0) grid_params = params;   /* the sheet carries the first image's, as A1111's grid */
         else free(params);
