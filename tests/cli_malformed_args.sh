@@ -15,7 +15,7 @@ M=(-m tests/data/tiny-sd1-fp16.safetensors)
 
 bad() {  # name, expected message fragment, args...
   local name=$1 frag=$2; shift 2
-  "$SDC" generate "$@" -o "$T/bad.png" 2>"$T/e"; local rc=$?
+  "$SDC" generate "$@" -q -o "$T/bad.png" 2>"$T/e"; local rc=$?
   check "$name: exit 2" "[ $rc -eq 2 ]"
   check "$name: one line saying '$frag'" "[ \$(wc -l < '$T/e') -eq 1 ] && grep -q -- '$frag' '$T/e'"
   check "$name: no output written" "[ ! -e '$T/bad.png' ]"
