@@ -36,10 +36,10 @@ static void usage(FILE *f) {
         "      --sampling-method M   euler, euler_a (default), heun, ddim, pndm, dpm++2m, lcm\n"
         "      --scheduler S         discrete (default) or karras\n"
         "      --timestep-spacing S  leading, linspace or trailing (default: diffusers' per sampler)\n"
-        "  -W, --width N, -H, --height N   image size, multiples of 8 (default 512x512)\n"
+        "  -W, --width N, -H, --height N   image size, any multiples of 8 (default 512x512)\n"
         "  -b, --batch-count N       N images with seeds S, S+1, ... (OUT_1.png, OUT_2.png, ...)\n"
         "  -i, --init-img FILE       img2img: start from this image\n"
-        "      --strength F          img2img denoising strength (default 0.75)\n"
+        "      --strength F          img2img denoising strength (default 0.75; needs -i)\n"
         "      --mask FILE           inpainting: repaint where the mask is white (needs -i, same size);\n"
         "                            an inpainting model without a mask paints the whole picture\n"
         "      --vae FILE            a separate VAE file\n"
@@ -60,10 +60,11 @@ static void usage(FILE *f) {
         "      --prediction eps|v    override the model's prediction type\n"
         "      --strict              refuse unknown pickle globals\n"
         "      --allow-unsafe-pickle load weights even when the pickle names dangerous globals\n"
-        "  -t, --threads N           threads (default: all cores)\n"
-        "  -o, --output FILE         output PNG (default output.png)\n"
+        "  -t, --threads N           threads (default: all cores; more than the CPUs are cut)\n"
+        "  -o, --output FILE         output PNG (default output.png); only a regular file is replaced,\n"
+        "                            never a device, FIFO, folder or symbolic link\n"
         "      --grid FILE           also write all images of the batch as one contact sheet PNG\n"
-        "  -q, --quiet               no progress output\n");
+        "  -q, --quiet               no progress output (a log gets one line per image)\n");
 }
 
 /* Progress on stderr. A terminal gets a bar per image (its number in a batch, s/step, ETA) and a
