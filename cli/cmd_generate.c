@@ -64,7 +64,7 @@ static void usage(FILE *f) {
         "  -o, --output FILE         output PNG (default output.png); only a regular file is replaced,\n"
         "                            never a device, FIFO, folder or symbolic link\n"
         "      --grid FILE           also write all images of the batch as one contact sheet PNG\n"
-        "  -q, --quiet               no progress output (a log gets one line per image)\n");
+        "  -q, --quiet               no progress output\n");
 }
 
 /* Progress on stderr. A terminal gets a bar per image (its number in a batch, s/step, ETA) and a
