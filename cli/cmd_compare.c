@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/compare.h"
 #include "pipeline/image.h"
+#include "runtime/outpath.h"
 #include "runtime/store.h"
 
 /* Lines per list in the text report unless --all: enough to name what differs without
@@ -162,6 +163,11 @@ static int parse_args(int argc, char **argv, cmp_args *a) {
     }
     if (a->image_out && !a->prompt && !(is_image_file(a->a) && is_image_file(a->b))) {
         fprintf(stderr, "sdc: compare: --image needs a prompt (-p) to generate the images\n");
+        return -1;
+    }
+    sdc_err oe = {{0}};   /* before any work: only a regular file is replaced */
+    if (a->image_out && sdc_output_check(a->image_out, 1, &oe)) {
+        fprintf(stderr, "sdc: compare: --image %s\n", oe.msg);
         return -1;
     }
     return 0;

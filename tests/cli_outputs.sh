@@ -65,6 +65,11 @@ check "--grid FIFO: no image written before the refusal" "[ ! -e '$T/ok.png' ]"
 refused "--grid directory" "directory" "${GEN[@]}" -o "$T/ok.png" --grid "$T/dir"
 refused "--grid in a missing folder" "No such file" "${GEN[@]}" -o "$T/ok.png" --grid "$T/nope/g.png"
 
+# compare --image: the same rule, before the two images are generated
+refused "compare --image onto a FIFO" "FIFO" compare tests/data/tiny-sd1-fp16.safetensors tests/data/tiny-sd1-fp16.safetensors \
+  -p x --steps 1 -W 64 -H 64 --image "$T/fifo"
+check "compare --image FIFO: the FIFO is still there" "$fifo_ok"
+
 # a regular file is replaced, through temp + rename
 echo old > "$T/reg.png"
 "$SDC" "${GEN[@]}" -o "$T/reg.png" -q; rc=$?
