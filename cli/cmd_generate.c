@@ -16,6 +16,7 @@
 #include "pipeline/image.h"
 #include "runtime/outpath.h"
 #include "cli/hashcache.h"
+#include "cli/prompts.h"
 #include "pipeline/prompt.h"
 #include "runtime/sha256.h"
 #include "sdc.h"
@@ -62,7 +63,13 @@ static void usage(FILE *f) {
         "      --allow-unsafe-pickle load weights even when the pickle names dangerous globals\n"
         "  -t, --threads N           threads (default: all cores; more than the CPUs are cut)\n"
         "  -o, --output FILE         output PNG (default output.png); only a regular file is replaced,\n"
-        "                            never a device, FIFO, folder or symbolic link\n"
+        "                            never a device, FIFO, folder or symbolic link; with --prompts\n"
+        "                            the output folder\n"
+        "      --prompts FILE.jsonl  one JSON object per line (prompt, negative_prompt, seed, steps,\n"
+        "                            cfg_scale, width, height, sampler, scheduler, clip_skip): line L\n"
+        "                            to DIR/L.png (000001.png ...); existing ones are skipped (resume);\n"
+        "                            the flags give every line's defaults, a line's seed -s + L - 1\n"
+        "      --shard K/N           only lines L with (L-1) mod N == K (a job array's task K of N)\n"
         "      --grid FILE           also write all images of the batch as one contact sheet PNG\n"
         "  -q, --quiet               no progress output\n");
 }
@@ -115,7 +122,7 @@ static int takes_value(const char *a) {
         "--cfg-scale", "--sampling-method", "--scheduler", "--timestep-spacing", "-W", "--width",
         "-H", "--height", "-b", "--batch-count", "-i", "--init-img", "--strength", "--mask", "--vae",
         "--clip-skip", "--prompt-mode", "--rng", "--config", "--prediction", "-t", "--threads",
-        "-o", "--output", "--grid", "--lora", "--lora-model-dir", "--embd-dir"};
+        "-o", "--output", "--grid", "--lora", "--lora-model-dir", "--embd-dir", "--prompts", "--shard"};
     for (size_t k = 0; k < sizeof opts / sizeof *opts; k++)
         if (!strcmp(a, opts[k])) return 1;
     return 0;
@@ -295,6 +302,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     const char *out = "output.png", *init_path = NULL, *grid_path = NULL, *mask_path = NULL;
     long seed = 42, batch = 1, v;
     int have_strength = 0;
+    const char *prompts_path = NULL;   /* --prompts (cli/prompts.c) */
+    int shard_k = 0, shard_n = 1, have_shard = 0, have_out = 0;
     int quiet = 0, load_report = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
     sdc_lora loras[MAX_LORA_FLAGS];
     int n_loras = 0;
@@ -351,7 +360,12 @@ int sdc_cmd_generate(int argc, char **argv) {
             else if (!strcmp(val, "v")) mp.prediction = 1;
             else { fprintf(stderr, "sdc: generate: --prediction '%s': expected eps or v\n", val); return 2; }
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (parse_int(a, val, 0, 1024, &v)) return 2; mp.threads = (int)v; }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { out = val; have_out = 1; }
+        else if (!strcmp(a, "--prompts")) prompts_path = val;
+        else if (!strcmp(a, "--shard")) {
+            if (sdc_parse_shard(val, &shard_k, &shard_n)) { fprintf(stderr, "sdc: generate: --shard '%s': expected K/N with 0 <= K < N\n", val); return 2; }
+            have_shard = 1;
+        }
         else if (!strcmp(a, "--grid")) grid_path = val;
         else if (!strcmp(a, "--lora-model-dir")) mp.lora_model_dir = val;
         else if (!strcmp(a, "--embd-dir")) mp.embd_dir = val;
@@ -362,13 +376,25 @@ int sdc_cmd_generate(int argc, char **argv) {
         } else { fprintf(stderr, "sdc: generate: unknown option '%s' (see sdc generate --help)\n", a); return 2; }
 #undef NEXT
     }
-    if (!have_prompt) { fprintf(stderr, "sdc: generate: no prompt: give -p \"TEXT\"\n"); return 2; }
+    if (have_shard && !prompts_path) { fprintf(stderr, "sdc: generate: --shard splits a --prompts file: give --prompts FILE.jsonl\n"); return 2; }
+    if (prompts_path && (have_prompt || init_path || mask_path || grid_path || batch != 1 || !have_out)) {
+        fprintf(stderr, "sdc: generate: --prompts takes the prompts from the file and writes into -o DIR (no -p, -i, --mask, --grid, -b)\n");
+        return 2;
+    }
+    if (!have_prompt && !prompts_path) { fprintf(stderr, "sdc: generate: no prompt: give -p \"TEXT\"\n"); return 2; }
     if (!mp.model_path) {
         if (!(mp.model_path = demo_model())) {
             fprintf(stderr, "sdc: generate: no -m given and the demo model (%s) is missing\n", DEMO_MODEL);
             return 2;
         }
         if (!quiet) fprintf(stderr, "sdc: no -m given: using the embedded demo model toy-sd1 (%s)\n", mp.model_path);
+    }
+    if (prompts_path) {
+        mp.loras = loras;
+        mp.n_loras = n_loras;
+        prompts_opts po = {prompts_path, out, shard_k, shard_n, mp, gp, have_w, have_h, have_steps,
+                           have_cfg, seed, quiet};
+        return sdc_generate_prompts(&po);
     }
     if (seed < 0) seed = (long)(time(NULL) ^ getpid()) & 0x7fffffff;
     mp.loras = loras;

@@ -11,6 +11,7 @@
 #include "cli/a1111.h"
 #include "cli/base64.h"
 #include "pipeline/image.h"
+#include "pipeline/prompt.h"
 
 #define ERR(fld, ...) (*field = (fld), sdc_errf(e, __VA_ARGS__))
 
@@ -268,4 +269,23 @@ int genreq_json_depth_ok(const char *buf, size_t n, int max_depth) {
         }
     }
     return 1;
+}
+
+char *genreq_lora_key(const char *prompt, sdc_err *e) {
+    char *rest = NULL;
+    sdc_prompt_lora *tags = NULL;
+    int n = 0;
+    if (sdc_prompt_take_loras(prompt ? prompt : "", &rest, &tags, &n, e)) return NULL;
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(tags[i].name) + 32;
+    char *key = malloc(len), *o = key;
+    if (key) {
+        *o = 0;
+        for (int i = 0; i < n; i++) o += sprintf(o, "%s:%.9g\n", tags[i].name, tags[i].mult);
+    } else {
+        sdc_errf(e, "out of memory");
+    }
+    free(rest);
+    sdc_prompt_loras_free(tags, n);
+    return key;
 }

@@ -46,6 +46,11 @@ int genreq_apply_defaults(genreq *r, const sdc_model *m, sdc_err *e);
 
 void genreq_free(genreq *r);
 
+/* The <lora:NAME:W> tags of a prompt as one string ("NAME:W\n..." in order; "" when none): a
+ * model context opened with lora_prompt serves exactly the prompts with the same key. malloc'd;
+ * NULL with e when a tag is malformed or out of memory. */
+char *genreq_lora_key(const char *prompt, sdc_err *e);
+
 /* 1 when the JSON text buf[0..n) nests arrays/objects no deeper than max_depth (strings and
  * escapes skipped; the text itself is not validated: cJSON does that). */
 int genreq_json_depth_ok(const char *buf, size_t n, int max_depth);

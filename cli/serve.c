@@ -30,8 +30,9 @@ struct serve {
     volatile int interrupt;       /* read by the generation at each step (sdc_gen_params.interrupt) */
     int current;                  /* sd_model_checkpoint */
     int clip_skip;                /* CLIP_stop_at_last_layers */
-    sdc_model *m;                 /* loaded model (worker-owned) and its index */
+    sdc_model *m;                 /* loaded model (worker-owned), its index and LoRA key */
     int loaded;
+    char *loaded_loras;           /* genreq_lora_key of the prompt it was opened with */
     /* progress of the running job */
     int step, steps, image, images;
     double t_job, t_last;          /* start of the running job; duration of the last one */
@@ -142,11 +143,16 @@ void serve_set_clip_skip(serve *s, int c) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Loads model i (closing the one loaded); worker thread or before it starts. */
-static int load_model(serve *s, int i, sdc_err *e) {
-    if (s->m && s->loaded == i) return 0;
+/* Loads model i with the LoRAs tagged in prompt (closing the one loaded, unless it is the same);
+ * worker thread or before it starts. */
+static int load_model(serve *s, int i, const char *prompt, sdc_err *e) {
+    char *key = genreq_lora_key(prompt, e);
+    if (!key) return -1;
+    if (s->m && s->loaded == i && s->loaded_loras && !strcmp(key, s->loaded_loras)) { free(key); return 0; }
     sdc_model_close(s->m);
     s->m = NULL;
+    free(s->loaded_loras);
+    s->loaded_loras = NULL;
     serve_model *sm = &s->models[i];
     sdc_model_params mp = sdc_model_default_params();
     mp.model_path = sm->path;
@@ -154,7 +160,11 @@ static int load_model(serve *s, int i, sdc_err *e) {
     mp.threads = s->opts.threads;
     mp.low_mem = s->opts.low_mem;
     mp.strict = 1;   /* a server never runs a pickle's unknown globals */
-    if (!(s->m = sdc_model_open(&mp, e))) return -1;
+    mp.lora_model_dir = s->opts.lora_dir;   /* <lora:NAME:W> looked up there only, by the library */
+    mp.lora_prompt = key[0] ? prompt : NULL;
+    mp.embd_dir = s->opts.embd_dir;
+    if (!(s->m = sdc_model_open(&mp, e))) { free(key); return -1; }
+    s->loaded_loras = key;
     s->loaded = i;
     char hash[65] = "";
     if (sdc_model_hash(sm->path, hash)) hash[0] = 0;
@@ -282,8 +292,8 @@ static void on_step(void *u, int step, int steps) {
 /* Runs one job on the worker thread (the lock not held). */
 static void run_job(serve *s, serve_job *j) {
     sdc_err e = {{0}};
-    if (load_model(s, j->model, &e)) {
-        j->status = 500;
+    if (load_model(s, j->model, j->req.gp.prompt, &e)) {
+        j->status = strstr(e.msg, "lora") || strstr(e.msg, "LoRA") ? 422 : 500;
         snprintf(j->error, sizeof j->error, "model %.200s: %.700s", s->models[j->model].name, e.msg);
         return;
     }
@@ -386,7 +396,7 @@ serve *serve_open(const serve_opts *o, sdc_err *e) {
         if (i < 0) rc = sdc_errf(e, "%s: not in %s", o->model_path, o->models_dir);
         else s->current = i;
     }
-    if (!rc) rc = load_model(s, s->current, e);
+    if (!rc) rc = load_model(s, s->current, "", e);
     if (!rc) {
         if (pthread_create(&s->worker, NULL, worker, s)) rc = sdc_errf(e, "cannot start the worker thread");
         else s->worker_started = 1;
@@ -421,6 +431,7 @@ void serve_close(serve *s) {
     serve_shutdown(s);
     if (s->worker_started) pthread_join(s->worker, NULL);
     sdc_model_close(s->m);
+    free(s->loaded_loras);
     for (int i = 0; i < s->n_models; i++) {
         free(s->models[i].name); free(s->models[i].path); free(s->models[i].config);
     }
