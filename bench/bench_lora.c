@@ -2,7 +2,9 @@
  * model (sdc_lora_set_add), then the text encoder and UNet bound with and without it (the merge
  * runs inside the binding: default mode merges into the f32 copies once, low-mem adds the deltas
  * each time a weight is widened), alternately, R times; the medians, the f32 factors the set
- * holds (the only memory a LoRA adds), the peak RSS. With --step: one guided UNet call (batch 2,
+ * holds (the only memory a LoRA adds), the peak RSS, one text-encoder window with and without
+ * (the encoder reads its weights per layer: the deltas are added each time), and the merge's
+ * arithmetic alone (every delta into a zeroed weight). With --step: one guided UNet call (batch 2,
  * 64x64 latents) with and without the LoRA, alternately (low-mem: the per-call cost of adding
  * the deltas). Never pass/fail; the machine may be shared.
  * Usage: bench_lora MODEL LORA [--low-mem] [--step] [-r R] [-t T] */
@@ -15,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "models/clip.h"
 #include "models/unet.h"
+#include "models/weight.h"
 #include "pipeline/modelcfg.h"
 #include "runtime/lora.h"
 #include "runtime/store.h"
@@ -65,7 +68,22 @@ int main(int argc, char **argv) {
            "held: %.1f MiB\nmode: %s, %d threads\n", argv[1], argv[2], sdc_lora_set_count(set), t_read,
            sdc_lora_set_bytes(set) / 1048576.0, low ? "low-mem" : "default", threads);
 
-    double tc[2][64], tu[2][64], ts[2][64];
+    /* the merge's arithmetic alone: every module's delta added into a zero weight */
+    {
+        double m0 = now_s(), flops = 0;
+        for (size_t i = 0; i < sdc_lora_set_count(set); i++) {
+            sdc_lora_mod one = *sdc_lora_set_at(set, i);
+            one.next = NULL;
+            float *w = calloc((size_t)one.rows * (size_t)one.cols, sizeof(float));
+            if (w && sdc_weight_add_deltas(w, &one, (size_t)one.row0, (size_t)one.rows, (size_t)one.cols) == 0)
+                flops += 2.0 * (double)one.rows * (double)one.cols * one.rank;
+            free(w);
+        }
+        double dt = now_s() - m0;
+        printf("merge arithmetic alone (all modules, up@down added, incl. zeroing the buffers): %.3f s, %.1f GFLOP/s\n",
+               dt, flops / dt * 1e-9);
+    }
+    double tc[2][64], tu[2][64], ts[2][64], te[2][64];
     int C = 0, ok = 1;
     for (int r = 0; r < R && ok; r++)
         for (int with = 0; with < 2 && ok; with++) {
@@ -84,6 +102,18 @@ int main(int argc, char **argv) {
             tu[with][r] = d - b;
             ts[with][r] = 0;
             C = sdc_clip_width(c);
+            {   /* one text-encoder window (its deltas are added per layer as it is widened) */
+                int32_t ids[77];
+                for (int i = 0; i < 77; i++) ids[i] = i ? 320 + i : 49406;
+                float *z = malloc(sizeof(float) * 77 * (size_t)C);
+                sdc_arena ar;
+                sdc_arena_init(&ar, (size_t)16 << 20);
+                double e0 = now_s();
+                if (sdc_clip_encode(c, &ar, ids, 77, 0, z, &e)) { fprintf(stderr, "%s\n", e.msg); ok = 0; }
+                te[with][r] = now_s() - e0;
+                sdc_arena_free(&ar);
+                free(z);
+            }
             if (step) {   /* one guided call: batch 2, 64x64 latents (512x512 pixels), 2 windows */
                 const int N = 2, H = 64, W = 64, Cin = sdc_unet_get_info(u)->in_channels;
                 size_t nx = (size_t)N * Cin * H * W;
@@ -100,8 +130,8 @@ int main(int argc, char **argv) {
             }
             sdc_unet_free(u);
             sdc_clip_free(c);
-            printf("run %d %-12s text encoder %.3f s, UNet %.3f s%s", r + 1, with ? "with LoRA:" : "without:",
-                   tc[with][r], tu[with][r], step ? "" : "\n");
+            printf("run %d %-12s text encoder %.3f s, UNet %.3f s, one text window %.3f s%s", r + 1,
+                   with ? "with LoRA:" : "without:", tc[with][r], tu[with][r], te[with][r], step ? "" : "\n");
             if (step) printf(", one UNet call %.3f s\n", ts[with][r]);
             fflush(stdout);
         }
@@ -109,6 +139,8 @@ int main(int argc, char **argv) {
         double mc0 = median(tc[0], R), mc1 = median(tc[1], R), mu0 = median(tu[0], R), mu1 = median(tu[1], R);
         printf("median of %d: text encoder bind %.3f -> %.3f s (+%.3f), UNet bind %.3f -> %.3f s (+%.3f)\n", R,
                mc0, mc1, mc1 - mc0, mu0, mu1, mu1 - mu0);
+        double e0 = median(te[0], R), e1 = median(te[1], R);
+        printf("median of %d: one text-encoder window %.3f -> %.3f s (+%.3f)\n", R, e0, e1, e1 - e0);
         if (step) {
             double s0 = median(ts[0], R), s1 = median(ts[1], R);
             printf("median of %d: one UNet call %.3f -> %.3f s (+%.3f)\n", R, s0, s1, s1 - s0);
