@@ -28,6 +28,12 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double cpu_s(void) {   /* this process's CPU time: what a shared machine does not inflate */
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static double peak_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -70,7 +76,7 @@ int main(int argc, char **argv) {
 
     /* the merge's arithmetic alone: every module's delta added into a zero weight */
     {
-        double m0 = now_s(), flops = 0;
+        double m0 = now_s(), c0 = cpu_s(), flops = 0;
         for (size_t i = 0; i < sdc_lora_set_count(set); i++) {
             sdc_lora_mod one = *sdc_lora_set_at(set, i);
             one.next = NULL;
@@ -79,11 +85,12 @@ int main(int argc, char **argv) {
                 flops += 2.0 * (double)one.rows * (double)one.cols * one.rank;
             free(w);
         }
-        double dt = now_s() - m0;
-        printf("merge arithmetic alone (all modules, up@down added, incl. zeroing the buffers): %.3f s, %.1f GFLOP/s\n",
-               dt, flops / dt * 1e-9);
+        double dt = now_s() - m0, dc = cpu_s() - c0;
+        printf("merge arithmetic CPU time: %.3f s\n", dc);
+        printf("merge arithmetic alone (all modules, up@down added, incl. zeroing the buffers): %.3f s, %.1f GFLOP\n",
+               dt, flops * 1e-9);
     }
-    double tc[2][64], tu[2][64], ts[2][64], te[2][64];
+    double tc[2][64], tu[2][64], ts[2][64], te[2][64], cu[2][64], cs[2][64], ce[2][64];
     int C = 0, ok = 1;
     for (int r = 0; r < R && ok; r++)
         for (int with = 0; with < 2 && ok; with++) {
@@ -92,9 +99,10 @@ int main(int argc, char **argv) {
             sdc_unet_params up = {.num_heads = cfg.unet_heads, .head_dim = cfg.unet_head_dim, .low_mem = low, .lora = s};
             double a = now_s();
             sdc_clip *c = sdc_clip_load(st, &cp, &e);
-            double b = now_s();
+            double b = now_s(), bc = cpu_s();
             sdc_unet *u = c ? sdc_unet_load(st, &up, &e) : NULL;
             double d = now_s();
+            cu[with][r] = cpu_s() - bc;
             if (!u) { fprintf(stderr, "%s\n", e.msg); ok = 0; sdc_clip_free(c); break; }
             if (with && sdc_lora_check_used(set, &e)) { fprintf(stderr, "%s\n", e.msg); ok = 0; }
             sdc_store_release_pages(st);
@@ -108,9 +116,10 @@ int main(int argc, char **argv) {
                 float *z = malloc(sizeof(float) * 77 * (size_t)C);
                 sdc_arena ar;
                 sdc_arena_init(&ar, (size_t)16 << 20);
-                double e0 = now_s();
+                double e0 = now_s(), ec = cpu_s();
                 if (sdc_clip_encode(c, &ar, ids, 77, 0, z, &e)) { fprintf(stderr, "%s\n", e.msg); ok = 0; }
                 te[with][r] = now_s() - e0;
+                ce[with][r] = cpu_s() - ec;
                 sdc_arena_free(&ar);
                 free(z);
             }
@@ -122,9 +131,10 @@ int main(int argc, char **argv) {
                 sdc_arena ar;
                 sdc_arena_init(&ar, (size_t)64 << 20);
                 sdc_cond cond = {.ctx = ctx, .ctx_len = 77};
-                double s0 = now_s();
+                double s0 = now_s(), sc = cpu_s();
                 if (sdc_unet_forward(u, &ar, out, x, t2, &cond, N, H, W, &e)) { fprintf(stderr, "%s\n", e.msg); ok = 0; }
                 ts[with][r] = now_s() - s0;
+                cs[with][r] = cpu_s() - sc;
                 sdc_arena_free(&ar);
                 free(x); free(out); free(ctx);
             }
@@ -139,11 +149,16 @@ int main(int argc, char **argv) {
         double mc0 = median(tc[0], R), mc1 = median(tc[1], R), mu0 = median(tu[0], R), mu1 = median(tu[1], R);
         printf("median of %d: text encoder bind %.3f -> %.3f s (+%.3f), UNet bind %.3f -> %.3f s (+%.3f)\n", R,
                mc0, mc1, mc1 - mc0, mu0, mu1, mu1 - mu0);
+        double ku0 = median(cu[0], R), ku1 = median(cu[1], R), ke0 = median(ce[0], R), ke1 = median(ce[1], R);
+        printf("  CPU time (all threads): UNet bind %.3f -> %.3f s (+%.3f), one text window %.3f -> %.3f s (+%.3f)\n",
+               ku0, ku1, ku1 - ku0, ke0, ke1, ke1 - ke0);
         double e0 = median(te[0], R), e1 = median(te[1], R);
         printf("median of %d: one text-encoder window %.3f -> %.3f s (+%.3f)\n", R, e0, e1, e1 - e0);
         if (step) {
             double s0 = median(ts[0], R), s1 = median(ts[1], R);
             printf("median of %d: one UNet call %.3f -> %.3f s (+%.3f)\n", R, s0, s1, s1 - s0);
+            double k0 = median(cs[0], R), k1 = median(cs[1], R);
+            printf("  CPU time (all threads): one UNet call %.3f -> %.3f s (+%.3f)\n", k0, k1, k1 - k0);
         }
         printf("LoRA load + merge: %.3f s (read/map) + %.3f s (merge in binding); extra memory: %.1f MiB of factors;"
                " peak RSS %.0f MiB\n", t_read, (mc1 - mc0) + (mu1 - mu0), sdc_lora_set_bytes(set) / 1048576.0, peak_mib());
