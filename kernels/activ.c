@@ -1,6 +1,6 @@
 /* activ.c — element-wise activations (SiLU, GELU, quick-GELU, GEGLU), adds and scales, layout
  * moves (upsample, concat, NCHW <-> NHWC) and the sinusoidal timestep embedding. */
-#include "kernels/kernels.h"
+#include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
 #include <math.h>
 #include <string.h>
@@ -30,7 +30,8 @@ static inline vf quick_gelu_v(vf x) { return vdiv(x, vadd(vset(1.0f), vexp(vmul(
             for (size_t j = i; j < n; j++) x[j] = t[j - i];                                    \
         }                                                                                      \
     }                                                                                          \
-    void k_##name(float *x, size_t n) {                                                        \
+    void KISA_NAME(k_##name)(float *x, size_t n) {                                             \
+        KISA_VOID(k_##name, x, n);                                                             \
         size_t nb = (n + BLOCK - 1) / BLOCK;                                                   \
         _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)")                          \
         for (size_t b = 0; b < nb; b++)                                                        \
@@ -42,7 +43,8 @@ UNARY_KERNEL(gelu, gelu_v)
 UNARY_KERNEL(quick_gelu, quick_gelu_v)
 
 /* out[m, f] = in[m, f] · gelu(in[m, F + f]) */
-void k_geglu(float *out, const float *in, int M, int F) {
+void KISA_NAME(k_geglu)(float *out, const float *in, int M, int F) {
+    KISA_VOID(k_geglu, out, in, M, F);
     #pragma omp parallel for schedule(static) if ((size_t)M * F > PAR_MIN)
     for (int m = 0; m < M; m++) {
         const float *h = in + (size_t)m * 2 * F, *g = h + F;
@@ -57,6 +59,9 @@ void k_geglu(float *out, const float *in, int M, int F) {
         }
     }
 }
+
+/* ---- The rest does not depend on the vector width: compiled once (in the baseline). */
+#if !KISA_VARIANT
 
 void k_upsample2x(float *out, const float *in, int N, int C, int H, int W) {
     #pragma omp parallel for schedule(static)
@@ -147,3 +152,5 @@ void k_timestep_embedding(float *out, const float *t, int N, int dim, int flip_s
         if (dim % 2) o[dim - 1] = 0.0f;
     }
 }
+
+#endif   /* !KISA_VARIANT */

@@ -4,14 +4,13 @@
  * packed per head, both products by register-blocked FMA loops (below). Otherwise: query tiles
  * of up to 256 rows, both products by sgemm. Causal is top-left aligned (query i sees keys
  * j <= i), as torch's scaled_dot_product_attention(is_causal=True) when Lq != Lk. */
-#include "kernels/kernels.h"
+#include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-#include "kernels/kernels_internal.h"
 #include "kernels/vmath.h"
 
 /* A score tile holds at most this many floats (1 MiB: stays in L2 while softmax and ·v read it);
@@ -416,8 +415,9 @@ static int att_fast(sdc_arena *a, float *out, const float *q, int ldq, const flo
 
 #endif
 
-void k_attention(sdc_arena *a, float *out, const float *q, int ldq, const float *k, int ldk,
-                 const float *v, int ldv, int B, int Lq, int Lk, int H, int D, int causal) {
+void KISA_NAME(k_attention)(sdc_arena *a, float *out, const float *q, int ldq, const float *k, int ldk,
+                            const float *v, int ldv, int B, int Lq, int Lk, int H, int D, int causal) {
+    KISA_VOID(k_attention, a, out, q, ldq, k, ldk, v, ldv, B, Lq, Lk, H, D, causal);
     if (B <= 0 || Lq <= 0 || H <= 0 || D <= 0) return;
     if (Lk <= 0) {   /* no keys: the empty sum */
         for (size_t i = 0; i < (size_t)B * Lq * H * D; i++) out[i] = 0.0f;

@@ -7,13 +7,12 @@
  *    threads, each with its own scratch and a one-thread sgemm (OpenBLAS runs single-threaded
  *    inside a parallel region), so im2col and GEMM both use every core.
  * Without scratch from the arena: the plain direct loop. */
-#include "kernels/kernels.h"
+#include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
-#include "kernels/kernels_internal.h"
 
 /* A tile is at most this many output pixels of one image (GEMM N): wide enough for sgemm to run
  * near its peak, narrow enough that its im2col block (K x N floats; K = Cin·kh·kw up to 11520)
@@ -345,9 +344,10 @@ static void conv_shared_tile(sdc_arena *a, float *out, const float *in, const fl
     sdc_arena_reset(a, m);
 }
 
-void k_conv2d(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
-              int N, int Cin, int H, int W, int Cout, int kh, int kw, int stride,
-              int pad_t, int pad_l, int pad_b, int pad_r) {
+void KISA_NAME(k_conv2d)(sdc_arena *a, float *out, const float *in, const float *w, const float *b,
+                         int N, int Cin, int H, int W, int Cout, int kh, int kw, int stride,
+                         int pad_t, int pad_l, int pad_b, int pad_r) {
+    KISA_VOID(k_conv2d, a, out, in, w, b, N, Cin, H, W, Cout, kh, kw, stride, pad_t, pad_l, pad_b, pad_r);
     if (N <= 0 || Cin <= 0 || Cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || H + pad_t + pad_b < kh ||
         W + pad_l + pad_r < kw)
         return;   /* no output pixel: nothing to compute (the graphs check shapes before calling) */

@@ -23,6 +23,12 @@ const char *sdc_kernels_blas_core(void);
  * GEMM kernels than this CPU runs; NULL otherwise. */
 const char *sdc_kernels_blas_note(void);
 
+/* The vector kernels this process runs: "AVX-512" or "AVX2" (a portable build picks AVX-512 at
+ * run time where the CPU has it; the environment variable SDC_CPU=avx2 keeps it on the AVX2
+ * kernels); "AVX-512 (native)" / "AVX2 (native)" (-DSDC_NATIVE=ON: compiled for the build
+ * machine only, SDC_CPU has no effect); "scalar" (no x86 vector unit). */
+const char *sdc_kernels_isa(void);
+
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major (cblas_sgemm). */
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
@@ -59,6 +65,14 @@ int    k_conv3x3_wino_band(sdc_arena *a, float *out, size_t out_plane, int add, 
 /* out[N,C,HW] = GroupNorm(in) * gamma[C] + beta[C], then SiLU when silu != 0. In place ok. */
 void k_group_norm(float *out, const float *in, const float *gamma, const float *beta,
                   int N, int C, int HW, int groups, float eps, int silu);
+
+/* The steps of k_group_norm for callers that fuse the apply step into their own loops (the VAE's
+ * GroupNorm + SiLU on conv input bands), with k_group_norm's arithmetic (the same bits):
+ * k_sum = Σ x[i]; k_sum_sq_centred = Σ (x[i] - mean)² (both over n floats, in double);
+ * y[i] = x[i]·sc + sh, then y·σ(y) if silu (n floats; y may equal x). */
+double k_sum(const float *x, size_t n);
+double k_sum_sq_centred(const float *x, size_t n, float mean);
+void   k_affine(float *y, const float *x, size_t n, float sc, float sh, int silu);
 
 /* out[rows,dim] = LayerNorm(in) * gamma + beta over the last dim. In place ok. */
 void k_layer_norm(float *out, const float *in, const float *gamma, const float *beta,

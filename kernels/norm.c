@@ -1,17 +1,17 @@
 /* norm.c — group norm (with fused SiLU), layer norm and row softmax, VLEN lanes at a time.
  * Statistics: two passes (mean, then the centred sum of squares), float vector partial sums over
  * short runs folded into double. */
-#include "kernels/kernels.h"
+#include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
 #include <math.h>
 
-#include "kernels/kernels_internal.h"
 #include "kernels/vmath.h"
 
 
 /* out[N,C,HW] = (in - mean_g) / sqrt(var_g + eps) * gamma[c] + beta[c], then x·σ(x) if silu. */
-void k_group_norm(float *out, const float *in, const float *gamma, const float *beta,
-                  int N, int C, int HW, int groups, float eps, int silu) {
+void KISA_NAME(k_group_norm)(float *out, const float *in, const float *gamma, const float *beta,
+                             int N, int C, int HW, int groups, float eps, int silu) {
+    KISA_VOID(k_group_norm, out, in, gamma, beta, N, C, HW, groups, eps, silu);
     int cpg = C / groups;
     size_t gsz = (size_t)cpg * HW;
     #pragma omp parallel for schedule(dynamic, 1)
@@ -29,9 +29,25 @@ void k_group_norm(float *out, const float *in, const float *gamma, const float *
     }
 }
 
+double KISA_NAME(k_sum)(const float *x, size_t n) {
+    KISA_RET(k_sum, x, n);
+    return vsum_span(x, n);
+}
+
+double KISA_NAME(k_sum_sq_centred)(const float *x, size_t n, float mean) {
+    KISA_RET(k_sum_sq_centred, x, n, mean);
+    return vsumsq_span(x, n, mean);
+}
+
+void KISA_NAME(k_affine)(float *y, const float *x, size_t n, float sc, float sh, int silu) {
+    KISA_VOID(k_affine, y, x, n, sc, sh, silu);
+    vaffine_span(y, x, n, sc, sh, silu);
+}
+
 /* out[r,:] = (in[r,:] - mean) / sqrt(var + eps) * gamma + beta */
-void k_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
-                  int rows, int dim, float eps) {
+void KISA_NAME(k_layer_norm)(float *out, const float *in, const float *gamma, const float *beta,
+                             int rows, int dim, float eps) {
+    KISA_VOID(k_layer_norm, out, in, gamma, beta, rows, dim, eps);
     #pragma omp parallel for schedule(static) if ((size_t)rows * dim > 16384)
     for (int r = 0; r < rows; r++) {
         const float *x = in + (size_t)r * dim;
@@ -72,7 +88,8 @@ void kint_softmax_row(float *x, int cols) {
     for (; i < cols; i++) x[i] *= 1.0f / s;
 }
 
-void k_softmax(float *x, int rows, int cols) {
+void KISA_NAME(k_softmax)(float *x, int rows, int cols) {
+    KISA_VOID(k_softmax, x, rows, cols);
     #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
     for (int r = 0; r < rows; r++) kint_softmax_row(x + (size_t)r * cols, cols);
 }

@@ -156,7 +156,7 @@ static inline vf verfc(vf x) { return verfc_scaled(x, 1.0f, 1.0f); }
 #define VSUM_RUN 1024
 
 /* Σ x[i] and Σ (x[i] - mean)² over n floats, in double (the group/layer norm statistics;
- * models/vae.c uses them too, so its fused GroupNorm matches k_group_norm bit for bit). */
+ * k_sum/k_sum_sq_centred give them to the VAE, so its fused GroupNorm matches k_group_norm). */
 static inline double vsum_span(const float *x, size_t n) {
     double s = 0.0;
     size_t i = 0;

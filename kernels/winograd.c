@@ -13,7 +13,7 @@
  * register-blocked micro-kernel (V[k] stays in L1/L2 while U[k] streams) and transforms the
  * products back into the output, 96 channels at a time, adding bias and, when given, a
  * residual. k_conv3x3_wino_band does the same on rows of a band the caller made. */
-#include "kernels/kernels.h"
+#include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
 #include <omp.h>
 #include <stddef.h>
@@ -28,6 +28,8 @@
  * stream from L3 or memory) while a 32-tile strip of V[k] (Cin x 32) stays in L2. */
 #define WG_CHUNK_TILES 64
 
+/* Packing does not depend on the vector width: compiled once (in the baseline). */
+#if !KISA_VARIANT
 size_t k_wino_packed_floats(int Cout, int Cin) {
     return (size_t)16 * ((Cout + WG_RO - 1) / WG_RO) * WG_RO * (size_t)Cin;
 }
@@ -64,6 +66,7 @@ void k_wino_pack(float *U, const float *w, int Cout, int Cin) {
     #pragma omp parallel for schedule(static)
     for (int ob = 0; ob < nob; ob++) k_wino_pack_block(U, w + (size_t)ob * WG_RO * Cin * 9, Cout, Cin, ob);
 }
+#endif   /* !KISA_VARIANT */
 
 /* One chunk: R tile rows g0 .. g0+R-1 of the batch (tile row g is row g % TH of image g / TH, so a
  * chunk may span images: the 8x8 level has 4 tile rows an image) x tile columns tx0 .. tx0+CW-1.
@@ -339,16 +342,19 @@ static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const float
     return 1;
 }
 
-int k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
-                   const float *res, int N, int Cin, int H, int W, int Cout) {
+int KISA_NAME(k_conv3x3_wino)(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
+                              const float *res, int N, int Cin, int H, int W, int Cout) {
+    KISA_RET(k_conv3x3_wino, a, out, in, U, b, res, N, Cin, H, W, Cout);
     if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
     const size_t HW = (size_t)H * W;
     const wg_geom g = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
     return wg_conv(a, &g, U, b, N, Cin, Cout);
 }
 
-int k_conv3x3_wino_band(sdc_arena *a, float *out, size_t out_plane, int add, const float *band, int band_ld,
-                        size_t band_plane, const float *U, const float *b, int Cin, int R, int W, int Cout) {
+int KISA_NAME(k_conv3x3_wino_band)(sdc_arena *a, float *out, size_t out_plane, int add, const float *band,
+                                   int band_ld, size_t band_plane, const float *U, const float *b, int Cin,
+                                   int R, int W, int Cout) {
+    KISA_RET(k_conv3x3_wino_band, a, out, out_plane, add, band, band_ld, band_plane, U, b, Cin, R, W, Cout);
     if (Cin <= 0 || Cout <= 0 || R <= 0 || W <= 0) return 1;
     /* band row 0 is input row -1: rows -1 .. R are all there (zero rows are the caller's padding) */
     const wg_geom g = {band + band_ld, 0, band_plane, band_ld, -1, R, out, add ? out : NULL, 0, out_plane, R, W};

@@ -19,7 +19,6 @@
 #include <math.h>
 
 #include "kernels/kernels.h"
-#include "kernels/vmath.h"   /* the kernels' vector layer: GroupNorm + SiLU fused into conv bands */
 #include "models/weight.h"
 
 /* Tensor names are built into fixed buffers far longer than any SD name; a cut name only
@@ -486,8 +485,8 @@ static void gn_affine(float *sc, float *sh, const float *x, const float *g, cons
     #pragma omp parallel for schedule(dynamic, 1)
     for (int gi = 0; gi < VAE_GROUPS; gi++) {
         const float *xg = x + (size_t)gi * gsz;
-        double mean = vsum_span(xg, gsz) / (double)gsz;
-        double var = vsumsq_span(xg, gsz, (float)mean) / (double)gsz;
+        double mean = k_sum(xg, gsz) / (double)gsz;
+        double var = k_sum_sq_centred(xg, gsz, (float)mean) / (double)gsz;
         float rstd = (float)(1.0 / sqrt(var + VAE_EPS)), fm = (float)mean;
         for (int c = gi * cpg; c < (gi + 1) * cpg; c++) {
             sc[c] = rstd * g[c];
@@ -521,7 +520,7 @@ static void fill_src_band(float *band, const vae_src *s, int Cin, int H, int W, 
                 for (int x = 0; x < W; x++) d[x] = src[x / 2];
                 src = d;
             }
-            if (s->sc) vaffine_span(d, src, (size_t)W, s->sc[c], s->sh[c], 1);
+            if (s->sc) k_affine(d, src, (size_t)W, s->sc[c], s->sh[c], 1);
             else if (src != d) memcpy(d, src, (size_t)W * sizeof(float));
         }
 }
