@@ -1,11 +1,16 @@
 /* a1111.c — AUTOMATIC1111's sampler/scheduler names and the PNG "parameters" text. */
 #include "cli/a1111.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include "runtime/sha256.h"
 
 
 static const char *const a1111_names[] = {"Euler", "Euler a", "Heun", "DDIM", "PLMS", "DPM++ 2M", "LCM"};
@@ -114,4 +119,54 @@ char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *hash, const char 
     memmove(s, s + a, len - a);
     s[len - a] = 0;
     return s;
+}
+
+/* AUTOMATIC1111's short hash of a LoRA file (its "Lora hashes"): the first 12 hex digits of the
+ * SHA-256 of a .safetensors file's bytes after its header (the "addnet" hash), or of the whole
+ * file otherwise. "" when it cannot be read. */
+static void lora_hash(const char *path, char out[13]) {
+    out[0] = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return;
+    unsigned char h[9];
+    uint64_t skip = 0;
+    if (read(fd, h, 9) == 9 && h[8] == '{') {
+        for (int i = 7; i >= 0; i--) skip = skip << 8 | h[i];
+        skip += 8;
+    }
+    char hex[65];
+    if (skip <= (uint64_t)INT64_MAX && lseek(fd, (off_t)skip, SEEK_SET) == (off_t)skip && sdc_sha256_fd(fd, hex) == 0)
+        snprintf(out, 13, "%.12s", hex);
+    close(fd);
+}
+
+/* params with `, Lora hashes: "name: hash, ..."` put before its ", Version: " (AUTOMATIC1111's
+ * order); params itself when no LoRA was merged. NULL when out of memory (params freed). */
+char *sdc_a1111_with_lora_hashes(char *params, const sdc_model *m) {
+    const char *path;
+    float w;
+    if (!params || !sdc_model_lora(m, 0, &path, &w)) return params;
+    size_t cap = 64, len = 0;
+    char *list = malloc(cap);
+    for (int i = 0; list && sdc_model_lora(m, i, &path, &w); i++) {
+        const char *name = sdc_model_lora(m, i, &path, &w);
+        char hash[13];
+        lora_hash(path, hash);
+        size_t need = len + strlen(name) + 20;
+        if (need > cap) {
+            char *t = realloc(list, cap = 2 * need);
+            if (!t) { free(list); list = NULL; break; }
+            list = t;
+        }
+        len += (size_t)snprintf(list + len, cap - len, "%s%s: %s", i ? ", " : "", name, hash);
+    }
+    char *ver = list ? strstr(params, ", Version: ") : NULL;
+    size_t at = ver ? (size_t)(ver - params) : strlen(params);
+    char *q = list ? sdc_a1111_quote(list) : NULL;   /* "name: hash, ...", quoted as A1111 does */
+    char *o = q ? malloc(strlen(params) + strlen(q) + 32) : NULL;
+    if (o) sprintf(o, "%.*s, Lora hashes: %s%s", (int)at, params, q, params + at);
+    free(q);
+    free(list);
+    free(params);
+    return o;
 }

@@ -37,4 +37,9 @@ char *sdc_a1111_quote(const char *v);
 char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *model_hash, const char *model_name,
                          int flags);
 
+/* params with ", Lora hashes: \"NAME: HASH12, ...\"" put before its Version field, for the LoRAs
+ * merged into m (HASH12: AUTOMATIC1111's sha256 of the file after a safetensors header). Takes
+ * params (freed); returns it unchanged when m has no LoRA; NULL when out of memory. */
+char *sdc_a1111_with_lora_hashes(char *params, const sdc_model *m);
+
 #endif

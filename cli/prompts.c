@@ -148,7 +148,7 @@ int sdc_generate_prompts(const prompts_opts *o) {
         if (!(rgb = malloc((size_t)r->gp.width * r->gp.height * 3))) { fprintf(stderr, "sdc: out of memory\n"); rc = 2; break; }
         double t0 = now_s();
         if (sdc_generate(m, &r->gp, rgb, &e)) { fprintf(stderr, "sdc: %s:%ld: %s\n", o->file, j->line, e.msg); rc = 2; break; }
-        char *params = sdc_a1111_infotext(&r->gp, hash, model_name, 0);
+        char *params = sdc_a1111_with_lora_hashes(sdc_a1111_infotext(&r->gp, hash, model_name, 0), m);
         char path[4096];
         snprintf(path, sizeof path, "%s/%06ld.png", o->dir, j->line);
         if (!params) { fprintf(stderr, "sdc: out of memory\n"); rc = 2; break; }

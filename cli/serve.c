@@ -327,7 +327,7 @@ static void run_job(serve *s, serve_job *j) {
             snprintf(j->error, sizeof j->error, "%s", e.msg);
             break;
         }
-        char *text = sdc_a1111_infotext(&gp, hash, sm->name, (gp.init_rgb ? SDC_A1111_IMG2IMG : 0) | inpaint_model);
+        char *text = sdc_a1111_with_lora_hashes(sdc_a1111_infotext(&gp, hash, sm->name, (gp.init_rgb ? SDC_A1111_IMG2IMG : 0) | inpaint_model), s->m);
         if (!text || sdc_png_encode(rgb, gp.width, gp.height, "parameters", text, &j->png[i], &j->png_len[i], &e)) {
             free(text);
             j->status = 500;

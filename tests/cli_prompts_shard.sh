@@ -45,6 +45,15 @@ check "line 5 (DPM++ 2M Karras, 32x48) = the CLI's" "cmp -s '$T/cli5.png' '$T/al
 check "a complete set: 0 to generate" "grep -q '0 to generate, 7 already written' '$T/e'"
 check "... and nothing rewritten" "[ -z \"\$(find '$T/all' -newer '$T/e')\" ]"
 
+# A line's <lora:...> tag: the model with that LoRA, the CLI's image (Lora hashes and all).
+printf '{"prompt": "a cat", "seed": 5}\n{"prompt": "a cat <lora:tiny-sd1-lora:0.8>", "seed": 5}\n{"prompt": "a cat", "seed": 5}\n' > "$T/l.jsonl"
+mkdir -p "$T/l"
+"${G[@]}" --lora-model-dir tests/data --prompts "$T/l.jsonl" -o "$T/l"
+"${G[@]}" --lora-model-dir tests/data -p "a cat <lora:tiny-sd1-lora:0.8>" -s 5 -o "$T/cli_l.png"
+"${G[@]}" -p "a cat" -s 5 -o "$T/cli_nl.png"
+check "a line with a LoRA tag = the CLI's" "cmp -s '$T/cli_l.png' '$T/l/000002.png'"
+check "lines around it without the LoRA" "cmp -s '$T/cli_nl.png' '$T/l/000001.png' && cmp -s '$T/cli_nl.png' '$T/l/000003.png'"
+
 # Killed halfway, rerun: finished images are not redone, the set completes.
 for i in $(seq 1 12); do echo "{\"prompt\": \"a lighthouse number $i\", \"steps\": 12}"; done > "$T/k.jsonl"
 mkdir -p "$T/ref" "$T/k"

@@ -49,7 +49,9 @@ G=("$SDC" generate -m "$M" -p "a red circle on a blue background" -W 64 -H 64 -q
 "${G[@]}" -s 42 -o "$T/openai.png"
 "${G[@]}" -s 9 --steps 4 -i "$T/t2i.png" --mask tests/data/refs/sd1_inpaint4_64x64_ddim_mask.png --strength 0.8 -o "$T/inpaint.png"
 "$SDC" generate -m "$M" -p x -W 32 -H 32 --steps 1 -q -o "$T/small.png"
-check "CLI references written" "[ -s '$T/t2i.png' ] && [ -s '$T/conc_10.png' ] && [ -s '$T/i2i.png' ] && [ -s '$T/openai.png' ] && [ -s '$T/inpaint.png' ] && [ -s '$T/small.png' ]"
+"$SDC" generate -m "$M" -p "a red circle on a blue background <lora:tiny-sd1-lora:0.8>" --lora-model-dir tests/data \
+  -W 64 -H 64 -q -s 42 --steps 4 -o "$T/lora.png"
+check "CLI references written" "[ -s '$T/t2i.png' ] && [ -s '$T/conc_10.png' ] && [ -s '$T/i2i.png' ] && [ -s '$T/openai.png' ] && [ -s '$T/inpaint.png' ] && [ -s '$T/small.png' ] && [ -s '$T/lora.png' ]"
 
 # Flags checked before anything binds.
 "$SDC" serve -m "$M" --host 0.0.0.0 --port 0 2>"$T/e"; rc=$?
@@ -60,7 +62,7 @@ check "a missing model: exit 2, one line" "[ $rc -eq 2 ] && [ \$(wc -l < '$T/e')
 check "no model: exit 2" "[ $rc -eq 2 ]"
 
 # The main server.
-start A --max-queue 16 --max-body 200000 --timeout 2
+start A --max-queue 16 --max-body 200000 --timeout 2 --lora-model-dir tests/data
 U=$URL_A
 check "curl: GET sd-models" "curl -sf '$U/sdapi/v1/sd-models' | grep -q '\"model_name\":\"tiny-sd1\"'"
 curl -sf -X POST "$U/sdapi/v1/txt2img" -H 'Content-Type: application/json' \
@@ -75,6 +77,7 @@ python3 "$PY" concurrent "$U" "$T" 10 || fail=1
 python3 "$PY" progress "$U" || fail=1
 python3 "$PY" bad "$U" 200000 "$T" || fail=1
 python3 "$PY" slow "$U" 2 || fail=1
+python3 "$PY" lora "$U" "$T" || fail=1
 if [ $ASAN = 0 ]; then python3 "$PY" rss "$U" "$PID_A" 20 || fail=1; fi
 stop A
 

@@ -101,6 +101,21 @@ def parity(url, ref_dir):
         check("OpenAI image is the CLI's default-steps image", base64.b64decode(r["data"][0]["b64_json"]) == read(ref_dir + "/openai.png"))
 
 
+def lora(url, ref_dir):
+    """<lora:NAME:W> tags load from --lora-model-dir: the CLI's image; without tags the plain model again."""
+    st, r, _ = call(url, "/sdapi/v1/txt2img", base_req(42, prompt="a red circle on a blue background <lora:tiny-sd1-lora:0.8>"))
+    check("a <lora:...> tag: the CLI's PNG (Lora hashes included)", st == 200 and png_of(r) == read(ref_dir + "/lora.png"), (st, r if st != 200 else ""))
+    st, r, _ = call(url, "/sdapi/v1/txt2img", base_req(42))
+    check("then without the tag: the plain model's image", st == 200 and png_of(r) == read(ref_dir + "/t2i.png"), st)
+    for name in ("../tiny-sd1-lora", "nope", "/etc/passwd"):
+        st, r, _ = call(url, "/sdapi/v1/txt2img", base_req(1, prompt="x <lora:%s:1>" % name))
+        check("a LoRA tag naming %s → 422" % name, st == 422 and "detail" in r, (st, r))
+    st, r, _ = call(url, "/sdapi/v1/txt2img", base_req(42, steps=1))
+    check("the server still serves", st == 200, st)
+    st, l, _ = call(url, "/sdapi/v1/loras")
+    check("loras lists --lora-model-dir", st == 200 and "tiny-sd1-lora" in [x["name"] for x in l], l)
+
+
 def lists(url):
     st, m, _ = call(url, "/sdapi/v1/sd-models")
     check("sd-models lists the model", st == 200 and m[0]["model_name"] == "tiny-sd1" and m[0]["title"].startswith("tiny-sd1.safetensors"), m)
@@ -332,6 +347,6 @@ if __name__ == "__main__":
     {"parity": lambda: parity(url, a[0]), "lists": lambda: lists(url),
      "concurrent": lambda: concurrent(url, a[0], int(a[1])), "progress": lambda: progress_interrupt(url),
      "bad": lambda: bad_requests(url, int(a[0]), a[1]), "slow": lambda: slow_client(url, int(a[0])),
-     "queue": lambda: queue_full(url), "auth": lambda: auth(url, a[0], a[1]),
+     "queue": lambda: queue_full(url), "lora": lambda: lora(url, a[0]), "auth": lambda: auth(url, a[0], a[1]),
      "rss": lambda: rss_loop(url, int(a[0]), int(a[1]))}[mode]()
     sys.exit(1 if FAILS else 0)
