@@ -13,6 +13,7 @@
 
 #include "cli/a1111.h"
 #include "cli/cli.h"
+#include "cli/demo.h"
 #include "pipeline/image.h"
 #include "runtime/outpath.h"
 #include "cli/hashcache.h"
@@ -21,7 +22,6 @@
 #include "runtime/sha256.h"
 #include "sdc.h"
 
-#define DEMO_MODEL "assets/toy-sd1/toy-sd1.safetensors"
 #define MAX_BATCH 1000
 #define MAX_LORA_FLAGS 64   /* --lora flags on one command line */
 
@@ -152,15 +152,6 @@ static int parse_float(const char *flag, const char *v, float *out) {
     return 0;
 }
 
-/* The demo model: beside the binary's source tree (assets/), found from the build's source dir
- * or the current directory. */
-static const char *demo_model(void) {
-    static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", SDC_SOURCE_DIR, DEMO_MODEL);
-    if (access(path, R_OK) == 0) return path;
-    if (access(DEMO_MODEL, R_OK) == 0) return DEMO_MODEL;
-    return NULL;
-}
 
 /* --lora FILE[:W]: W is what follows the last ':' when it is a number (paths may hold ':');
  * the ':' is cut off in place (argv is ours to change). */
@@ -333,8 +324,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     }
     if (!have_prompt && !prompts_path) { fprintf(stderr, "sdc: generate: no prompt: give -p \"TEXT\"\n"); return 2; }
     if (!mp.model_path) {
-        if (!(mp.model_path = demo_model())) {
-            fprintf(stderr, "sdc: generate: no -m given and the demo model (%s) is missing\n", DEMO_MODEL);
+        if (!(mp.model_path = cli_demo_model())) {
+            fprintf(stderr, "sdc: generate: no -m given and the demo model (%s) is missing\n", CLI_DEMO_NAME);
             return 2;
         }
         if (!quiet) fprintf(stderr, "sdc: no -m given: using the embedded demo model toy-sd1 (%s)\n", mp.model_path);
