@@ -164,11 +164,66 @@ int sdc_write_png(const char *path, const uint8_t *rgb, int w, int h, const char
     return 0;
 }
 
+/* stb_image (Debian 12's copy) writes past a 257-entry table when a JPEG's Huffman table (DHT)
+ * declares more than 256 codes, which no valid JPEG does (fuzz_genreq found it through a base64
+ * init image). So a JPEG is walked marker by marker first, strictly (SOI, segments, entropy-coded
+ * data up to the next marker), and refused when a DHT is malformed or the structure is not the
+ * plain one stb would follow: 1 = safe to hand to stb (or not a JPEG), 0 = refuse. */
+static int jpeg_safe(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    while (i < n && p[i] == 0xFF) i++;               /* stb takes fill bytes before SOI too */
+    if (i == 0 || i >= n || p[i] != 0xD8) return 1;
+    i++;
+    while (i < n) {
+        if (p[i] != 0xFF) return 0;
+        while (i < n && p[i] == 0xFF) i++;           /* fill bytes */
+        if (i >= n) return 1;
+        uint8_t m = p[i++];
+        if (m == 0xD9) return 1;                      /* EOI */
+        if ((m >= 0xD0 && m <= 0xD7) || m == 0x01) continue;
+        if (i + 2 > n) return 0;
+        size_t len = (size_t)p[i] << 8 | p[i + 1];
+        if (len < 2 || i + len > n) return 0;
+        if (m == 0xC4) {                               /* DHT: tables of 1 + 16 + sum(counts) bytes */
+            size_t q = i + 2, end = i + len;
+            while (q < end) {
+                if ((p[q] >> 4) > 1 || (p[q] & 15) > 3 || q + 17 > end) return 0;
+                size_t sum = 0;
+                for (int k = 1; k <= 16; k++) sum += p[q + k];
+                if (sum > 256) return 0;
+                q += 17 + sum;
+            }
+            if (q != end) return 0;
+        }
+        i += len;
+        if (m == 0xDA)                                 /* SOS: skip the entropy-coded data */
+            while (i < n && !(p[i] == 0xFF && i + 1 < n && p[i + 1] != 0 && !(p[i + 1] >= 0xD0 && p[i + 1] <= 0xD7))) i++;
+    }
+    return 1;
+}
+
+/* jpeg_safe for a file: reads it only when it starts as a JPEG. */
+static int jpeg_file_safe(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1;   /* the decoder reports it */
+    uint8_t sig[2];
+    int ok = 1;
+    if (fread(sig, 1, 2, f) == 2 && sig[0] == 0xFF && (sig[1] == 0xD8 || sig[1] == 0xFF) && fseek(f, 0, SEEK_END) == 0) {
+        long len = ftell(f);
+        uint8_t *b = len > 0 ? malloc((size_t)len) : NULL;
+        ok = b && fseek(f, 0, SEEK_SET) == 0 && fread(b, 1, (size_t)len, f) == (size_t)len && jpeg_safe(b, (size_t)len);
+        free(b);
+    }
+    fclose(f);
+    return ok;
+}
+
 int sdc_read_image(const char *path, uint8_t **rgb, int *w, int *h, sdc_err *e) {
     int n = 0;
     struct stat st;   /* a FIFO or device would block the reads below (and is read twice) */
     if (stat(path, &st) != 0) return sdc_errf(e, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return sdc_errf(e, "%s: not a regular file: give an image file", path);
+    if (!jpeg_file_safe(path)) return sdc_errf(e, "%s: a malformed JPEG (bad Huffman table or markers)", path);
     if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable image (%s)", path, stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "%s: image size %dx%d out of range", path, *w, *h);
@@ -265,6 +320,7 @@ int sdc_decode_image(const uint8_t *buf, size_t n, uint8_t **rgb, int *w, int *h
     int c = 0;
     *rgb = NULL;
     if (n == 0 || n > INT32_MAX) return sdc_errf(e, "image: %zu bytes: not a readable image", n);
+    if (!jpeg_safe(buf, n)) return sdc_errf(e, "image: a malformed JPEG (bad Huffman table or markers)");
     if (!stbi_info_from_memory(buf, (int)n, w, h, &c))
         return sdc_errf(e, "image: not a readable image (%s)", stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
@@ -290,6 +346,7 @@ int sdc_read_mask(const char *path, uint8_t **grey, int *w, int *h, sdc_err *e) 
     *grey = NULL;
     if (stat(path, &st) != 0) return sdc_errf(e, "%s: cannot open mask: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return sdc_errf(e, "%s: mask is not a regular file: give an image file", path);
+    if (!jpeg_file_safe(path)) return sdc_errf(e, "%s: a malformed JPEG mask (bad Huffman table or markers)", path);
     if (!stbi_info(path, w, h, &n)) return sdc_errf(e, "%s: not a readable mask image (%s)", path, stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)
         return sdc_errf(e, "%s: mask size %dx%d out of range", path, *w, *h);
@@ -305,6 +362,7 @@ int sdc_decode_mask(const uint8_t *buf, size_t len, uint8_t **grey, int *w, int 
     int n = 0;
     *grey = NULL;
     if (len == 0 || len > INT32_MAX) return sdc_errf(e, "mask: %zu bytes: not a readable image", len);
+    if (!jpeg_safe(buf, len)) return sdc_errf(e, "mask: a malformed JPEG (bad Huffman table or markers)");
     if (!stbi_info_from_memory(buf, (int)len, w, h, &n))
         return sdc_errf(e, "mask: not a readable image (%s)", stb_reason());
     if (*w <= 0 || *h <= 0 || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE)

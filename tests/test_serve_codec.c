@@ -73,6 +73,10 @@ static void png_in_memory(void) {
     CHECK(sdc_decode_image((const uint8_t *)"not an image", 12, &dec, &dw, &dh, &e) == -1 && !dec,
           "garbage decoded");
     CHECK(sdc_decode_image(mem, 40, &dec, &dw, &dh, &e) == -1 && !dec, "truncated PNG decoded");
+    /* a JPEG whose Huffman table declares more than 256 codes: stb would write past its table */
+    static const uint8_t bad_dht[] = {0xff, 0xff, 0xd8, 0xff, 0xff, 0xc4, 0xa1, 0x45, 0x13, 0x51, 0x45, 0x14, 0x51, 0x4f};
+    CHECK(sdc_decode_image(bad_dht, sizeof bad_dht, &dec, &dw, &dh, &e) == -1 && !dec && strstr(e.msg, "malformed JPEG"),
+          "a JPEG with an oversized Huffman table: %s", e.msg);
     unlink(path);
     free(file);
     uint8_t *m2 = NULL; size_t m2n;
