@@ -5,7 +5,6 @@
 #include "sdc.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +56,9 @@ const char *sdc_timestep_spacing_name(int s) {
     return s >= 0 && s < SDC_TIMESTEPS_COUNT ? sdc_spacing_name(s) : NULL;
 }
 
+typedef struct load_clock { double t; struct rusage ru; } load_clock;
+typedef load_clock load_clock_t;
+
 struct sdc_model {
     sdc_store *store;            /* the checkpoint */
     sdc_store *vae_store;        /* --vae file, or NULL */
@@ -75,6 +77,8 @@ struct sdc_model {
     int n_tag;                   /* of which the last n_tag came from lora_prompt's tags */
     sdc_embd_db embd;            /* textual-inversion embeddings */
     sdc_load_report load;        /* where sdc_model_open's time went */
+    int bound;                   /* model_ready ran: every weight bound (or the bind failed) */
+    load_clock_t bind_start;     /* when the UNet's background bind began */
 };
 
 /* ── the load clock: wall, CPU and page faults per phase of sdc_model_open ── */
@@ -98,7 +102,6 @@ static long status_kb(const char *key) {
     return v;
 }
 
-typedef struct load_clock { double t; struct rusage ru; } load_clock;
 
 static void clock_now(load_clock *c) {
     c->t = mono_s();
@@ -232,17 +235,6 @@ static int open_loras(sdc_model *m, const sdc_model_params *p, const sdc_load_op
     return rc;
 }
 
-/* The tokenizer builds its tables once per process (tens of ms): done on a thread of its own while
- * the UNet's weights are bound, so the first prompt does not wait for it. */
-static void *warm_tokenizer(void *arg) {
-    (void)arg;
-    int32_t *ids = NULL;
-    size_t n = 0;
-    sdc_err e;
-    if (!sdc_tokenize("", &ids, &n, &e)) free(ids);
-    return NULL;
-}
-
 /* A file that is not an SD 1.x/2.x checkpoint, named for what it is: a LoRA (give it with
  * --lora), a VAE alone (--vae), SDXL (not generated yet), anything else without a UNet. */
 static int refuse_family(const sdc_store *st, const char *path, sdc_err *e) {
@@ -305,15 +297,15 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
         goto fail;
     }
     phase_end(&m->load, &lc, "text encoder");
+    /* Default mode: the UNet's graph is checked and its buffers allocated here; its weights are
+     * converted on a thread of their own while the caller encodes the prompt (model_ready waits
+     * for them before the first UNet call). */
     sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim,
-                          .low_mem = p->low_mem, .lora = m->lora};
+                          .low_mem = p->low_mem, .lora = m->lora, .background = !p->low_mem};
     sdc_vae_params vp = {.low_mem = 1, .scale = m->cfg.vae_scale, .shift = m->cfg.vae_shift};
-    pthread_t tok;
-    int tok_started = pthread_create(&tok, NULL, warm_tokenizer, NULL) == 0;
-    m->unet = sdc_unet_load(m->store, &up, e);
-    if (tok_started) pthread_join(tok, NULL);
-    if (!m->unet) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
+    if (!(m->unet = sdc_unet_load(m->store, &up, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
     phase_end(&m->load, &lc, "unet");
+    m->bind_start = lc;
     if (p->vae_path) {
         if (!(m->vae_store = sdc_store_new())) { sdc_errf(e, "out of memory"); goto fail; }
         if (sdc_store_open(m->vae_store, p->vae_path, &lo, e)) goto fail;
@@ -326,10 +318,13 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     if (p->embd_dir && sdc_embd_db_load_dir(&m->embd, p->embd_dir, sdc_clip_width(m->clip), &lo, e)) goto fail;
     phase_end(&m->load, &lc, "vae");
     /* The weights are converted (or, low-mem, read per layer): the file's pages need not stay
-     * resident; a later read faults them back in from the page cache. */
-    sdc_store_release_pages(m->store);
-    sdc_store_release_pages(m->vae_store);
-    phase_end(&m->load, &lc, "release");
+     * resident; a later read faults them back in from the page cache. (With a bind running in
+     * the background, model_ready does this once it is done.) */
+    if (p->low_mem) {
+        sdc_store_release_pages(m->store);
+        sdc_store_release_pages(m->vae_store);
+        phase_end(&m->load, &lc, "release");
+    }
     const sdc_unet_info *ui = sdc_unet_get_info(m->unet);
     if (ui->context_dim != sdc_clip_width(m->clip)) {
         sdc_errf(e, "%s: text encoder width %d does not match the UNet's context width %d",
@@ -359,8 +354,9 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     m->info.unet_in_channels = ui->in_channels;
     m->info.vae_scale = m->cfg.vae_scale;
     m->info.vae_shift = m->cfg.vae_shift;
-    m->load.ready_s = mono_s() - m->load.start;
+    m->load.opened_s = m->load.ready_s = mono_s() - m->load.start;
     m->load.peak_rss_kb = status_kb("VmHWM");
+    if (p->low_mem) m->bound = 1;
     return m;
 fail:
     sdc_model_close(m);
@@ -371,7 +367,40 @@ const sdc_model_info *sdc_model_get_info(const sdc_model *m) { return &m->info; 
 
 const sdc_load_report *sdc_model_load_report(const sdc_model *m) { return m ? &m->load : NULL; }
 
-void sdc_model_layout_digest(const sdc_model *m, char hex[65]) {
+/* Every weight bound: waits for the UNet's background bind (once), then records it in the load
+ * report (its wall time; CPU and faults of the whole process meanwhile, the prompt's encoding
+ * included), and hands the file's pages back. Returns 0, or -1 with e set when the bind failed. */
+static int model_ready(sdc_model *m, sdc_err *e) {
+    if (!m->bound) {
+        double done = 0;
+        sdc_unet_wait(m->unet, &done, NULL);
+        m->bound = 1;
+        load_clock now;
+        clock_now(&now);
+        if (done > 0 && m->load.n_phases < SDC_LOAD_MAX_PHASES) {
+            sdc_load_phase *ph = &m->load.phase[m->load.n_phases++];
+            ph->name = "unet bind (background)";
+            ph->wall_s = done - m->bind_start.t;
+            ph->user_s = tv_s(m->bind_start.ru.ru_utime, now.ru.ru_utime);
+            ph->sys_s = tv_s(m->bind_start.ru.ru_stime, now.ru.ru_stime);
+            ph->minor_faults = now.ru.ru_minflt - m->bind_start.ru.ru_minflt;
+            ph->major_faults = now.ru.ru_majflt - m->bind_start.ru.ru_majflt;
+            ph->rss_kb = status_kb("VmRSS");
+            m->load.ready_s = done - m->load.start;
+        }
+        m->load.peak_rss_kb = status_kb("VmHWM");
+        sdc_store_release_pages(m->store);
+        sdc_store_release_pages(m->vae_store);
+    }
+    return sdc_unet_wait(m->unet, NULL, e);
+}
+
+int sdc_model_wait(sdc_model *m, sdc_err *e) {
+    if (!m) return sdc_errf(e, "no model");
+    return model_ready(m, e);
+}
+
+void sdc_model_layout_digest(sdc_model *m, char hex[65]) {
     uint8_t d[32];
     sdc_unet_layout_digest(m->unet, d);
     sdc_sha256_hex(d, hex);
@@ -587,6 +616,7 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
         }
     }
 
+    if (model_ready(m, e)) goto done;   /* the UNet's weights, bound while the prompt was encoded */
     sdc_sampler_opts so;
     memset(&so, 0, sizeof so);
     so.method = p->sample_method;

@@ -121,14 +121,6 @@ static void child_measure(const char *path, const char *config, int low_mem, int
     sdc_err e = {{0}};
     sdc_model *m = sdc_model_open(&mp, &e);
     if (!m) { snprintf(r->err, sizeof r->err, "%s", e.msg); return; }
-    struct rusage ru;
-    if (!getrusage(RUSAGE_SELF, &ru)) {
-        r->load_cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-                        ru.ru_stime.tv_usec * 1e-6;
-        r->load_minflt = ru.ru_minflt;
-        r->load_majflt = ru.ru_majflt;
-    }
-    r->hwm_ready_kb = status_kb("VmHWM");
     sdc_gen_params gp = sdc_gen_default_params();
     gp.cfg_scale = 7.0f;   /* generate's default: guidance on, so the UNet runs at batch 2 */
     gp.steps = 1;
@@ -141,6 +133,12 @@ static void child_measure(const char *path, const char *config, int low_mem, int
     r->rss_steady_kb = status_kb("VmRSS");
     const sdc_load_report *lr = sdc_model_load_report(m);
     r->rep = *lr;
+    r->hwm_ready_kb = lr->peak_rss_kb;
+    for (int p = 0; p < lr->n_phases; p++) {   /* the background bind overlaps the prompt's encoding */
+        r->load_cpu_s += lr->phase[p].user_s + lr->phase[p].sys_s;
+        r->load_minflt += lr->phase[p].minor_faults;
+        r->load_majflt += lr->phase[p].major_faults;
+    }
     r->gen_start = lr->first_generate;
     r->first_unet = lr->first_unet;
     long long io1 = io_read_bytes();
@@ -380,9 +378,9 @@ static void print_table(row *rows, int nr, int runs, int cold, int threads) {
         printf("load average %.2f %.2f %.2f on %ld CPUs (wall times stretch when the machine is busy)\n",
                la[0], la[1], la[2], sysconf(_SC_NPROCESSORS_ONLN));
     printf("ms from process start, median [min-max]; cat = reading the file as cat does, same round;\n"
-           "ready = every weight bound (sdc_model_open returned); 1st UNet = the first UNet call starts\n"
-           "(prompt encoded); x cat = median 1st UNet / median cat; spread = slowest / fastest 1st UNet;\n"
-           "cpu = user+sys CPU to ready; faults = minor page faults to ready; peak = VmHWM at ready (MB);\n"
+           "ready = every weight bound (default mode: the UNet binds while the prompt is encoded); 1st UNet =\n"
+           "the first UNet call starts; x cat = median 1st UNet / median cat; spread = slowest / fastest 1st UNet;\n"
+           "cpu = user+sys CPU of the load phases; faults = their minor page faults; peak = VmHWM at ready (MB);\n"
            "steady = RSS while generating (MB); disk = MB the load read from storage\n");
     int w = 4;
     for (int i = 0; i < nr; i++) if ((int)strlen(base(rows[i].path)) > w) w = (int)strlen(base(rows[i].path));

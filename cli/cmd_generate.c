@@ -224,7 +224,7 @@ static int check_before_loading(const sdc_gen_params *gp, sdc_model_params *mp, 
 /* --load-report: where the load went (sdc_model_load_report, the numbers bench-load reports), the
  * time from sdc_model_open to the first UNet call, and the UNet's layout digest (as bench-load
  * --digest), on stderr after the first image. */
-static void print_load_report(const sdc_model *m) {
+static void print_load_report(sdc_model *m) {
     const sdc_load_report *lr = sdc_model_load_report(m);
     for (int q = 0; q < lr->n_phases; q++)
         fprintf(stderr, "load: %-12s %8.1f ms wall %8.1f user %8.1f sys %8ld minor faults %7.0f MB resident\n",
@@ -410,9 +410,9 @@ int sdc_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sdc: LoRA %s (%s) merged with multiplier %g\n", name, path, w);
     }
     if (!quiet)
-        fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f; model ready in %.2f s\n",
+        fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f; model opened in %.2f s\n",
                 mi->family, mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
-                sdc_sampler_name(gp.sample_method), gp.cfg_scale, sdc_model_load_report(m)->ready_s);
+                sdc_sampler_name(gp.sample_method), gp.cfg_scale, sdc_model_load_report(m)->opened_s);
     int inpaint_unet = mi->unet_in_channels != mi->latent_channels;
     if (!quiet && inpaint_unet && !mask)
         fprintf(stderr, "sdc: an inpainting model (%d-channel UNet) and no --mask: painting the whole picture (all-white mask)\n",
@@ -451,6 +451,8 @@ int sdc_cmd_generate(int argc, char **argv) {
             rc = 2;
         } else if (!quiet) {
             image_done(&pr, path, gp.seed);
+            if (!b) fprintf(stderr, "sdc: model ready in %.2f s%s\n", sdc_model_load_report(m)->ready_s,
+                            mp.low_mem ? " (low-mem: weights read per layer)" : " (UNet bound while the prompt was encoded)");
         }
         if (b == 0) grid_params = params;   /* the sheet carries the first image's, as A1111's grid */
         else free(params);

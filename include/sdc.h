@@ -146,8 +146,12 @@ typedef struct sdc_load_report {
     int            n_phases;
     sdc_load_phase phase[SDC_LOAD_MAX_PHASES];
     double         start;          /* CLOCK_MONOTONIC seconds at sdc_model_open's entry */
-    double         ready_s;        /* sdc_model_open, entry to return: every weight bound */
-    long           peak_rss_kb;    /* the process's peak RSS (VmHWM) when it returned (-1 unknown) */
+    double         opened_s;       /* sdc_model_open, entry to return */
+    double         ready_s;        /* entry to every weight bound: = opened_s, or, when the UNet's
+                                      weights bind in the background (default mode), when that
+                                      finished (known once a generation or sdc_model_wait waited) */
+    long           peak_rss_kb;    /* the process's peak RSS (VmHWM) when the weights were all bound
+                                      (-1 unknown) */
     double         first_generate; /* CLOCK_MONOTONIC seconds when the model's first generation
                                       began (sdc_generate entry); 0 before */
     double         first_unet;     /* ... and at the start of its first UNet call (the prompt is
@@ -159,7 +163,14 @@ const sdc_load_report *sdc_model_load_report(const sdc_model *m);
  * (f32 and Winograd-packed buffers; in low-mem mode the stored views). `sdc bench-load --digest`
  * and `sdc generate --load-report` print it, so a test sees they bind the same layout. Reads every
  * weight (seconds at full size). */
-void sdc_model_layout_digest(const sdc_model *m, char hex[65]);
+void sdc_model_layout_digest(sdc_model *m, char hex[65]);
+
+/* Waits until every weight is bound. In the default mode sdc_model_open checks the whole model and
+ * allocates every buffer, then converts the UNet's weights on a thread of its own and returns: the
+ * first generation encodes its prompt meanwhile and waits for them before its first UNet call (so
+ * a caller never needs this). Returns 0, or -1 with err set when binding failed (out of memory);
+ * a generation then fails with the same message. */
+int sdc_model_wait(sdc_model *m, sdc_err *err);
 
 /* Recommended defaults the model file carries in its metadata (0 when it says nothing). */
 void sdc_model_defaults(const sdc_model *m, int *width, int *height, int *steps, float *cfg);

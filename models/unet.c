@@ -22,11 +22,13 @@
 
 #include <limits.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "kernels/kernels.h"
 #include "models/weight.h"
@@ -145,6 +147,10 @@ struct sdc_unet {
     int     low_mem;           /* 1: conv/linear weights are the store's views (sdc_weight) */
     const sdc_weight **views;  /* low-mem: every big weight bound as views, in binding order */
     size_t  n_views, cap_views;
+    struct bind_job *bind;     /* a conversion running in the background, or NULL */
+    int     bind_failed;       /* it failed: bind_err says why, and no forward runs */
+    char    bind_err[sizeof(((sdc_err *)0)->msg)];
+    double  bind_done;         /* CLOCK_MONOTONIC second it finished; 0: none ran in the background */
     sdc_unet_debug_fn dbg; void *dbg_user;
 };
 
@@ -935,6 +941,47 @@ static int convert_all(loader *L) {
     return 0;
 }
 
+/* A conversion left running by params.background: the loader (its jobs, store and LoRA set) and
+ * the thread converting them with its own team of `threads` OpenMP threads. */
+typedef struct bind_job {
+    loader    L;
+    sdc_err   e;
+    int       threads, rc;
+    pthread_t thread;
+} bind_job;
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void *bind_main(void *arg) {
+    bind_job *b = arg;
+    omp_set_num_threads(b->threads);   /* a new thread starts from the defaults: the caller's count */
+    b->rc = convert_all(&b->L);
+    b->L.u->bind_done = mono_s();
+    return NULL;
+}
+
+int sdc_unet_wait(sdc_unet *u, double *t_done, sdc_err *e) {
+    if (!u) return sdc_errf(e, "unet: no model");
+    if (u->bind) {
+        bind_job *b = u->bind;
+        pthread_join(b->thread, NULL);
+        if (b->rc) {
+            u->bind_failed = 1;
+            snprintf(u->bind_err, sizeof u->bind_err, "%s", b->e.msg);
+        }
+        free(b->L.jobs);
+        free(b);
+        u->bind = NULL;
+    }
+    if (t_done) *t_done = u->bind_done;
+    if (u->bind_failed) return sdc_errf(e, "%s", u->bind_err);
+    return 0;
+}
+
 sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e) {
     sdc_unet *u = calloc(1, sizeof *u);
     if (!u) { sdc_errf(e, "unet: out of memory"); return NULL; }
@@ -949,9 +996,23 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
         if (rc > 0) L.prefix = "[diffusers UNet, ldm name] ";
     }
     int rc = load_all(&L, p);
-    if (rc == 0) rc = convert_all(&L);
     u->info.weight_bytes = u->weight_bytes;
-    free_table(&L);
+    free_table(&L);   /* the names are resolved: the jobs hold the store's tensors */
+    if (rc == 0 && p->background && L.njobs) {
+        bind_job *b = calloc(1, sizeof *b);
+        if (b) {
+            b->L = L;
+            b->L.e = &b->e;
+            b->threads = omp_get_max_threads();
+            if (pthread_create(&b->thread, NULL, bind_main, b) == 0) {
+                u->bind = b;
+                return u;
+            }
+            free(b);
+        }
+        /* no thread: convert here */
+    }
+    if (rc == 0) rc = convert_all(&L);
     free(L.jobs);
     if (rc != 0) { sdc_unet_free(u); return NULL; }
     return u;
@@ -959,6 +1020,7 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
 
 void sdc_unet_free(sdc_unet *u) {
     if (!u) return;
+    sdc_unet_wait(u, NULL, NULL);   /* a background conversion writes into the chunks */
     for (size_t i = 0; i < u->n_chunks; i++) munmap(u->chunks[i].p, u->chunks[i].size);
     free(u->chunks);
     free(u->views);
@@ -973,7 +1035,8 @@ void sdc_unet_free(sdc_unet *u) {
 
 const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u) { return u ? &u->info : NULL; }
 
-void sdc_unet_layout_digest(const sdc_unet *u, uint8_t out[32]) {
+void sdc_unet_layout_digest(sdc_unet *u, uint8_t out[32]) {
+    sdc_unet_wait(u, NULL, NULL);
     sdc_sha256 h;
     sdc_sha256_init(&h);
     uint8_t mode = (uint8_t)u->low_mem;
@@ -1411,6 +1474,7 @@ int sdc_unet_forward(sdc_unet *u, sdc_arena *a, float *out, const float *x, cons
     if (!u || !a || !out || !x || !t || !c || (!c->ctx && u->info.transformer_depth))
         return sdc_errf(e, "unet: forward: missing argument");
     if (check_sizes(u, N, h, w, c->ctx_len, e) || check_cond(u, c, e)) return -1;
+    if (sdc_unet_wait(u, NULL, e)) return -1;   /* the weights bound in the background */
     sdc_arena_mark m0 = sdc_arena_get_mark(a);
     fwd f = {u, a, NULL, c->ctx, c->y, N, c->ctx_len, 0};
     char name[64];

@@ -25,6 +25,12 @@ typedef struct sdc_unet_params {
                                (before the Winograd packing; models/weight.h), or NULL. Low-mem:
                                added each time a weight is widened; the set must then outlive the
                                UNet */
+    int background;         /* default mode: sdc_unet_load checks the whole graph and allocates every
+                               buffer, then converts the weights on a thread of its own and returns at
+                               once (the caller encodes the prompt meanwhile). The first forward (or
+                               sdc_unet_wait, sdc_unet_free) waits for it; a conversion that fails
+                               (out of memory) is that call's error. The store (and the LoRA set)
+                               must stay open until then. 0: convert before returning */
 } sdc_unet_params;
 
 typedef struct sdc_unet_info {
@@ -39,12 +45,17 @@ typedef struct sdc_unet_info {
 typedef struct sdc_unet sdc_unet;
 
 sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *e);
+/* Waits until every weight is bound (a no-op unless params.background left a conversion running).
+ * Returns 0, or -1 with e set when the conversion failed (then every later forward fails too).
+ * *t_done (may be NULL) receives the CLOCK_MONOTONIC second the conversion finished (0: none ran
+ * in the background). */
+int sdc_unet_wait(sdc_unet *u, double *t_done, sdc_err *e);
 void      sdc_unet_free(sdc_unet *u);
 const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u);
 /* SHA-256 of the weights exactly as bound: every f32 and Winograd-packed buffer the forward reads
  * (default mode), or the mode, names and stored bytes of the views it widens (low-mem). Two
  * bindings that hash alike run the same weights. Reads all of them (seconds at full size). */
-void sdc_unet_layout_digest(const sdc_unet *u, uint8_t out[32]);
+void sdc_unet_layout_digest(sdc_unet *u, uint8_t out[32]);   /* waits for a background bind */
 
 /* Debug hook (optional): called during sdc_unet_forward with intermediate activations, named
  * as diffusers names the modules: "time_proj" [N,C], "time_embedding" [N,C] (H = W = 1),

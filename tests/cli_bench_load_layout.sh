@@ -31,7 +31,7 @@ for f in tiny-sd1.safetensors tiny-sd1.ckpt; do
     g=$(sed -n 's/^load: layout \([0-9a-f]\{64\}\)$/\1/p' "$T/g.err")
     [ "$b" = "$g" ] && ok "$f $mode: bench-load and generate bind the same layout ($b)" ||
       fail "$f $mode: bench-load bound $b, generate bound ${g:-nothing}"
-    grep -q "model ready in [0-9.]* s" "$T/g.err" && grep -q "^load: unet " "$T/g.err" &&
+    grep -q "model opened in [0-9.]* s" "$T/g.err" && grep -q "model ready in [0-9.]* s" "$T/g.err" && grep -q "^load: unet " "$T/g.err" &&
       ok "$f $mode: generate prints its load time and phases" || fail "$f $mode: no load time: $(cat "$T/g.err")"
     DIG[$f.$mode]=$b
   done

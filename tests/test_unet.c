@@ -129,6 +129,22 @@ static void run_model(const char *tag, const char *model, const char *config, co
     plow.low_mem = 1;
     sdc_unet *ul = sdc_unet_load(ms, &plow, &e);                 /* the same weights, low-mem */
     CHECK(ul, "low-mem load: %s", e.msg);
+    {   /* converted on a thread of its own while this one goes on: the same bytes, bound */
+        sdc_unet_params pbg = p;
+        pbg.background = 1;
+        sdc_unet *ub = sdc_unet_load(ms, &pbg, &e);
+        CHECK(ub, "background load: %s", e.msg);
+        if (u && ub) {
+            uint8_t d0[32], d1[32];
+            double done = -1;
+            CHECK(sdc_unet_wait(ub, &done, &e) == 0 && done > 0, "background bind: %s (done at %g)", e.msg, done);
+            sdc_unet_layout_digest(u, d0);
+            sdc_unet_layout_digest(ub, d1);
+            CHECK(!memcmp(d0, d1, 32), "%s: the background bind holds other bytes than the foreground one", tag);
+            printf("   background bind: the same %zu bytes of weights\n", sdc_unet_get_info(ub)->weight_bytes);
+        }
+        sdc_unet_free(ub);
+    }
     if (u && ul) {
         size_t wd = sdc_unet_get_info(u)->weight_bytes, wl = sdc_unet_get_info(ul)->weight_bytes;
         printf("   f32 weights held: default %.1f KiB, low-mem %.1f KiB\n", wd / 1024.0, wl / 1024.0);
