@@ -1,4 +1,4 @@
-/* activ.c — element-wise activations (SiLU, GELU, quick-GELU, GEGLU), adds and scales, layout
+/* activ.c — element-wise activations (SiLU, GELU, quick-GELU, ReLU, GEGLU), adds and scales, layout
  * moves (upsample, concat, NCHW <-> NHWC) and the sinusoidal timestep embedding. */
 #include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
@@ -15,6 +15,7 @@
 static inline vf silu_v(vf x) { return vdiv(x, vadd(vset(1.0f), vexp(vsub(vset(0.0f), x)))); }
 /* 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(-x/√2): no cancellation in the tail */
 static inline vf gelu_v(vf x) { return vmul(vmul(vset(0.5f), x), verfc_scaled(vsub(vset(0.0f), x), (float)M_SQRT1_2, 0.5f)); }
+static inline vf relu_v(vf x) { return vmax(vset(0.0f), x); }   /* NaN stays NaN, as in torch */
 static inline vf quick_gelu_v(vf x) { return vdiv(x, vadd(vset(1.0f), vexp(vmul(x, vset(-1.702f))))); }
 
 /* x[0..n) = f(x) in place, VLEN lanes at a time; the tail goes through a padded vector so every
@@ -41,6 +42,7 @@ static inline vf quick_gelu_v(vf x) { return vdiv(x, vadd(vset(1.0f), vexp(vmul(
 UNARY_KERNEL(silu, silu_v)
 UNARY_KERNEL(gelu, gelu_v)
 UNARY_KERNEL(quick_gelu, quick_gelu_v)
+UNARY_KERNEL(relu, relu_v)
 
 /* out[m, f] = in[m, f] · gelu(in[m, F + f]) */
 void KISA_NAME(k_geglu)(float *out, const float *in, int M, int F) {

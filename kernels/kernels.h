@@ -84,6 +84,7 @@ void k_linear(float *out, const float *in, const float *w, const float *b, int M
 void k_silu(float *x, size_t n);        /* x·σ(x), in place */
 void k_gelu(float *x, size_t n);        /* exact erf GELU, in place */
 void k_quick_gelu(float *x, size_t n);  /* x·σ(1.702x), in place */
+void k_relu(float *x, size_t n);        /* max(x, 0), in place */
 
 /* GEGLU (diffusers): in[M,2F] = [h | g] per row; out[M,F] = h * gelu(g). out != in. */
 void k_geglu(float *out, const float *in, int M, int F);
