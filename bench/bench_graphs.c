@@ -1,6 +1,8 @@
 /* bench_graphs.c — whole graphs on a full-size SD 1.5-layout file: the text encoder (one
  * 77-token window), the UNet forward at batch 2 on 32x32 and 64x64 latents, the VAE decode at
- * 512x512 (tiled and untiled) and, with --full, one 512x512 20-step euler_a generation through
+ * 512x512 (tiled and untiled), the TAESD decoder at 512x512 (--taesd FILE, default the test
+ * file tests/data/taesd-random.safetensors: the published TAESD's shapes; timed even without the
+ * big file) and, with --full, one 512x512 20-step euler_a generation through
  * include/sdc.h. On an SDXL file (scripts/make_fullsize_sdxl.py) the graphs are SDXL's at its
  * sizes: both text encoders on one window, the UNet (with its vector conditioning) at batch 2 on
  * 64x64 and 128x128 latents (512 and 1024 px), the VAE decode at 1024x1024, and --full a
@@ -14,7 +16,8 @@
  * so a Winograd or other sub-direct algorithm can exceed the direct floor.
  *
  * Usage: bench_graphs [MODEL] [--runs N] [--quick] [--full] [--steps N] [--scaling] [-t T]
- *                     [--only text,unet,vae,scaling] [--tile T --overlap O] [--peak GFLOPS]
+ *                     [--only text,unet,vae,taesd,scaling] [--tile T --overlap O] [--peak GFLOPS]
+ *                     [--taesd FILE]
  * --quick: one run a graph (default 3); --full adds the generation (minutes); --scaling adds the
  * 64x64 UNet forward at 1 thread and at T (default all) threads, run alternately, and their
  * ratio (the thread-scaling line); --peak takes the
@@ -36,6 +39,7 @@
 #include "kernels/kernels.h"
 #include "models/clip.h"
 #include "models/unet.h"
+#include "models/taesd.h"
 #include "models/vae.h"
 #include "pipeline/modelcfg.h"
 #include "pipeline/sdxl.h"
@@ -212,16 +216,18 @@ typedef struct result {
     int ok;
     double load_s, med_s, min_s;
     double rss_mib, arena_mib;
+    double gflop;           /* counted by the child (TAESD: from its layers' shapes), else 0 */
     char msg[256];
 } result;
 
 typedef struct opts {
     const char *model;
+    const char *taesd;      /* --taesd FILE: the TAESD decoder timed next to the VAE */
     int runs, threads, full, tile, overlap, scaling;
     int sdxl;               /* the file is SDXL (label_emb): SDXL's graphs and sizes */
     int side;               /* latent side of the larger UNet run and the VAE decode: 64 or 128 */
     int steps;              /* --full: sampling steps */
-    int do_text, do_unet, do_vae;
+    int do_text, do_unet, do_vae, do_taesd;
     double peak;            /* --peak GFLOP/s (e.g. from bench_peak); 0: the FMA loop here */
 } opts;
 
@@ -480,6 +486,36 @@ static void child_vae(const opts *o, int arg, result *res, int n_res) {
     }
 }
 
+/* The TAESD decoder on 64x64 latents (512x512); r->gflop: its direct-method count. */
+static void child_taesd(const opts *o, int arg, result *r, int n_res) {
+    (void)arg; (void)n_res;
+    sdc_err e = {{0}};
+    sdc_store *st = sdc_store_new();
+    double t0 = bench_now();
+    sdc_taesd *td = st && !sdc_store_open(st, o->taesd, NULL, &e) ? sdc_taesd_load(st, &e) : NULL;
+    if (!td) { snprintf(r->msg, sizeof r->msg, "%s", e.msg); return; }
+    r->load_s = bench_now() - t0;
+    const int h = 64, E = sdc_taesd_latent_channels(td), f = sdc_taesd_downscale(td);
+    float *z = malloc((size_t)E * h * h * sizeof *z), *img = malloc((size_t)3 * h * f * h * f * sizeof *img);
+    if (!z || !img) { snprintf(r->msg, sizeof r->msg, "out of memory"); return; }
+    unsigned seed = 7;
+    for (int i = 0; i < E * h * h; i++) z[i] = 3.0f * lcg_normalish(&seed);
+    sdc_arena a;
+    sdc_arena_init(&a, 0);
+    if (sdc_taesd_decode(td, &a, img, z, 1, h, h, &e)) { snprintf(r->msg, sizeof r->msg, "%s", e.msg); return; }
+    double t[MAX_RUNS];
+    for (int i = 0; i < o->runs; i++) {
+        t0 = bench_now();
+        if (sdc_taesd_decode(td, &a, img, z, 1, h, h, &e)) { snprintf(r->msg, sizeof r->msg, "%s", e.msg); return; }
+        t[i] = bench_now() - t0;
+    }
+    summarise(r, t, o->runs);
+    r->gflop = sdc_taesd_decode_flops(td, h, h) * 1e-9;
+    r->arena_mib = a.peak / 1048576.0;
+    r->rss_mib = peak_rss_mib();
+    sdc_arena_free(&a);
+}
+
 static void child_generate(const opts *o, int arg, result *r, int n_res) {
     (void)arg; (void)n_res;
     sdc_err e = {{0}};
@@ -543,15 +579,30 @@ static void split(const char *name, flops f) {
            f.linear * 1e-9, f.attn * 1e-9);
 }
 
+/* The TAESD decode row (its file published at full size: the random-weight test file is one). */
+static void taesd_row(const opts *o, double peak) {
+    result r;
+    run_forked(o, child_taesd, 0, &r, 1);
+    flops f = {.conv = r.gflop * 1e9};
+    char name[64];
+    snprintf(name, sizeof name, "taesd decode 512x512");
+    if (peak <= 0)
+        printf("%-34s %9s %8s %9s %9s %9s %8s %9s %10s\n", "graph", "GFLOP", "load s", "median s", "min s",
+               "GFLOP/s", "% peak", "RSS MiB", "arena MiB");
+    row(name, f, &r, peak);
+    if (!r.ok) return;
+    printf("  (%s)\n", o->taesd);
+}
+
 static int usage(const char *argv0) {
-    fprintf(stderr, "usage: %s [MODEL] [--runs N] [--quick] [--full] [--scaling] [-t T] [--only text,unet,vae,scaling]"
-                    " [--tile T --overlap O] [--peak GFLOPS] [--steps N]\n", argv0);
+    fprintf(stderr, "usage: %s [MODEL] [--runs N] [--quick] [--full] [--scaling] [-t T] [--only text,unet,vae,taesd,scaling]"
+                    " [--tile T --overlap O] [--peak GFLOPS] [--steps N] [--taesd FILE]\n", argv0);
     return 2;
 }
 
 int main(int argc, char **argv) {
-    opts o = {.model = DEFAULT_MODEL, .runs = 3, .tile = 32, .overlap = 8, .do_text = 1, .do_unet = 1,
-              .do_vae = 1, .side = 64, .steps = 20};
+    opts o = {.model = DEFAULT_MODEL, .taesd = SDC_SOURCE_DIR "/tests/data/taesd-random.safetensors", .runs = 3,
+              .tile = 32, .overlap = 8, .do_text = 1, .do_unet = 1, .do_vae = 1, .do_taesd = 1, .side = 64, .steps = 20};
     int quick = 0, runs_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -564,11 +615,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--tile") && i + 1 < argc) o.tile = atoi(argv[++i]);
         else if (!strcmp(a, "--overlap") && i + 1 < argc) o.overlap = atoi(argv[++i]);
         else if (!strcmp(a, "--peak") && i + 1 < argc) o.peak = atof(argv[++i]);
+        else if (!strcmp(a, "--taesd") && i + 1 < argc) o.taesd = argv[++i];
         else if (!strcmp(a, "--only") && i + 1 < argc) {
             const char *w = argv[++i];
             o.do_text = strstr(w, "text") != NULL;
             o.do_unet = strstr(w, "unet") != NULL;
             o.do_vae = strstr(w, "vae") != NULL;
+            o.do_taesd = strstr(w, "vae") != NULL || strstr(w, "taesd") != NULL;
             if (strstr(w, "scaling")) o.scaling = 1;
         } else if (a[0] != '-') o.model = a;
         else return usage(argv[0]);
@@ -584,6 +637,7 @@ int main(int argc, char **argv) {
     if (stat(o.model, &sb) != 0) {
         printf("bench_graphs: %s not found (%s); skipped (write it with scripts/make_fullsize.py)\n",
                o.model, strerror(errno));
+        if (o.do_taesd) taesd_row(&o, 0);   /* TAESD needs no big file */
         return 0;
     }
 
@@ -672,6 +726,7 @@ int main(int argc, char **argv) {
             row(name, fv, &r[1], peak);
         }
     }
+    if (o.do_taesd) taesd_row(&o, peak);
     if (o.scaling && has_u) {
         result r[2];
         char name[64];

@@ -276,6 +276,22 @@ static size_t net_max_floats(const taesd_net *net, int H, int W) {
     return m;
 }
 
+static double conv_flops(const taesd_conv *c, int Ho, int Wo) {
+    return c->cout ? 2.0 * c->cout * c->cin * c->k * c->k * Ho * Wo : 0.0;
+}
+
+double sdc_taesd_decode_flops(const sdc_taesd *t, int h, int w) {
+    double f = 0;
+    for (int i = 0; i < t->dec.n; i++) {
+        const taesd_layer *l = &t->dec.L[i];
+        if (l->kind == TL_UP) { h *= 2; w *= 2; }
+        if (l->kind == TL_CONV) f += conv_flops(&l->conv[0], h, w);
+        if (l->kind == TL_BLOCK)
+            for (int j = 0; j < 3; j++) f += conv_flops(&l->conv[j], h, w) + (j ? 0 : conv_flops(&l->skip, h, w));
+    }
+    return f;
+}
+
 /* out[cout,H',W'] = c(in[cin,H,W]) (+ res, stride 1 only; res may equal out, out != in). 0, or
  * -1 when the arena cannot give the scratch. */
 static int run_conv(sdc_arena *a, float *out, const float *in, const taesd_conv *c, const float *res, int H, int W) {

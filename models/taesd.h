@@ -42,6 +42,10 @@ int sdc_taesd_decode(sdc_taesd *t, sdc_arena *a, float *img, const float *z, int
 int sdc_taesd_encode(sdc_taesd *t, sdc_arena *a, float *lat, const float *img, int N, int H, int W,
                      sdc_err *e);
 
+/* Multiply-adds x 2 of one image's decode of h x w latents, counted by the direct method (conv
+ * 2·Cout·Cin·k·k·Ho·Wo; ReLU, upsampling and adds not counted): for benchmarks. */
+double sdc_taesd_decode_flops(const sdc_taesd *t, int h, int w);
+
 /* Debug tap (tests): when set, the forwards call tap(user, name, x, C, H, W) per image with the
  * output of each layer, named by its diffusers index ("decoder.layers.5", "encoder.layers.13")
  * whatever the file's layout, and "decoder.layers_input" (tanh(z/3)·3). x is valid only
