@@ -123,6 +123,27 @@ void k_add_channel_bias(float *x, const float *bias, int N, int C, int HW);
 void k_timestep_embedding(float *out, const float *t, int N, int dim, int flip_sin_to_cos,
                           float freq_shift, float max_period);
 
+/* ---- bf16 (opt-in): operands rounded to bf16 (nearest even), products summed in f32 ----
+ * Kernels chosen at run time (kernels/bf16.c): AVX512-BF16 (vdpbf16ps) where the CPU has it, else
+ * plain C with the same rounding (SDC_BF16=plain in the environment forces it). */
+int         k_bf16_hw(void);          /* 1: this CPU has avx512_bf16 */
+const char *k_bf16_path_name(void);   /* the path bf16 kernels run: "avx512_bf16 (vdpbf16ps)" / "plain C" */
+/* Tests: run "plain" or "avx512_bf16" from now on. Returns 0, or -1 when this CPU lacks it. */
+int         k_bf16_select(const char *name);
+/* A Linear weight w[N,K] packed as bf16 pairs (k_linear_bf16_words(N, K) words), made once. */
+size_t k_linear_bf16_words(int N, int K);
+void   k_linear_bf16_pack(uint32_t *Wp, const float *w, int N, int K);
+/* out[M,N] = (out +, when acc) bf16(in[M,K]) · bf16(w)ᵀ + b[N] (b may be NULL), f32 sums.
+ * Returns 1, or 0 (nothing written) when the arena cannot give the scratch. */
+int    k_linear_bf16(sdc_arena *a, float *out, const float *in, const uint32_t *Wp, const float *b, int M,
+                     int K, int N, int acc);
+/* k_conv3x3_wino with the 16 GEMMs in bf16: Ub = k_wino_bf16_pack(k_wino_pack's U)
+ * (k_wino_bf16_words(Cout, Cin) words); the transforms stay f32. */
+size_t k_wino_bf16_words(int Cout, int Cin);
+void   k_wino_bf16_pack(uint32_t *Ub, const float *U, int Cout, int Cin);
+int    k_conv3x3_wino_bf16(sdc_arena *a, float *out, const float *in, const uint32_t *Ub, const float *b,
+                           const float *res, int N, int Cin, int H, int W, int Cout);
+
 /* Element conversions (F16C / AVX2 where the CPU has them). */
 void k_f16_to_f32(float *dst, const void *src, size_t n);    /* src may be unaligned */
 void k_bf16_to_f32(float *dst, const void *src, size_t n);   /* src may be unaligned */

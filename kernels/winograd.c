@@ -16,8 +16,11 @@
 #include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
 #include <omp.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+
+#include "kernels/kernels_internal.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -65,6 +68,26 @@ void k_wino_pack(float *U, const float *w, int Cout, int Cin) {
     const int nob = (Cout + WG_RO - 1) / WG_RO;
     #pragma omp parallel for schedule(static)
     for (int ob = 0; ob < nob; ob++) k_wino_pack_block(U, w + (size_t)ob * WG_RO * Cin * 9, Cout, Cin, ob);
+}
+#endif   /* !KISA_VARIANT */
+
+#if !KISA_VARIANT
+/* bf16: Ub[k][ob][cp][r] = pair(U[k][ob][2cp][r], U[k][ob][2cp+1][r]) (zero past Cin). Compiled
+ * once: kint_bf16_pairs picks its own kernel. */
+size_t k_wino_bf16_words(int Cout, int Cin) {
+    return (size_t)16 * ((Cout + WG_RO - 1) / WG_RO) * WG_RO * (size_t)((Cin + 1) / 2);
+}
+
+void k_wino_bf16_pack(uint32_t *Ub, const float *U, int Cout, int Cin) {
+    const int nob = (Cout + WG_RO - 1) / WG_RO, CP = (Cin + 1) / 2;
+    static const float zero[WG_RO];
+    for (int k = 0; k < 16; k++)
+        for (int ob = 0; ob < nob; ob++)
+            for (int cp = 0; cp < CP; cp++) {
+                const float *lo = U + (size_t)k * nob * Cin * WG_RO + ((size_t)ob * Cin + 2 * cp) * WG_RO;
+                kint_bf16_pairs(Ub + (size_t)k * nob * CP * WG_RO + ((size_t)ob * CP + cp) * WG_RO, lo,
+                                2 * cp + 1 < Cin ? lo + WG_RO : zero, WG_RO);
+            }
 }
 #endif   /* !KISA_VARIANT */
 
@@ -288,16 +311,36 @@ static void wg_output(const wg_geom *g, const float *M, size_t ms, int Tp, const
 #define WG_GROUP_OB 8
 
 /* One task: chunk ch, output channel blocks ob0 .. ob1-1. Scratch (per thread): band, V, M. */
-static void wg_task(const wg_geom *g, const float *U, const float *b, int Cin, int Cout, const wg_chunk *ch,
-                    int ob0, int ob1, float *band, int Wb, float *V, float *M, int Tp) {
+/* bf16 (Ub given): V is rounded into channel pairs Vb [16][CP][Tp] (words) and the GEMMs run on
+ * Ub · Vb with f32 sums (kernels/bf16.c); the transforms stay f32. zero: Tp zero floats. */
+static void wg_task(const wg_geom *g, const float *U, const uint32_t *Ub, const float *b, int Cin, int Cout,
+                    const wg_chunk *ch, int ob0, int ob1, float *band, int Wb, float *V, float *M, uint32_t *Vb,
+                    const float *zero, int Tp) {
     const int nob = (Cout + WG_RO - 1) / WG_RO, nt = ch->R * ch->CW;
     const size_t vs = (size_t)Cin * Tp, ms = (size_t)WG_GROUP_OB * WG_RO * Tp, plane = (size_t)nob * Cin * WG_RO;
     wg_fill_band(band, Wb, g, Cin, ch);
     wg_input(V, vs, Tp, band, Wb, Cin, ch);
     if (nt < Tp)                                     /* a short chunk: the GEMM reads whole rows */
         for (size_t kc = 0; kc < (size_t)16 * Cin; kc++) memset(V + kc * Tp + nt, 0, (size_t)(Tp - nt) * sizeof(float));
+    const int CP = (Cin + 1) / 2;
+    if (Ub)
+        for (int k = 0; k < 16; k++)
+            for (int cp = 0; cp < CP; cp++)
+                kint_bf16_pairs(Vb + ((size_t)k * CP + cp) * Tp, V + k * vs + (size_t)2 * cp * Tp,
+                                2 * cp + 1 < Cin ? V + k * vs + (size_t)(2 * cp + 1) * Tp : zero, Tp);
     for (int g0 = ob0; g0 < ob1; g0 += WG_GROUP_OB) {
         const int g1 = g0 + WG_GROUP_OB < ob1 ? g0 + WG_GROUP_OB : ob1;
+        if (Ub) {
+            const size_t planeb = (size_t)nob * CP * WG_RO;
+            for (int k = 0; k < 16; k++)
+                for (int ob = g0; ob < g1; ob++)
+                    for (int t = 0; t < Tp; t += 32)
+                        kint_bf16_block(M + k * ms + (size_t)(ob - g0) * WG_RO * Tp + t, (size_t)Tp,
+                                        Ub + k * planeb + (size_t)ob * CP * WG_RO, Vb + (size_t)k * CP * Tp + t,
+                                        (size_t)Tp, CP, WG_RO, Tp - t < 32 ? Tp - t : 32, NULL, 0);
+            wg_output(g, M, ms, Tp, b, g0 * WG_RO, g1 * WG_RO < Cout ? g1 * WG_RO : Cout, ch);
+            continue;
+        }
         for (int k = 0; k < 16; k++)
             for (int ob = g0; ob < g1; ob++)
                 wg_gemm_block(M + k * ms + (size_t)(ob - g0) * WG_RO * Tp, Tp,
@@ -306,7 +349,8 @@ static void wg_task(const wg_geom *g, const float *U, const float *b, int Cin, i
     }
 }
 
-static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const float *b, int N, int Cin, int Cout) {
+static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const uint32_t *Ub, const float *b, int N,
+                   int Cin, int Cout) {
     const int H = geo->H, W = geo->W;
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, nob = (Cout + WG_RO - 1) / WG_RO;
     /* chunk: CW tile columns x R tile rows (over the whole batch), WG_CHUNK_TILES tiles or fewer */
@@ -323,7 +367,9 @@ static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const float
     const int gob = (nob + ngrp - 1) / ngrp;
     const int Wb = 2 * ((CW + 15) / 16 * 16) + 18;   /* + the whole-vector reads past the last tile */
     const size_t nband = (size_t)Cin * R * 4 * Wb, nv = (size_t)16 * Cin * Tp, nm = (size_t)16 * WG_GROUP_OB * WG_RO * Tp;
-    const size_t per = (nband + nv + nm + 16 + 15) / 16 * 16;   /* + the output's whole-vector reads */
+    /* bf16: + Vb (16 x Cin/2 x Tp words) and Tp zero floats */
+    const size_t nvb = Ub ? (size_t)16 * ((Cin + 1) / 2) * Tp + Tp : 0;
+    const size_t per = (nband + nv + nm + nvb + 16 + 15) / 16 * 16;   /* + the output's whole-vector reads */
     sdc_arena_mark mk = sdc_arena_get_mark(a);
     float *scratch = sdc_arena_f32(a, (size_t)nthr * per);
     if (!scratch) return 0;
@@ -335,8 +381,11 @@ static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const float
         if (GR - ch.g0 < R) ch.R = GR - ch.g0;
         if (TW - ch.tx0 < CW) ch.CW = TW - ch.tx0;
         float *s = scratch + (size_t)omp_get_thread_num() * per;
+        float *zero = Ub ? s + nband + nv + nm + nvb - Tp : NULL;
+        if (zero) memset(zero, 0, (size_t)Tp * sizeof(float));
         if (ob0 < ob1)
-            wg_task(geo, U, b, Cin, Cout, &ch, ob0, ob1, s, Wb, s + nband, s + nband + nv, Tp);
+            wg_task(geo, U, Ub, b, Cin, Cout, &ch, ob0, ob1, s, Wb, s + nband, s + nband + nv,
+                    (uint32_t *)(s + nband + nv + nm), zero, Tp);
     }
     sdc_arena_reset(a, mk);
     return 1;
@@ -348,7 +397,16 @@ int KISA_NAME(k_conv3x3_wino)(sdc_arena *a, float *out, const float *in, const f
     if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
     const size_t HW = (size_t)H * W;
     const wg_geom g = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
-    return wg_conv(a, &g, U, b, N, Cin, Cout);
+    return wg_conv(a, &g, U, NULL, b, N, Cin, Cout);
+}
+
+int KISA_NAME(k_conv3x3_wino_bf16)(sdc_arena *a, float *out, const float *in, const uint32_t *Ub, const float *b,
+                                   const float *res, int N, int Cin, int H, int W, int Cout) {
+    KISA_RET(k_conv3x3_wino_bf16, a, out, in, Ub, b, res, N, Cin, H, W, Cout);
+    if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
+    const size_t HW = (size_t)H * W;
+    const wg_geom g = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
+    return wg_conv(a, &g, NULL, Ub, b, N, Cin, Cout);
 }
 
 int KISA_NAME(k_conv3x3_wino_band)(sdc_arena *a, float *out, size_t out_plane, int add, const float *band,
@@ -358,5 +416,5 @@ int KISA_NAME(k_conv3x3_wino_band)(sdc_arena *a, float *out, size_t out_plane, i
     if (Cin <= 0 || Cout <= 0 || R <= 0 || W <= 0) return 1;
     /* band row 0 is input row -1: rows -1 .. R are all there (zero rows are the caller's padding) */
     const wg_geom g = {band + band_ld, 0, band_plane, band_ld, -1, R, out, add ? out : NULL, 0, out_plane, R, W};
-    return wg_conv(a, &g, U, b, 1, Cin, Cout);
+    return wg_conv(a, &g, U, NULL, b, 1, Cin, Cout);
 }
