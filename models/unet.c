@@ -69,8 +69,12 @@ typedef struct conv_w {
     int    cout, cin, k;
     int    wino;         /* runs as Winograd F(2x2,3x3) */
     float *U;            /* default mode, wino: k_wino_pack(w) [k_wino_packed_floats(cout, cin)] */
+    uint32_t *Ub;        /* bf16 mode, wino: k_wino_bf16_pack(U) [k_wino_bf16_words(cout, cin)]
+                            instead of U */
 } conv_w;
-typedef struct lin_w  { sdc_weight w; float *b; int out, in; } lin_w;       /* w [out,in], b [out] or NULL */
+/* w [out,in], b [out] or NULL; bf16 mode: wb = k_linear_bf16_pack(w) instead of w (not for the
+ * time embedding, which stays f32) */
+typedef struct lin_w  { sdc_weight w; float *b; int out, in; uint32_t *wb; } lin_w;
 typedef struct norm_w { float *g, *b; int c; } norm_w;              /* g, b [c] */
 
 /* ldm ResBlock: in_layers (GroupNorm, SiLU, conv3x3), emb_layers (SiLU, Linear),
@@ -92,6 +96,7 @@ typedef struct cross_attn {
     int    is_self, inner, qdim, kvdim, heads, head_dim;
     sdc_weight wq;       /* self: [3*inner, qdim] = to_q|to_k|to_v; cross: to_q [inner, qdim] */
     sdc_weight wkv;      /* cross only: [2*inner, kvdim] = to_k|to_v */
+    uint32_t  *wqb, *wkvb;  /* bf16 mode: wq, wkv packed by k_linear_bf16_pack instead */
     lin_w  out;          /* to_out.0: [qdim, inner] + [qdim] */
 } cross_attn;
 
@@ -145,6 +150,7 @@ struct sdc_unet {
     size_t  n_chunks, cap_chunks;
     size_t  weight_bytes;
     int     low_mem;           /* 1: conv/linear weights are the store's views (sdc_weight) */
+    int     bf16;              /* 1: Winograd convs and Linears (not the time embedding) in bf16 */
     const sdc_weight **views;  /* low-mem: every big weight bound as views, in binding order */
     size_t  n_views, cap_views;
     struct bind_job *bind;     /* a conversion running in the background, or NULL */
@@ -164,9 +170,13 @@ typedef struct alias { char *ldm; const sdc_tensor *t; } alias;
 typedef struct conv_job {
     const sdc_tensor *t;
     float            *dst;        /* f32 values of t; or, when pack: k_wino_pack of them */
-    int               pack, cout, cin;
+    int               pack, cout, cin;   /* pack: JOB_* */
     const sdc_lora_mod *delta;    /* LoRA deltas merged into t's values first, or NULL */
+    const sdc_tensor *more[2];    /* JOB_LIN_BF16: the parts after t, stacked by rows (q|k|v) */
+    const sdc_lora_mod *more_delta[2];
+    int               nmore;
 } conv_job;
+enum { JOB_F32, JOB_WINO, JOB_WINO_BF16, JOB_LIN_BF16 };   /* f32 copy, U, Ub, a bf16 Linear [cout, cin] */
 
 typedef struct loader {
     const sdc_store *st;
@@ -327,7 +337,7 @@ static int queue(loader *L, const sdc_tensor *t, float *dst) {
         L->jobs = j;
         L->capjobs = cap;
     }
-    L->jobs[L->njobs++] = (conv_job){t, dst, 0, 0, 0, NULL};
+    L->jobs[L->njobs++] = (conv_job){.t = t, .dst = dst};
     return 0;
 }
 
@@ -429,21 +439,47 @@ static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride
     c->cout = cout; c->cin = cin; c->k = k;
     c->wino = stride1 && k == 3 && cin >= UNET_WINO_MIN_C && cout >= UNET_WINO_MIN_C && L->level < L->deepest;
     const sdc_tensor *w = view(L, 4, cout, cin, k, k, "%s.weight", base);
-    if (c->wino && !L->u->low_mem && !L->failed) {   /* U made from w by convert_all */
+    if (c->wino && L->u->bf16 && !L->failed) {        /* Ub made from w by convert_all */
+        c->Ub = (uint32_t *)track(L, k_wino_bf16_words(cout, cin));
+        if (!c->Ub) fail(L, "%s: out of memory", w->name);
+        else if (!queue(L, w, (float *)c->Ub))
+            L->jobs[L->njobs - 1] = (conv_job){.t = w, .dst = (float *)c->Ub, .pack = JOB_WINO_BF16, .cout = cout,
+                                               .cin = cin, .delta = sdc_weight_deltas(L->lora, w)};
+    } else if (c->wino && !L->u->low_mem && !L->failed) {   /* U made from w by convert_all */
         c->U = track(L, k_wino_packed_floats(cout, cin));
         if (!c->U) fail(L, "%s: out of memory", w->name);
         else if (!queue(L, w, c->U))
-            L->jobs[L->njobs - 1] = (conv_job){w, c->U, 1, cout, cin, sdc_weight_deltas(L->lora, w)};
+            L->jobs[L->njobs - 1] = (conv_job){.t = w, .dst = c->U, .pack = JOB_WINO, .cout = cout, .cin = cin,
+                                               .delta = sdc_weight_deltas(L->lora, w)};
     } else {
         big_weight(L, &c->w, &w, 1);
     }
     c->b = weight(L, 1, cout, 0, 0, 0, "%s.bias", base);
 }
 
-static void load_lin(loader *L, lin_w *l, int out, int in, int bias, const char *base) {
+/* A Linear's matrix [rows, K] from the n checked views t stacked by rows: in bf16 mode packed
+ * (k_linear_bf16_pack, LoRA deltas merged first) into *wb by convert_all, else big_weight(). */
+static void lin_weight(loader *L, sdc_weight *w, uint32_t **wb, const sdc_tensor *const *t, int n, int rows, int K) {
+    if (L->failed) return;
+    if (!L->u->bf16) { big_weight(L, w, t, n); return; }
+    *wb = (uint32_t *)track(L, k_linear_bf16_words(rows, K));
+    if (!*wb) { fail(L, "%s: out of memory", t[0]->name); return; }
+    if (queue(L, t[0], (float *)*wb)) return;
+    conv_job *j = &L->jobs[L->njobs - 1];
+    *j = (conv_job){.t = t[0], .dst = (float *)*wb, .pack = JOB_LIN_BF16, .cout = rows, .cin = K,
+                    .delta = sdc_weight_deltas(L->lora, t[0]), .nmore = n - 1};
+    for (int i = 1; i < n; i++) {
+        j->more[i - 1] = t[i];
+        j->more_delta[i - 1] = sdc_weight_deltas(L->lora, t[i]);
+    }
+}
+
+/* lowp: bf16 in bf16 mode (every Linear but the time embedding's) */
+static void load_lin(loader *L, lin_w *l, int out, int in, int bias, int lowp, const char *base) {
     l->out = out; l->in = in;
     const sdc_tensor *w = view(L, 2, out, in, 0, 0, "%s.weight", base);
-    big_weight(L, &l->w, &w, 1);
+    if (lowp) lin_weight(L, &l->w, &l->wb, &w, 1, out, in);
+    else big_weight(L, &l->w, &w, 1);
     l->b = bias ? weight(L, 1, out, 0, 0, 0, "%s.bias", base) : NULL;
 }
 
@@ -454,7 +490,7 @@ static void load_res(loader *L, res_block *r, int cin, int temb, const char *bas
     r->cin = cin; r->cout = cout;
     sub(b, sizeof b, base, ".in_layers.0");  load_norm(L, &r->in_norm, cin, b);
     sub(b, sizeof b, base, ".in_layers.2");  load_conv(L, &r->in_conv, cout, cin, 3, 1, b);
-    sub(b, sizeof b, base, ".emb_layers.1"); load_lin(L, &r->emb, cout, temb, 1, b);
+    sub(b, sizeof b, base, ".emb_layers.1"); load_lin(L, &r->emb, cout, temb, 1, 0, b);
     sub(b, sizeof b, base, ".out_layers.0"); load_norm(L, &r->out_norm, cout, b);
     sub(b, sizeof b, base, ".out_layers.3"); load_conv(L, &r->out_conv, cout, cout, 3, 1, b);
     r->has_skip = cin != cout;
@@ -499,13 +535,13 @@ static void load_attn(loader *L, const sdc_unet_params *p, cross_attn *a, int qd
                                view(L, 2, inner, a->kvdim, 0, 0, "%s.to_v.weight", base)};
     if (is_self) {
         const sdc_tensor *qkv[3] = {q, kv[0], kv[1]};
-        big_weight(L, &a->wq, qkv, 3);                 /* [3*inner, qdim] */
+        lin_weight(L, &a->wq, &a->wqb, qkv, 3, 3 * inner, qdim);     /* [3*inner, qdim] */
     } else {
-        big_weight(L, &a->wq, &q, 1);                  /* [inner, qdim] */
-        big_weight(L, &a->wkv, kv, 2);                 /* [2*inner, kvdim] */
+        lin_weight(L, &a->wq, &a->wqb, &q, 1, inner, qdim);          /* [inner, qdim] */
+        lin_weight(L, &a->wkv, &a->wkvb, kv, 2, 2 * inner, a->kvdim); /* [2*inner, kvdim] */
     }
     sub(b, sizeof b, base, ".to_out.0");
-    load_lin(L, &a->out, qdim, inner, 1, b);
+    load_lin(L, &a->out, qdim, inner, 1, 1, b);
 }
 
 static void load_tf_block(loader *L, const sdc_unet_params *p, tf_block *t, int c,
@@ -519,8 +555,8 @@ static void load_tf_block(loader *L, const sdc_unet_params *p, tf_block *t, int 
     int f2 = dim(L, 0, "GEGLU width", "%s.ff.net.0.proj.weight", base);
     if (!L->failed && f2 % 2) fail(L, "%s%s.ff.net.0.proj.weight: GEGLU width %d is odd", L->prefix, base, f2);
     t->ff_inner = f2 / 2;
-    sub(b, sizeof b, base, ".ff.net.0.proj"); load_lin(L, &t->ff_in, f2, c, 1, b);
-    sub(b, sizeof b, base, ".ff.net.2");      load_lin(L, &t->ff_out, c, f2 / 2, 1, b);
+    sub(b, sizeof b, base, ".ff.net.0.proj"); load_lin(L, &t->ff_in, f2, c, 1, 1, b);
+    sub(b, sizeof b, base, ".ff.net.2");      load_lin(L, &t->ff_out, c, f2 / 2, 1, 1, b);
 }
 
 /* ldm SpatialTransformer at base (e.g. "input_blocks.1.1") on c channels. */
@@ -540,10 +576,10 @@ static spatial_tf *load_st(loader *L, const sdc_unet_params *p, int c, const cha
     s->proj_in.out = s->inner;  s->proj_in.in = c;
     s->proj_out.out = c;        s->proj_out.in = s->inner;
     const sdc_tensor *pw = view(L, nd, in_, c_, 1, 1, "%s.proj_in.weight", base);
-    big_weight(L, &s->proj_in.w, &pw, 1);
+    lin_weight(L, &s->proj_in.w, &s->proj_in.wb, &pw, 1, s->inner, c);
     s->proj_in.b  = weight(L, 1, in_, 0, 0, 0, "%s.proj_in.bias", base);
     pw = view(L, nd, c_, in_, 1, 1, "%s.proj_out.weight", base);
-    big_weight(L, &s->proj_out.w, &pw, 1);
+    lin_weight(L, &s->proj_out.w, &s->proj_out.wb, &pw, 1, c, s->inner);
     s->proj_out.b = weight(L, 1, c_, 0, 0, 0, "%s.proj_out.bias", base);
     if (L->failed) return s;
     while (s->depth < UNET_MAX_DEPTH && find(L, "%s.transformer_blocks.%d.norm1.weight", base, s->depth))
@@ -729,12 +765,12 @@ static int load_all(loader *L, const sdc_unet_params *p) {
     if (u->info.model_channels % 2)
         return fail(L, "%sinput_blocks.0.0.weight: odd model channels %d (sinusoidal embedding)", L->prefix,
                     u->info.model_channels);
-    load_lin(L, &u->time1, u->info.time_embed_dim, u->info.model_channels, 1, "time_embed.0");
-    load_lin(L, &u->time2, u->info.time_embed_dim, u->info.time_embed_dim, 1, "time_embed.2");
+    load_lin(L, &u->time1, u->info.time_embed_dim, u->info.model_channels, 1, 0, "time_embed.0");
+    load_lin(L, &u->time2, u->info.time_embed_dim, u->info.time_embed_dim, 1, 0, "time_embed.2");
     if (find(L, "label_emb.0.0.weight")) {   /* SDXL: Linear(adm, temb), SiLU, Linear(temb, temb) */
         u->info.adm_in_channels = dim(L, 1, "vector conditioning width", "label_emb.0.0.weight");
-        load_lin(L, &u->label1, u->info.time_embed_dim, u->info.adm_in_channels, 1, "label_emb.0.0");
-        load_lin(L, &u->label2, u->info.time_embed_dim, u->info.time_embed_dim, 1, "label_emb.0.2");
+        load_lin(L, &u->label1, u->info.time_embed_dim, u->info.adm_in_channels, 1, 0, "label_emb.0.0");
+        load_lin(L, &u->label2, u->info.time_embed_dim, u->info.time_embed_dim, 1, 0, "label_emb.0.2");
     } else if (count_prefix(L, "label_emb.")) {
         return fail(L, "%slabel_emb: not SDXL's label_emb.0.0/.0.2 (class-conditioned UNets are not "
                     "supported)", L->prefix);
@@ -860,10 +896,33 @@ static int pack_block_from(float *U, float *wb, const sdc_tensor *t, const sdc_l
 /* A Winograd conv's job: j->dst = k_wino_pack(t as f32), a block at a time through the thread's
  * scratch wb [12, cin, 3, 3] (no f32 copy of the whole weight). Returns 0, or -1 (no memory, or t
  * is not float). */
-static int pack_job(const conv_job *j, float *wb) {
+static int pack_job(const conv_job *j, float *wb, float *U) {
     const int nob = (j->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK;
     int rc = wb ? 0 : -1;
-    for (int ob = 0; ob < nob && !rc; ob++) rc = pack_block_from(j->dst, wb, j->t, j->delta, j->cout, j->cin, ob);
+    for (int ob = 0; ob < nob && !rc; ob++) rc = pack_block_from(U, wb, j->t, j->delta, j->cout, j->cin, ob);
+    return rc;
+}
+
+/* bf16 jobs: the f32 values (LoRA merged) in a scratch copy (U, or the parts back to back), then
+ * packed as bf16 into j->dst. Returns 0, or -1 (no memory, or a part is not float). */
+static int bf16_job(const conv_job *j, float *wb) {
+    const int wino = j->pack == JOB_WINO_BF16;
+    float *f = malloc((wino ? k_wino_packed_floats(j->cout, j->cin) : (size_t)j->cout * j->cin) * sizeof *f);
+    int rc = f ? 0 : -1;
+    if (!rc && wino) {
+        rc = pack_job(j, wb, f);
+        if (!rc) k_wino_bf16_pack((uint32_t *)j->dst, f, j->cout, j->cin);
+    } else if (!rc) {
+        sdc_err ce;
+        float *d = f;
+        for (int i = 0; i <= j->nmore && !rc; i++) {
+            const sdc_tensor *t = i ? j->more[i - 1] : j->t;
+            rc = sdc_weight_load_f32(d, t, i ? j->more_delta[i - 1] : j->delta, &ce);
+            d += t->numel;
+        }
+        if (!rc) k_linear_bf16_pack((uint32_t *)j->dst, f, j->cout, j->cin);
+    }
+    free(f);
     return rc;
 }
 
@@ -890,7 +949,8 @@ static int convert_all(loader *L) {
     qsort(L->jobs, L->njobs, sizeof *L->jobs, job_cmp);
     int cin_max = 0;
     for (long i = 0; i < n; i++)
-        if (L->jobs[i].pack && L->jobs[i].cin > cin_max) cin_max = L->jobs[i].cin;
+        if ((L->jobs[i].pack == JOB_WINO || L->jobs[i].pack == JOB_WINO_BF16) && L->jobs[i].cin > cin_max)
+            cin_max = L->jobs[i].cin;
     unsigned char *done = calloc((size_t)n, 1);
     if (!done) return fail(L, "out of memory");
     long bad = -1, first_open = 0;   /* first_open: every job before it has finished */
@@ -903,7 +963,8 @@ static int convert_all(loader *L) {
         for (long i = 0; i < n; i++) {
             sdc_err ce;
             const conv_job *j = &L->jobs[i];
-            int rc = j->pack ? pack_job(j, wb) : sdc_weight_load_f32(j->dst, j->t, j->delta, &ce);
+            int rc = j->pack == JOB_WINO ? pack_job(j, wb, j->dst)
+                   : j->pack ? bf16_job(j, wb) : sdc_weight_load_f32(j->dst, j->t, j->delta, &ce);
             #pragma omp critical(sdc_unet_convert)
             {
                 if (rc != 0 && (bad < 0 || i < bad)) bad = i;
@@ -989,6 +1050,12 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
     if (!p) { fail(&L, "no parameters"); sdc_unet_free(u); return NULL; }
     L.lora = p->lora;
     u->low_mem = p->low_mem != 0;
+    u->bf16 = p->bf16 != 0;
+    if (u->bf16 && u->low_mem) {
+        fail(&L, "bf16 and low-mem cannot be combined (low-mem keeps the file's weights, bf16 packs them)");
+        sdc_unet_free(u);
+        return NULL;
+    }
     /* The original layout wins when present; else a diffusers UNet, renamed to ldm names. */
     if (!sdc_store_get(st, "model.diffusion_model.input_blocks.0.0.weight")) {
         int rc = build_diffusers_table(&L);
@@ -1129,7 +1196,9 @@ static void conv_res(fwd *f, float *out, const float *in, const conv_w *c, int H
     if (f->oom) return;
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     int pad = c->k / 2;
-    if (c->wino) {
+    if (c->Ub) {
+        if (!k_conv3x3_wino_bf16(f->a, out, in, c->Ub, c->b, res, f->N, c->cin, H, W, c->cout)) f->oom = 1;
+    } else if (c->wino) {
         const float *U = c->U ? c->U : wino_from_views(f, c);             /* low-mem: pack now */
         if (U && !k_conv3x3_wino(f->a, out, in, U, c->b, res, f->N, c->cin, H, W, c->cout)) f->oom = 1;
     } else {
@@ -1149,7 +1218,15 @@ static void conv(fwd *f, float *out, const float *in, const conv_w *c, int H, in
 }
 
 /* out[M, l->out] = in[M, l->in] · wᵀ + b (torch.nn.Linear). */
+/* out[M, N] (+)= in[M, K] · W + b in bf16 (W packed, K = in's width); sets f->oom when the arena
+ * cannot give the scratch. */
+static void linear_bf16(fwd *f, float *out, const float *in, const uint32_t *wb, const float *b, int M, int K, int N,
+                        int acc) {
+    if (!f->oom && !k_linear_bf16(f->a, out, in, wb, b, M, K, N, acc)) f->oom = 1;
+}
+
 static void linear(fwd *f, float *out, const float *in, const lin_w *l, int M) {
+    if (l->wb) { linear_bf16(f, out, in, l->wb, l->b, M, l->in, l->out, 0); return; }
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     const float *w = wf32(f, &l->w);                                      /* [out, in] */
     if (w) k_linear(out, in, w, l->b, M, l->in, l->out);
@@ -1160,6 +1237,7 @@ static void linear(fwd *f, float *out, const float *in, const lin_w *l, int M) {
  * residual stream (bias rows added first, then sgemm with beta = 1), instead of a separate output
  * buffer and a k_add pass over both. */
 static void linear_acc(fwd *f, float *out, const float *in, const lin_w *l, int M) {
+    if (l->wb) { linear_bf16(f, out, in, l->wb, l->b, M, l->in, l->out, 1); return; }
     sdc_arena_mark m = sdc_arena_get_mark(f->a);
     const float *w = wf32(f, &l->w);                                      /* [out, in] */
     int N = l->out;
@@ -1207,25 +1285,32 @@ static void cross_attn_fwd(fwd *f, const cross_attn *at, float *out, const float
     const float *q, *k, *v;
     int ldq, ldkv, Lk;
     float *o = talloc(f, (size_t)M * in);                                 /* [N, Lq, inner] */
-    const float *wq = wf32(f, &at->wq);                                   /* [3*inner | inner, qdim] */
+    const float *wq = at->wqb ? NULL : wf32(f, &at->wq);                  /* [3*inner | inner, qdim] */
     if (at->is_self) {
         float *qkv = talloc(f, (size_t)M * 3 * in);                       /* [N, Lq, 3*inner] */
         if (f->oom) goto done;
-        k_linear(qkv, x, wq, NULL, M, at->qdim, 3 * in);
+        if (at->wqb) linear_bf16(f, qkv, x, at->wqb, NULL, M, at->qdim, 3 * in, 0);
+        else k_linear(qkv, x, wq, NULL, M, at->qdim, 3 * in);
         q = qkv; k = qkv + in; v = qkv + 2 * in;
         ldq = ldkv = 3 * in;
         Lk = Lq;
     } else {
         float *qb = talloc(f, (size_t)M * in);                            /* [N, Lq, inner] */
         float *kv = talloc(f, (size_t)N * f->Lc * 2 * in);                /* [N, Lc, 2*inner] */
-        const float *wkv = wf32(f, &at->wkv);                             /* [2*inner, kvdim] */
+        const float *wkv = at->wkvb ? NULL : wf32(f, &at->wkv);           /* [2*inner, kvdim] */
         if (f->oom) goto done;
-        k_linear(qb, x, wq, NULL, M, at->qdim, in);
-        k_linear(kv, f->ctx, wkv, NULL, N * f->Lc, at->kvdim, 2 * in);
+        if (at->wqb) {
+            linear_bf16(f, qb, x, at->wqb, NULL, M, at->qdim, in, 0);
+            linear_bf16(f, kv, f->ctx, at->wkvb, NULL, N * f->Lc, at->kvdim, 2 * in, 0);
+        } else {
+            k_linear(qb, x, wq, NULL, M, at->qdim, in);
+            k_linear(kv, f->ctx, wkv, NULL, N * f->Lc, at->kvdim, 2 * in);
+        }
         q = qb; k = kv; v = kv + in;
         ldq = in; ldkv = 2 * in;
         Lk = f->Lc;
     }
+    if (f->oom) goto done;
     k_attention(f->a, o, q, ldq, k, ldkv, v, ldkv, N, Lq, Lk, at->heads, at->head_dim, 0);
     linear_acc(f, out, o, &at->out, M);                                   /* [N, Lq, qdim] */
 done:
@@ -1238,10 +1323,18 @@ static void feed_forward_fwd(fwd *f, const tf_block *t, float *out, const float 
     int F = t->ff_inner, C = t->ff_out.out, rows = M < UNET_FF_ROWS ? M : UNET_FF_ROWS;
     float *p = talloc(f, (size_t)rows * 2 * F);                            /* [rows, 2F] */
     float *g = talloc(f, (size_t)rows * F);                                /* [rows, F] */
-    const float *w1 = wf32(f, &t->ff_in.w), *w2 = wf32(f, &t->ff_out.w);  /* [2F, C], [C, F] */
+    const int bf = t->ff_in.wb != NULL;
+    const float *w1 = bf ? NULL : wf32(f, &t->ff_in.w), *w2 = bf ? NULL : wf32(f, &t->ff_out.w);  /* [2F, C], [C, F] */
     if (f->oom) goto done;
     for (int r0 = 0; r0 < M; r0 += rows) {
         int n = M - r0 < rows ? M - r0 : rows;
+        if (bf) {
+            linear_bf16(f, p, x + (size_t)r0 * C, t->ff_in.wb, t->ff_in.b, n, C, 2 * F, 0);
+            if (f->oom) goto done;
+            k_geglu(g, p, n, F);
+            linear_bf16(f, out + (size_t)r0 * C, g, t->ff_out.wb, t->ff_out.b, n, F, C, 1);
+            continue;
+        }
         k_linear(p, x + (size_t)r0 * C, w1, t->ff_in.b, n, C, 2 * F);
         k_geglu(g, p, n, F);
         if (t->ff_out.b) {

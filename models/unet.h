@@ -31,6 +31,13 @@ typedef struct sdc_unet_params {
                                sdc_unet_wait, sdc_unet_free) waits for it; a conversion that fails
                                (out of memory) is that call's error. The store (and the LoRA set)
                                must stay open until then. 0: convert before returning */
+    int bf16;               /* 1: the Winograd convs and the Linears (attention projections, feed-
+                               forward, proj_in/out; not the time/label embedding) take bf16
+                               operands, weights packed once at load (half the memory; LoRA merged
+                               first), f32 sums; norms, softmax, attention scores, the residual
+                               stream, the time embedding and the other convs stay f32
+                               (kernels.h: k_linear_bf16). Not with low_mem. 0: f32, the same bits
+                               as before. */
 } sdc_unet_params;
 
 typedef struct sdc_unet_info {
