@@ -14,6 +14,7 @@
 #include "kernels/kernels.h"
 #include "models/clip.h"
 #include "models/unet.h"
+#include "models/taesd.h"
 #include "models/vae.h"
 #include "pipeline/detect.h"
 #include "pipeline/inpaint.h"
@@ -52,6 +53,16 @@ const char *sdc_scheduler_name(int s) {
     return s == SDC_SCHEDULER_DISCRETE ? "discrete" : s == SDC_SCHEDULER_KARRAS ? "karras" : NULL;
 }
 int sdc_timestep_spacing_from_name(const char *s) { return s ? sdc_spacing_from_name(s) : -1; }
+
+static const char *const PRECISION_NAMES[SDC_PRECISION_COUNT] = {"f32", "bf16"};
+int sdc_precision_from_name(const char *s) {
+    for (int i = 0; s && i < SDC_PRECISION_COUNT; i++)
+        if (!strcmp(s, PRECISION_NAMES[i])) return i;
+    return -1;
+}
+const char *sdc_precision_name(int p) { return p >= 0 && p < SDC_PRECISION_COUNT ? PRECISION_NAMES[p] : NULL; }
+const char *sdc_bf16_kernels(void) { return k_bf16_path_name(); }
+int sdc_cpu_has_bf16(void) { return k_bf16_hw(); }
 const char *sdc_timestep_spacing_name(int s) {
     return s >= 0 && s < SDC_TIMESTEPS_COUNT ? sdc_spacing_name(s) : NULL;
 }
@@ -67,6 +78,7 @@ struct sdc_model {
     sdc_clip *clip;
     sdc_unet *unet;
     sdc_vae *vae;
+    sdc_taesd *taesd;            /* --taesd: decodes instead of the VAE (and the previews), or NULL */
     sdc_arena arena;             /* activations; reset per UNet call */
     int low_mem;                 /* weights widened per layer; VAE decoded in tiles */
     int concat_ch;               /* inpainting UNet: 1 + latent channels (mask, masked image); else 0 */
@@ -156,6 +168,7 @@ void sdc_model_close(sdc_model *m) {
     sdc_clip_free(m->clip);
     sdc_unet_free(m->unet);
     sdc_vae_free(m->vae);
+    sdc_taesd_free(m->taesd);
     sdc_store_close(m->store);
     sdc_store_close(m->vae_store);
     sdc_arena_free(&m->arena);
@@ -260,6 +273,26 @@ static int refuse_family(const sdc_store *st, const char *path, sdc_err *e) {
     return 0;
 }
 
+/* --taesd: its decoder (the file is closed again: the weights are copied), checked to decode the
+ * VAE's latent space. Returns 0, or -1 with e set. */
+static int open_taesd(sdc_model *m, const char *path, const sdc_load_opts *lo, sdc_err *e) {
+    sdc_store *st = sdc_store_new();
+    if (!st) return sdc_errf(e, "out of memory");
+    int rc = sdc_store_open(st, path, lo, e);
+    if (!rc && !(m->taesd = sdc_taesd_load(st, e))) rc = sdc_err_prefix(e, "%s", path);
+    sdc_store_close(st);
+    if (rc) return -1;
+    if (!sdc_taesd_has_decoder(m->taesd))
+        return sdc_errf(e, "%s: a TAESD encoder only: --taesd needs the decoder (taesd_decoder, or the "
+                           "diffusers AutoencoderTiny file)", path);
+    if (sdc_taesd_downscale(m->taesd) != sdc_vae_downscale(m->vae) ||
+        sdc_taesd_latent_channels(m->taesd) != sdc_vae_latent_channels(m->vae))
+        return sdc_errf(e, "%s: the TAESD decodes %d latent channels at 1/%d scale, the model's VAE %d at 1/%d",
+                        path, sdc_taesd_latent_channels(m->taesd), sdc_taesd_downscale(m->taesd),
+                        sdc_vae_latent_channels(m->vae), sdc_vae_downscale(m->vae));
+    return 0;
+}
+
 sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     if (!p || !p->model_path) { sdc_errf(e, "no model given"); return NULL; }
     sdc_model *m = calloc(1, sizeof *m);
@@ -297,12 +330,17 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
         goto fail;
     }
     phase_end(&m->load, &lc, "text encoder");
+    if (p->precision < 0 || p->precision >= SDC_PRECISION_COUNT) {
+        sdc_errf(e, "precision %d: unknown (f32 or bf16)", p->precision);
+        goto fail;
+    }
+    const int bf16 = p->precision == SDC_PRECISION_BF16;
     /* Default mode: the UNet's graph is checked and its buffers allocated here; its weights are
      * converted on a thread of their own while the caller encodes the prompt (model_ready waits
      * for them before the first UNet call). */
     sdc_unet_params up = {.num_heads = m->cfg.unet_heads, .head_dim = m->cfg.unet_head_dim,
-                          .low_mem = p->low_mem, .lora = m->lora, .background = !p->low_mem};
-    sdc_vae_params vp = {.low_mem = 1, .scale = m->cfg.vae_scale, .shift = m->cfg.vae_shift};
+                          .low_mem = p->low_mem, .lora = m->lora, .background = !p->low_mem, .bf16 = bf16};
+    sdc_vae_params vp = {.low_mem = 1, .scale = m->cfg.vae_scale, .shift = m->cfg.vae_shift, .bf16 = bf16};
     if (!(m->unet = sdc_unet_load(m->store, &up, e))) { sdc_err_prefix(e, "%s", p->model_path); goto fail; }
     phase_end(&m->load, &lc, "unet");
     m->bind_start = lc;
@@ -314,6 +352,7 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
         sdc_err_prefix(e, "%s", p->model_path);
         goto fail;
     }
+    if (p->taesd_path && open_taesd(m, p->taesd_path, &lo, e)) goto fail;
     if (sdc_lora_check_used(m->lora, e)) goto fail;
     if (p->embd_dir && sdc_embd_db_load_dir(&m->embd, p->embd_dir, sdc_clip_width(m->clip), &lo, e)) goto fail;
     phase_end(&m->load, &lc, "vae");
@@ -504,16 +543,47 @@ static void on_step(void *u, int step, int steps) {
     if (f->cb) f->cb(f->user, step, steps);
 }
 
+/* z[C,h,w] (the sampler's latents) decoded into rgb / image (HWC, [0,1]; either may be NULL) by
+ * the TAESD when the model has one, else the VAE (tiled when asked or in low-mem mode). */
+static int decode(sdc_model *m, const float *z, int h, int w, int tiled, uint8_t *rgb, float *image, sdc_err *e) {
+    const int ds = m->taesd ? sdc_taesd_downscale(m->taesd) : sdc_vae_downscale(m->vae);
+    const size_t hw = (size_t)h * ds * w * ds;
+    sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
+    float *img = sdc_arena_f32(&m->arena, 3 * hw);
+    if (!img) return sdc_errf(e, "out of memory");
+    int rc = m->taesd ? sdc_taesd_decode(m->taesd, &m->arena, img, z, 1, h, w, e)
+           : tiled    ? sdc_vae_decode_tiled(m->vae, &m->arena, img, z, 1, h, w, 32, 8, e)
+                      : sdc_vae_decode(m->vae, &m->arena, img, z, 1, h, w, e);
+    for (size_t i = 0; !rc && i < hw; i++)   /* CHW in about [-1,1] → HWC in [0,1] */
+        for (int c = 0; c < 3; c++) {
+            float v = img[c * hw + i] / 2.0f + 0.5f;
+            v = v < 0 ? 0 : v > 1 ? 1 : v;
+            if (image) image[3 * i + c] = v;
+            if (rgb) rgb[3 * i + c] = (uint8_t)lrintf(v * 255.0f);
+        }
+    sdc_arena_reset(&m->arena, mk);
+    return rc;
+}
+
 typedef struct post_ctx {
     sdc_inpaint_blend *blend;   /* 4-channel inpainting, or NULL */
     const sdc_gen_params *p;
+    sdc_model *m;
+    int h, w;                   /* latent size */
+    uint8_t *preview;           /* width*height*3 for the TAESD previews, or NULL */
 } post_ctx;
 
-/* After each step: inpainting's blending, then the caller's latents callback. */
+/* After each step: inpainting's blending, then the caller's latents callback and the preview. */
 static int post_step(void *u, const sdc_sample_state *s, int call, int n_calls, float *x, sdc_err *e) {
     post_ctx *pc = u;
+    const sdc_gen_params *p = pc->p;
     if (pc->blend && sdc_inpaint_blend_step(pc->blend, s, call, n_calls, x, e)) return -1;
-    if (pc->p->on_latents) pc->p->on_latents(pc->p->on_latents_user, call + 1, n_calls, x);
+    if (p->on_latents) p->on_latents(p->on_latents_user, call + 1, n_calls, x);
+    if (pc->preview && ((call + 1) % p->preview_every == 0 || call + 1 == n_calls)) {
+        sdc_err pe;   /* a preview that cannot be made (out of memory) is skipped */
+        if (!decode(pc->m, x, pc->h, pc->w, 0, pc->preview, NULL, &pe))
+            p->on_preview(p->on_preview_user, call + 1, n_calls, pc->preview, p->width, p->height);
+    }
     return 0;
 }
 
@@ -552,6 +622,10 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
         return sdc_errf(e, "strength %g: must be in (0, 1]", p->strength);
     if (p->mask && !p->init_rgb)
         return sdc_errf(e, "a mask needs the picture it applies to (init_rgb): inpainting repaints part of an image");
+    if (p->on_preview && !m->taesd)
+        return sdc_errf(e, "previews need a TAESD (--taesd FILE: taesd_decoder or diffusers AutoencoderTiny)");
+    if (p->on_preview && p->preview_every < 1)
+        return sdc_errf(e, "preview every %d steps: must be at least 1", p->preview_every);
 
     int C = sdc_clip_width(m->clip), C_lat = sdc_unet_get_info(m->unet)->out_channels, Cc = m->concat_ch;
     /* Inpainting: a mask, or an inpainting UNet (all-white mask when none is given). */
@@ -559,7 +633,8 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     int strength_max = !p->init_rgb || p->strength == 1.0f;
     size_t n = (size_t)C_lat * h * w, hwl = (size_t)h * w, hwp = (size_t)p->width * p->height;
     int rc = -1;
-    float *ctx2 = NULL, *x = NULL, *x2 = NULL, *out2 = NULL, *init = NULL, *img = NULL;
+    float *ctx2 = NULL, *x = NULL, *x2 = NULL, *out2 = NULL, *init = NULL;
+    uint8_t *preview = NULL;
     float *noise = NULL, *mask_px = NULL, *mask_lat = NULL, *concat2 = NULL, *proper = NULL;
     sdc_prompt_chunks cc, cu, ce;
     memset(&cc, 0, sizeof cc);
@@ -625,8 +700,9 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     so.prediction = m->cfg.prediction;
     so.steps = p->steps;
     so.strength = p->init_rgb ? p->strength : 1.0f;
-    post_ctx pc = {proper ? &blend : NULL, p};
-    if (pc.blend || p->on_latents) { so.post_step = post_step; so.post_step_ctx = &pc; }
+    if (p->on_preview && !(preview = malloc(hwp * 3))) { sdc_errf(e, "out of memory"); goto done; }
+    post_ctx pc = {proper ? &blend : NULL, p, m, h, w, preview};
+    if (pc.blend || p->on_latents || preview) { so.post_step = post_step; so.post_step_ctx = &pc; }
     guide_ctx g = {m, ctx2, L, h, w, C_lat, p->cfg_scale, x2, out2, concat2, Cc, p->interrupt};
     step_fwd sf = {p->on_step, p->on_step_user};
     /* Inpainting at strength 1 starts from noise × init_noise_sigma (diffusers' is_strength_max),
@@ -635,26 +711,13 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     if (sdc_sample(&so, &rng, x, start, n, guided_model, &g, on_step, &sf, e)) goto done;
     if (latents) memcpy(latents, x, n * sizeof *x);
 
-    size_t hw = (size_t)p->width * p->height;
-    if (!(img = malloc(sizeof(float) * 3 * hw))) { sdc_errf(e, "out of memory"); goto done; }
-    sdc_arena_mark mk = sdc_arena_get_mark(&m->arena);
-    int drc = (p->vae_tiling || m->low_mem) ? sdc_vae_decode_tiled(m->vae, &m->arena, img, x, 1, h, w, 32, 8, e)
-                            : sdc_vae_decode(m->vae, &m->arena, img, x, 1, h, w, e);
-    sdc_arena_reset(&m->arena, mk);
-    if (drc) goto done;
-    for (size_t i = 0; i < hw; i++)      /* CHW in about [-1,1] → HWC in [0,1] */
-        for (int c = 0; c < 3; c++) {
-            float v = img[c * hw + i] / 2.0f + 0.5f;
-            v = v < 0 ? 0 : v > 1 ? 1 : v;
-            if (image) image[3 * i + c] = v;
-            if (rgb) rgb[3 * i + c] = (uint8_t)lrintf(v * 255.0f);
-        }
+    if (decode(m, x, h, w, p->vae_tiling || m->low_mem, rgb, image, e)) goto done;
     rc = 0;
 done:
     sdc_prompt_chunks_free(&cc);
     sdc_prompt_chunks_free(&cu);
     sdc_prompt_chunks_free(&ce);
-    free(ctx2); free(x); free(x2); free(out2); free(init); free(img);
+    free(ctx2); free(x); free(x2); free(out2); free(init); free(preview);
     free(noise); free(mask_px); free(mask_lat); free(concat2); free(proper);
     return rc;
 }

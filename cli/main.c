@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("sdc %s\n", sdc_version());
+        printf("sdc %s\nbf16 kernels: %s (CPU avx512_bf16: %s)\n", sdc_version(), sdc_bf16_kernels(),
+               sdc_cpu_has_bf16() ? "yes" : "no");
         return 0;
     }
     for (int i = 0; i < n; i++) {

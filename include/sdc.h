@@ -73,6 +73,20 @@ const char *sdc_scheduler_name(int scheduler);
 int         sdc_timestep_spacing_from_name(const char *name);
 const char *sdc_timestep_spacing_name(int spacing);
 
+/* Precision of the big products (sdc_model_params.precision). bf16: the UNet's Winograd convs and
+ * Linears and the VAE's wide 3x3 convs take bf16 operands (UNet weights packed once at open: half
+ * their memory) with f32 sums; norms, softmax, attention, the residual stream, the time
+ * embedding, the samplers and the text encoder stay f32. Within ~1e-2 relative of f32 per UNet
+ * call (README, "bf16"). */
+typedef enum sdc_precision { SDC_PRECISION_F32, SDC_PRECISION_BF16, SDC_PRECISION_COUNT } sdc_precision;
+int         sdc_precision_from_name(const char *name);   /* "f32", "bf16"; -1 when unknown */
+const char *sdc_precision_name(int precision);           /* NULL out of range */
+/* The kernels bf16 runs on this CPU: "avx512_bf16 (vdpbf16ps)", or "plain C" (the CPU has no
+ * bf16 instructions, or SDC_BF16=plain is set: the same numbers, several times slower than f32).
+ * sdc_cpu_has_bf16: 1 when the CPU has avx512_bf16. */
+const char *sdc_bf16_kernels(void);
+int         sdc_cpu_has_bf16(void);
+
 typedef struct sdc_model sdc_model;
 
 /* A LoRA to merge into the weights when the model is opened (W' = W + multiplier · alpha/rank ·
@@ -106,6 +120,12 @@ typedef struct sdc_model_params {
     const char *lora_model_dir;    /* where <lora:...> tags are looked up (NULL: tags refused) */
     const char *embd_dir;          /* textual-inversion embeddings: a prompt word equal to a file's
                                       stem is replaced by its vectors (NULL: none) */
+    int precision;                 /* sdc_precision: SDC_PRECISION_F32 (default; the reference
+                                      bits) or SDC_PRECISION_BF16 (not with low_mem) */
+    const char *taesd_path;        /* optional TAESD (tiny autoencoder, diffusers AutoencoderTiny
+                                      or standalone taesd_decoder file): decodes the final image
+                                      instead of the VAE, and the live previews. img2img and
+                                      inpainting still encode with the checkpoint's VAE */
 } sdc_model_params;
 
 sdc_model_params sdc_model_default_params(void);
@@ -176,6 +196,9 @@ int sdc_model_wait(sdc_model *m, sdc_err *err);
 void sdc_model_defaults(const sdc_model *m, int *width, int *height, int *steps, float *cfg);
 
 typedef void (*sdc_step_cb)(void *user, int step, int steps);
+/* Live preview: the current latents decoded by the TAESD into rgb (width*height*3 bytes, valid
+ * only during the call) after step `step` of `steps`. */
+typedef void (*sdc_preview_cb)(void *user, int step, int steps, const uint8_t *rgb, int width, int height);
 
 typedef struct sdc_gen_params {
     const char *prompt;
@@ -209,6 +232,9 @@ typedef struct sdc_gen_params {
     const volatile int *interrupt; /* NULL, or a flag another thread may set: when nonzero before a
                                       sampling step, the call stops and returns -1 with
                                       "interrupted" (a server's cancel) */
+    /* Every preview_every (>= 1) steps and after the last: on_preview with a TAESD picture of
+     * the current latents (needs sdc_model_params.taesd_path; NULL: no previews). */
+    sdc_preview_cb on_preview; void *on_preview_user; int preview_every;
 } sdc_gen_params;
 
 sdc_gen_params sdc_gen_default_params(void);

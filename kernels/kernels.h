@@ -143,6 +143,9 @@ size_t k_wino_bf16_words(int Cout, int Cin);
 void   k_wino_bf16_pack(uint32_t *Ub, const float *U, int Cout, int Cin);
 int    k_conv3x3_wino_bf16(sdc_arena *a, float *out, const float *in, const uint32_t *Ub, const float *b,
                            const float *res, int N, int Cin, int H, int W, int Cout);
+int    k_conv3x3_wino_band_bf16(sdc_arena *a, float *out, size_t out_plane, int add, const float *band,
+                                int band_ld, size_t band_plane, const uint32_t *Ub, const float *b, int Cin,
+                                int R, int W, int Cout);
 
 /* Element conversions (F16C / AVX2 where the CPU has them). */
 void k_f16_to_f32(float *dst, const void *src, size_t n);    /* src may be unaligned */

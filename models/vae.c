@@ -103,6 +103,7 @@ struct sdc_vae {
     float **owned;                   /* every malloc'd weight, freed by sdc_vae_free */
     size_t n_owned, cap_owned;
     int low_mem;                     /* 1: the sdc_weights are the store's views */
+    int bf16;                        /* 1: the Winograd convs' GEMMs in bf16 (sdc_vae_params.bf16) */
     float scale, shift;              /* latent space: z = (mean - shift) * scale */
 };
 
@@ -394,6 +395,7 @@ sdc_vae *sdc_vae_load_ex(const sdc_store *st, const sdc_vae_params *p, sdc_err *
     sdc_vae *v = calloc(1, sizeof *v);
     if (!v) { sdc_errf(e, "vae: out of memory"); return NULL; }
     v->low_mem = p && p->low_mem;
+    v->bf16 = p && p->bf16;
     v->scale = p && p->scale > 0 ? p->scale : 0.18215f;
     v->shift = p ? p->shift : 0;
     vae_binder b = {v, st, pre, e};
@@ -535,7 +537,7 @@ static void fill_src_band(float *band, const vae_src *s, int Cin, int H, int W, 
 #define VAE_WINO_FLOATS ((size_t)16 << 20)
 
 static int conv3_wino(sdc_arena *a, float *out, int add, const vae_src *s, int Cin, int H, int W,
-                      const float *wf, const float *b, int Cout, sdc_err *e) {
+                      const float *wf, const float *b, int Cout, int bf16, sdc_err *e) {
     sdc_arena_mark m = sdc_arena_get_mark(a);
     const int Wp = W + 2;                              /* a zero column each side */
     long R = (long)(VAE_WINO_FLOATS / ((size_t)Cin * Wp)) - 2;
@@ -544,17 +546,21 @@ static int conv3_wino(sdc_arena *a, float *out, int add, const vae_src *s, int C
     if (R < 2) R = 2;
     if (R > H) R = H;
     float *U = sdc_arena_f32(a, k_wino_packed_floats(Cout, Cin));
+    uint32_t *Ub = bf16 ? sdc_arena_alloc(a, k_wino_bf16_words(Cout, Cin) * 4) : NULL;   /* bf16: U as pairs */
     float *band = sdc_arena_f32(a, (size_t)Cin * (R + 2) * Wp);          /* (Cin, R+2, W+2) */
-    if (!U || !band) {
+    if (!U || !band || (bf16 && !Ub)) {
         sdc_arena_reset(a, m);
         return sdc_errf(e, "vae: out of memory for a %dx%dx3x3 conv", Cout, Cin);
     }
     k_wino_pack(U, wf, Cout, Cin);
+    if (Ub) k_wino_bf16_pack(Ub, U, Cout, Cin);
     for (int y0 = 0; y0 < H; y0 += (int)R) {
         const int r = H - y0 < R ? H - y0 : (int)R, rows = r + 2;
         fill_src_band(band, s, Cin, H, W, y0, rows, Wp);
-        if (!k_conv3x3_wino_band(a, out + (size_t)y0 * W, (size_t)H * W, add, band + 1, Wp,
-                                 (size_t)rows * Wp, U, b, Cin, r, W, Cout)) {
+        if (Ub ? !k_conv3x3_wino_band_bf16(a, out + (size_t)y0 * W, (size_t)H * W, add, band + 1, Wp,
+                                           (size_t)rows * Wp, Ub, b, Cin, r, W, Cout)
+               : !k_conv3x3_wino_band(a, out + (size_t)y0 * W, (size_t)H * W, add, band + 1, Wp,
+                                      (size_t)rows * Wp, U, b, Cin, r, W, Cout)) {
             sdc_arena_reset(a, m);
             return sdc_errf(e, "vae: out of memory for a %dx%dx3x3 conv", Cout, Cin);
         }
@@ -566,11 +572,11 @@ static int conv3_wino(sdc_arena *a, float *out, int add, const vae_src *s, int C
 /* out[Cout,H,W] (=, or += when add) conv3x3 "same"(src[Cin,H,W]) + b. out must not overlap the
  * source. Returns 0, or -1 (sets e) when the arena cannot give the scratch. */
 static int conv3_bands(sdc_arena *a, float *out, int add, const vae_src *s, int Cin, int H, int W,
-                       const sdc_weight *w, const float *b, int Cout, sdc_err *e) {
+                       const sdc_weight *w, const float *b, int Cout, int bf16, sdc_err *e) {
     sdc_arena_mark m = sdc_arena_get_mark(a);
     const float *wf = sdc_weight_f32(w, a);                              /* (Cout, Cin, 3, 3) */
     if (wf && Cin >= VAE_WINO_MIN_C && Cout >= VAE_WINO_MIN_C) {
-        int rc = conv3_wino(a, out, add, s, Cin, H, W, wf, b, Cout, e);
+        int rc = conv3_wino(a, out, add, s, Cin, H, W, wf, b, Cout, bf16, e);
         sdc_arena_reset(a, m);
         return rc;
     }
@@ -634,7 +640,7 @@ static int conv1x1_inplace(sdc_arena *a, float *x, const sdc_weight *w, const fl
 /* ldm ResnetBlock in place: x[cout,H,W] = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).
  * x holds max(cin, cout)·H·W floats; h (cout·H·W floats) is scratch. */
 static int ResnetBlock(const vae_resblock *r, sdc_arena *a, float *x, float *h, int H, int W,
-                       sdc_err *e) {
+                       int bf16, sdc_err *e) {
     const size_t HW = (size_t)H * W;
     sdc_arena_mark m = sdc_arena_get_mark(a);
     const int cmax = r->cin > r->cout ? r->cin : r->cout;
@@ -642,13 +648,13 @@ static int ResnetBlock(const vae_resblock *r, sdc_arena *a, float *x, float *h, 
     if (!sc || !sh) return sdc_errf(e, "vae: out of memory for activations");
     gn_affine(sc, sh, x, r->norm1_g, r->norm1_b, r->cin, HW);
     vae_src s1 = {x, sc, sh, 0};                                         /* (cout,H,W) */
-    int rc = conv3_bands(a, h, 0, &s1, r->cin, H, W, &r->conv1_w, r->conv1_b, r->cout, e);
+    int rc = conv3_bands(a, h, 0, &s1, r->cin, H, W, &r->conv1_w, r->conv1_b, r->cout, bf16, e);
     if (!rc && r->nin_w.n)                                               /* (cout,H,W) */
         rc = conv1x1_inplace(a, x, &r->nin_w, r->nin_b, r->cin, r->cout, HW, e);
     if (!rc) {
         gn_affine(sc, sh, h, r->norm2_g, r->norm2_b, r->cout, HW);
         vae_src s2 = {h, sc, sh, 0};                                     /* += (cout,H,W) */
-        rc = conv3_bands(a, x, 1, &s2, r->cout, H, W, &r->conv2_w, r->conv2_b, r->cout, e);
+        rc = conv3_bands(a, x, 1, &s2, r->cout, H, W, &r->conv2_w, r->conv2_b, r->cout, bf16, e);
     }
     sdc_arena_reset(a, m);
     return rc ? -1 : 0;
@@ -681,10 +687,10 @@ static int AttnBlock(const vae_attn *t, sdc_arena *a, float *x, int HW, sdc_err 
 }
 
 /* Encoder.mid / Decoder.mid in place on x: block_1, attn_1, block_2; h: ResnetBlock scratch. */
-static int Mid(const vae_mid *mid, sdc_arena *a, float *x, float *h, int H, int W, sdc_err *e) {
-    if (ResnetBlock(&mid->block_1, a, x, h, H, W, e) ||
+static int Mid(const vae_mid *mid, sdc_arena *a, float *x, float *h, int H, int W, int bf16, sdc_err *e) {
+    if (ResnetBlock(&mid->block_1, a, x, h, H, W, bf16, e) ||
         AttnBlock(&mid->attn_1, a, x, H * W, e) ||
-        ResnetBlock(&mid->block_2, a, x, h, H, W, e))
+        ResnetBlock(&mid->block_2, a, x, h, H, W, bf16, e))
         return -1;
     return 0;
 }
@@ -757,7 +763,7 @@ static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *R, const f
     if (conv_same(a, x, zq, &d->conv_in_w, d->conv_in_b, d->z, H, W, c, 3, e)) /* (block_in,h,w) */
         return -1;
     tap(v, "decoder.conv_in", x, c, H, W);
-    if (Mid(&d->mid, a, x, hb, H, W, e)) return -1;                      /* (C, h, w) */
+    if (Mid(&d->mid, a, x, hb, H, W, v->bf16, e)) return -1;                      /* (C, h, w) */
     c = d->mid.block_2.cout;
     tap(v, "decoder.mid_block", x, c, H, W);
     for (int i = d->n_levels - 1; i >= 0; i--) {
@@ -765,13 +771,13 @@ static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *R, const f
         dec_stage(d, i, (size_t)H * W, &xs, &hs);
         hb = R + xs;
         for (int j = 0; j < lv->n_blocks; j++) {                         /* (cout, H, W) */
-            if (ResnetBlock(&lv->block[j], a, x, hb, H, W, e)) return -1;
+            if (ResnetBlock(&lv->block[j], a, x, hb, H, W, v->bf16, e)) return -1;
             c = lv->block[j].cout;
         }
         if (lv->resample_w.n) {              /* Upsample: conv3x3(upsample2x(x)), (C, 2H, 2W) */
             float *u = x + (size_t)c * H * W;
             vae_src s = {x, NULL, NULL, 1};
-            if (conv3_bands(a, u, 0, &s, c, 2 * H, 2 * W, &lv->resample_w, lv->resample_b, c, e))
+            if (conv3_bands(a, u, 0, &s, c, 2 * H, 2 * W, &lv->resample_w, lv->resample_b, c, v->bf16, e))
                 return -1;
             H *= 2;
             W *= 2;
@@ -793,7 +799,7 @@ static int Decoder(const sdc_vae *v, sdc_arena *a, float *img, float *R, const f
     } else {
         gn_affine(sc, sh, x, d->norm_out_g, d->norm_out_b, c, (size_t)H * W);
     }
-    int rc = conv3_bands(a, img, 0, &s, c, H, W, &d->conv_out_w, d->conv_out_b, d->out_ch, e);
+    int rc = conv3_bands(a, img, 0, &s, c, H, W, &d->conv_out_w, d->conv_out_b, d->out_ch, v->bf16, e);
     sdc_arena_reset(a, m);                                               /* (3, H, W) */
     return rc;
 }
@@ -986,7 +992,7 @@ static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img,
     for (int i = 0; i < en->n_levels; i++) {
         const vae_level *lv = &en->down[i];
         for (int j = 0; j < lv->n_blocks; j++) {                          /* (cout, H, W) */
-            if (ResnetBlock(&lv->block[j], a, x, y, H, W, e)) return -1;
+            if (ResnetBlock(&lv->block[j], a, x, y, H, W, v->bf16, e)) return -1;
             c = lv->block[j].cout;
         }
         if (lv->resample_w.n) {            /* Downsample: pad (0,1,0,1), 3x3 stride 2 */
@@ -1000,7 +1006,7 @@ static int Encoder(const sdc_vae *v, sdc_arena *a, float *out, const float *img,
         snprintf(name, sizeof name, "encoder.down_blocks.%d", i);
         tap(v, name, x, c, H, W);
     }
-    if (Mid(&en->mid, a, x, y, H, W, e)) return -1;
+    if (Mid(&en->mid, a, x, y, H, W, v->bf16, e)) return -1;
     c = en->mid.block_2.cout;
     tap(v, "encoder.mid_block", x, c, H, W);
     k_group_norm(x, x, en->norm_out_g, en->norm_out_b, 1, c, H * W, VAE_GROUPS, VAE_EPS, 1);

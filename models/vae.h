@@ -22,6 +22,9 @@ typedef struct sdc_vae_params {
     float scale;     /* the latent space's scale (the model config's: SD 1.x/2.x 0.18215, SDXL
                         0.13025); <= 0: 0.18215 */
     float shift;     /* and shift (0 for every SD family) */
+    int bf16;        /* 1: the wide 3x3 convs (Winograd) take bf16 operands with f32 sums
+                        (k_conv3x3_wino_band_bf16; weights rounded per call, as they are packed
+                        per call); GroupNorm, attention, conv_out stay f32. 0: f32 */
 } sdc_vae_params;
 /* sdc_vae_load with parameters; p NULL = all defaults (= sdc_vae_load). */
 sdc_vae *sdc_vae_load_ex(const sdc_store *st, const sdc_vae_params *p, sdc_err *e);

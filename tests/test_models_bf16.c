@@ -1,9 +1,10 @@
-/* test_unet_bf16.c — the UNet in bf16 (sdc_unet_params.bf16) on the tiny SD 1.x (conv
+/* test_models_bf16.c — the UNet in bf16 (sdc_unet_params.bf16) on the tiny SD 1.x (conv
  * proj_in/out) and SD 2.x (linear proj_in/out) fixtures, on every bf16 path this machine has
  * (plain C always, AVX512-BF16 when the CPU has it): the output's relative L2 error against the
  * f32 forward (our truth for bf16: the fixtures' f64 reference is printed beside it) within the
  * budget BUDGET below; both paths give the same bits here; the weights held are about half of
- * f32's; bf16 with low-mem is refused with a message.
+ * f32's; bf16 with low-mem is refused with a message. The VAE decoder in bf16
+ * (sdc_vae_params.bf16) on the tiny SD 1.x VAE within the same budget of its f32 decode.
  *
  * The budget: a bf16 operand carries 8 significant bits, so rounding it is a relative error of
  * at most 2^-9 (~1.1e-3 RMS); a GEMM sums such products, so one bf16 layer's output is off by
@@ -22,6 +23,7 @@
 #include "kernels/arena.h"
 #include "kernels/kernels.h"
 #include "models/unet.h"
+#include "models/vae.h"
 #include "runtime/store.h"
 #include "tests/test_util.h"
 
@@ -66,7 +68,8 @@ static float *forward(sdc_unet *u, const sdc_store *rs, const char *latn, int B,
     sdc_arena a;
     sdc_arena_init(&a, 1 << 20);
     sdc_err e = {{0}};
-    int rc = sdc_unet_forward(u, &a, y, x, t, ctx, B, h, w, Lc, &e);
+    sdc_cond cond = {.ctx = ctx, .ctx_len = Lc};
+    int rc = sdc_unet_forward(u, &a, y, x, t, &cond, B, h, w, &e);
     CHECK(rc == 0, "forward %s: %s", latn, e.msg);
     sdc_arena_free(&a);
     free(lat); free(cc); free(cu); free(x); free(ctx); free(t);
@@ -133,6 +136,45 @@ out:
     sdc_store_close(rs);
 }
 
+/* The tiny VAE's decode of the reference latents, bf16 against f32, on each path. */
+static void vae(void) {
+    printf("== vae: tests/data/tiny-sd1.safetensors\n");
+    sdc_err e = {{0}};
+    sdc_store *ms = sdc_store_new(), *rs = sdc_store_new();
+    CHECK(sdc_store_open(ms, "tests/data/tiny-sd1.safetensors", NULL, &e) == 0, "%s", e.msg);
+    CHECK(sdc_store_open(rs, "tests/data/refs/sd1_vae.safetensors", NULL, &e) == 0, "%s", e.msg);
+    sdc_vae_params p32 = {0}, p16 = {.bf16 = 1};
+    sdc_vae *v32 = sdc_vae_load_ex(ms, &p32, &e), *v16 = v32 ? sdc_vae_load_ex(ms, &p16, &e) : NULL;
+    CHECK(v32 && v16, "vae load: %s", e.msg);
+    size_t nz = 0;
+    float *z = tu_tensor_f32(rs, "dec_latent_x16x16", &nz);
+    CHECK(z && nz == 4 * 16 * 16, "dec_latent_x16x16");
+    if (v32 && v16 && z) {
+        const size_t ni = 3 * 128 * 128;
+        float *a32 = malloc(ni * 4), *a16 = malloc(ni * 4), *keep = NULL;
+        sdc_arena a;
+        sdc_arena_init(&a, 1 << 20);
+        CHECK(sdc_vae_decode(v32, &a, a32, z, 1, 16, 16, &e) == 0, "%s", e.msg);
+        static const char *const paths[2] = {"plain", "avx512_bf16"};
+        for (int k = 0; k < 2; k++) {
+            if (k_bf16_select(paths[k])) continue;
+            CHECK(sdc_vae_decode(v16, &a, a16, z, 1, 16, 16, &e) == 0, "%s", e.msg);
+            const double err = rel_l2(a16, a32, ni);
+            printf("   decode 16x16 latents      %-12s rel L2 vs f32 %.2e\n", paths[k], err);
+            CHECK(err <= BUDGET && err > 1e-5, "vae %s: bf16 rel L2 %g (budget %g)", paths[k], err, BUDGET);
+            if (keep) CHECK(!memcmp(keep, a16, ni * 4), "vae: the two bf16 paths differ");
+            else { keep = malloc(ni * 4); memcpy(keep, a16, ni * 4); }
+        }
+        sdc_arena_free(&a);
+        free(a32); free(a16); free(keep);
+    }
+    free(z);
+    sdc_vae_free(v32);
+    sdc_vae_free(v16);
+    sdc_store_close(ms);
+    sdc_store_close(rs);
+}
+
 int main(void) {
     sdc_kernels_set_threads(2);
     printf("bf16 path chosen at start: %s\n", k_bf16_path_name());
@@ -143,6 +185,7 @@ int main(void) {
         sd1, 3);
     run("sd2", "tests/data/tiny-sd2-fp16.safetensors", "tests/data/tiny-sd2.config.json",
         "tests/data/refs/sd2_unet.safetensors", sd2, 2);
+    vae();
     if (fails) { printf("%d check(s) failed\n", fails); return 1; }
     printf("ok\n");
     return 0;
