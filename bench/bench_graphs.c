@@ -410,14 +410,13 @@ static void child_text(const opts *o, int arg, result *r, int n_res) {
 }
 
 /* res[0]: 32x32, res[1]: 64x64 (in that order, so res[0]'s RSS is its own). */
-static void child_unet(const opts *o, int arg, result *res, int n_res) {
-    (void)arg;
+static void child_unet(const opts *o, int arg, result *res, int n_res) {   /* arg 1: bf16 */
     sdc_store *st;
     sdc_model_config cfg;
     sdc_err e = {{0}};
     if (open_store(o, &st, &cfg, res)) return;
     double t0 = bench_now();
-    sdc_unet_params p = {.num_heads = cfg.unet_heads, .head_dim = cfg.unet_head_dim};
+    sdc_unet_params p = {.num_heads = cfg.unet_heads, .head_dim = cfg.unet_head_dim, .bf16 = arg};
     sdc_unet *u = sdc_unet_load(st, &p, &e);
     if (!u) { snprintf(res->msg, sizeof res->msg, "%s", e.msg); return; }
     const double load = bench_now() - t0;
@@ -450,14 +449,14 @@ static void child_unet(const opts *o, int arg, result *res, int n_res) {
 }
 
 /* res[0]: tiled, res[1]: untiled (in that order, so the tiled run's RSS is its own). */
-static void child_vae(const opts *o, int arg, result *res, int n_res) {
-    (void)arg;
+static void child_vae(const opts *o, int arg, result *res, int n_res) {   /* arg 1: bf16 */
     sdc_store *st;
     sdc_model_config cfg;
     sdc_err e = {{0}};
     if (open_store(o, &st, &cfg, res)) return;
     double t0 = bench_now();
-    sdc_vae *v = sdc_vae_load(st, &e);
+    sdc_vae_params vp = {.scale = cfg.vae_scale, .shift = cfg.vae_shift, .bf16 = arg};
+    sdc_vae *v = sdc_vae_load_ex(st, &vp, &e);
     if (!v) { snprintf(res->msg, sizeof res->msg, "%s", e.msg); return; }
     const double load = bench_now() - t0;
     const int h = o->side, E = sdc_vae_latent_channels(v), f = sdc_vae_downscale(v);
@@ -594,6 +593,17 @@ static void taesd_row(const opts *o, double peak) {
     printf("  (%s)\n", o->taesd);
 }
 
+/* amx_bf16 in /proc/cpuinfo's flags (reported only: sdc has no AMX kernel). */
+static int cpu_has_amx(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    int yes = 0;
+    while (f && !yes && fgets(line, sizeof line, f))
+        if (!strncmp(line, "flags", 5)) { yes = strstr(line, " amx_bf16") != NULL; break; }
+    if (f) fclose(f);
+    return yes;
+}
+
 static int usage(const char *argv0) {
     fprintf(stderr, "usage: %s [MODEL] [--runs N] [--quick] [--full] [--scaling] [-t T] [--only text,unet,vae,taesd,scaling]"
                     " [--tile T --overlap O] [--peak GFLOPS] [--steps N] [--taesd FILE]\n", argv0);
@@ -686,6 +696,8 @@ int main(int argc, char **argv) {
            load[0] > 0.5 * pk.load_s + 0.5 ? " (a busy machine: times are noisy)" : "");
     printf("peak: FMA loop %s, best of %d short runs: %d threads %.1f GFLOP/s, 1 thread %.1f\n",
            BENCH_VNAME, PEAK_TRIES, nth, pk.med_s, pk.min_s);
+    printf("CPU: avx512_bf16 %s, amx_bf16 %s; bf16 rows run on: %s (no AMX kernel in sdc)\n",
+           k_bf16_hw() ? "yes" : "no", cpu_has_amx() ? "yes" : "no", k_bf16_path_name());
     printf("OpenBLAS core %s%s%s\n", sdc_kernels_blas_core(), sdc_kernels_blas_note() ? ": note: " : "",
            sdc_kernels_blas_note() ? sdc_kernels_blas_note() : "");
     printf("peak used for %% peak: %.1f GFLOP/s (%s)\n", peak,
@@ -707,10 +719,21 @@ int main(int argc, char **argv) {
         result r[2];
         if (!has_u) printf("unet: no model.diffusion_model.* UNet in the file\n");
         else {
+            result b[2];
             run_forked(&o, child_unet, 0, r, 2);
             if (!r[0].ok && !r[1].ok && r[0].msg[0]) r[1] = r[0];
             row(nm[0], fu32, &r[0], peak);
             row(nm[1], fu64, &r[1], peak);
+            run_forked(&o, child_unet, 1, b, 2);
+            if (!b[0].ok && !b[1].ok && b[0].msg[0]) b[1] = b[0];
+            char bn[2][72];
+            snprintf(bn[0], sizeof bn[0], "  bf16: %s", nm[0]);
+            snprintf(bn[1], sizeof bn[1], "  bf16: %s", nm[1]);
+            row(bn[0], fu32, &b[0], peak);
+            row(bn[1], fu64, &b[1], peak);
+            if (r[1].ok && b[1].ok)
+                printf("  bf16 / f32, UNet guided step: smaller %.2fx, larger %.2fx faster (medians)\n",
+                       r[0].med_s / b[0].med_s, r[1].med_s / b[1].med_s);
         }
     }
     if (o.do_vae) {
@@ -724,6 +747,13 @@ int main(int argc, char **argv) {
             row(name, fv, &r[0], peak);
             snprintf(name, sizeof name, "vae decode %dx%d", 8 * S, 8 * S);
             row(name, fv, &r[1], peak);
+            result b[2];
+            run_forked(&o, child_vae, 1, b, 2);
+            if (!b[0].ok && !b[1].ok && b[0].msg[0]) b[1] = b[0];
+            snprintf(name, sizeof name, "  bf16: vae decode %dx%d", 8 * S, 8 * S);
+            row(name, fv, &b[1], peak);
+            if (r[1].ok && b[1].ok)
+                printf("  bf16 / f32, VAE decode: %.2fx faster (medians)\n", r[1].med_s / b[1].med_s);
         }
     }
     if (o.do_taesd) taesd_row(&o, peak);
