@@ -1,8 +1,8 @@
 /* test_demo_bf16.c — the demo model (assets/toy-sd1) still draws the README's three prompts in
  * bf16 (sdc_model_params.precision): seeds 42-50 at 64x64 with the model's defaults, as the
  * README's contact sheets are made, in f32 and in bf16. Each picture's background (the border's
- * mean colour) and shape (the centre's mean colour) are named by the nearest colour of the
- * demo's palette; in f32 they must be the prompt's colours for most seeds (the model's own
+ * mean colour) and shape (the mean of the tenth of the inner pixels farthest from the background)
+ * are named by the nearest colour of the demo's palette; in f32 they must be the prompt's colours for most seeds (the model's own
  * quality: README of assets/toy-sd1), and in bf16 every picture must get the same two names as
  * its f32 twin. The PSNR of bf16 against f32 is printed. */
 #include <math.h>
@@ -25,26 +25,52 @@ static const struct { const char *name; float rgb[3]; } PALETTE[] = {
     {"white", {0.95f, 0.95f, 0.95f}}, {"black", {0.05f, 0.05f, 0.05f}}};
 #define NPAL ((int)(sizeof PALETTE / sizeof *PALETTE))
 
-/* The palette colour nearest to the mean of the pixels (x, y) with inside(x, y) == want. */
-static int name_of(const uint8_t *rgb, int want_centre) {
-    double m[3] = {0, 0, 0};
-    int n = 0;
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < S; x++) {
-            const int border = x < 6 || y < 6 || x >= S - 6 || y >= S - 6;
-            const int centre = x >= 24 && x < 40 && y >= 24 && y < 40;
-            if (want_centre ? !centre : !border) continue;
-            for (int c = 0; c < 3; c++) m[c] += rgb[(y * S + x) * 3 + c] / 255.0;
-            n++;
-        }
+static int nearest(const double m[3]) {
     int best = 0;
     double bd = 1e9;
     for (int k = 0; k < NPAL; k++) {
         double d = 0;
-        for (int c = 0; c < 3; c++) d += (m[c] / n - PALETTE[k].rgb[c]) * (m[c] / n - PALETTE[k].rgb[c]);
+        for (int c = 0; c < 3; c++) d += (m[c] - PALETTE[k].rgb[c]) * (m[c] - PALETTE[k].rgb[c]);
         if (d < bd) { bd = d; best = k; }
     }
     return best;
+}
+
+/* names[0]: the palette colour nearest to the border's mean (the background); names[1]: nearest
+ * to the mean of the tenth of the inner pixels farthest from that mean (the shape, however small). */
+static void name_picture(const uint8_t *rgb, int names[2]) {
+    double bg[3] = {0, 0, 0}, d[S * S];
+    int n = 0;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++)
+            if (x < 6 || y < 6 || x >= S - 6 || y >= S - 6) {
+                for (int c = 0; c < 3; c++) bg[c] += rgb[(y * S + x) * 3 + c] / 255.0;
+                n++;
+            }
+    for (int c = 0; c < 3; c++) bg[c] /= n;
+    names[0] = nearest(bg);
+    for (int i = 0; i < S * S; i++) {
+        d[i] = 0;
+        for (int c = 0; c < 3; c++) d[i] += (rgb[i * 3 + c] / 255.0 - bg[c]) * (rgb[i * 3 + c] / 255.0 - bg[c]);
+    }
+    double sorted[S * S];
+    int m = 0;
+    for (int y = 8; y < S - 8; y++)
+        for (int x = 8; x < S - 8; x++) sorted[m++] = d[y * S + x];
+    for (int i = 0; i < m / 10; i++)          /* partial selection: the m/10 largest first */
+        for (int j = i + 1; j < m; j++)
+            if (sorted[j] > sorted[i]) { double t = sorted[i]; sorted[i] = sorted[j]; sorted[j] = t; }
+    const double cut = sorted[m / 10 - 1];
+    double sh[3] = {0, 0, 0};
+    int k = 0;
+    for (int y = 8; y < S - 8; y++)
+        for (int x = 8; x < S - 8; x++)
+            if (d[y * S + x] >= cut) {
+                for (int c = 0; c < 3; c++) sh[c] += rgb[(y * S + x) * 3 + c] / 255.0;
+                k++;
+            }
+    for (int c = 0; c < 3; c++) sh[c] /= k;
+    names[1] = nearest(sh);
 }
 
 static int palette_index(const char *name) {
@@ -87,8 +113,7 @@ int main(void) {
                 gp.seed = 42 + (uint64_t)s;
                 sdc_err e = {{0}};
                 CHECK(sdc_generate(m[p], &gp, img[p], &e) == 0, "%s seed %d: %s", P[i].prompt, 42 + s, e.msg);
-                names[p][0] = name_of(img[p], 0);
-                names[p][1] = name_of(img[p], 1);
+                name_picture(img[p], names[p]);
             }
             for (int k = 0; k < S * S * 3; k++) se += ((double)img[0][k] - img[1][k]) * ((double)img[0][k] - img[1][k]);
             right += names[0][0] == palette_index(P[i].bg) && names[0][1] == palette_index(P[i].shape);
