@@ -1,7 +1,7 @@
 /* bench_graphs.c — whole graphs on a full-size SD 1.5-layout file: the text encoder (one
  * 77-token window), the UNet forward at batch 2 on 32x32 and 64x64 latents, the VAE decode at
  * 512x512 (tiled and untiled), the TAESD decoder at 512x512 (--taesd FILE, default the test
- * file tests/data/taesd-random.safetensors: the published TAESD's shapes; timed even without the
+ * file tests/data/taesd-random.safetensors, relative to the source tree where benches run: the published TAESD's shapes; timed even without the
  * big file) and, with --full, one 512x512 20-step euler_a generation through
  * include/sdc.h. On an SDXL file (scripts/make_fullsize_sdxl.py) the graphs are SDXL's at its
  * sizes: both text encoders on one window, the UNet (with its vector conditioning) at batch 2 on
@@ -611,7 +611,7 @@ static int usage(const char *argv0) {
 }
 
 int main(int argc, char **argv) {
-    opts o = {.model = DEFAULT_MODEL, .taesd = SDC_SOURCE_DIR "/tests/data/taesd-random.safetensors", .runs = 3,
+    opts o = {.model = DEFAULT_MODEL, .taesd = "tests/data/taesd-random.safetensors", .runs = 3,
               .tile = 32, .overlap = 8, .do_text = 1, .do_unet = 1, .do_vae = 1, .do_taesd = 1, .side = 64, .steps = 20};
     int quick = 0, runs_set = 0;
     for (int i = 1; i < argc; i++) {

@@ -419,8 +419,10 @@ int KISA_NAME(k_conv3x3_wino_band)(sdc_arena *a, float *out, size_t out_plane, i
     return wg_conv(a, &g, U, NULL, b, 1, Cin, Cout);
 }
 
-int k_conv3x3_wino_band_bf16(sdc_arena *a, float *out, size_t out_plane, int add, const float *band, int band_ld,
-                             size_t band_plane, const uint32_t *Ub, const float *b, int Cin, int R, int W, int Cout) {
+int KISA_NAME(k_conv3x3_wino_band_bf16)(sdc_arena *a, float *out, size_t out_plane, int add, const float *band,
+                                        int band_ld, size_t band_plane, const uint32_t *Ub, const float *b, int Cin,
+                                        int R, int W, int Cout) {
+    KISA_RET(k_conv3x3_wino_band_bf16, a, out, out_plane, add, band, band_ld, band_plane, Ub, b, Cin, R, W, Cout);
     if (Cin <= 0 || Cout <= 0 || R <= 0 || W <= 0) return 1;
     const wg_geom g = {band + band_ld, 0, band_plane, band_ld, -1, R, out, add ? out : NULL, 0, out_plane, R, W};
     return wg_conv(a, &g, NULL, Ub, b, 1, Cin, Cout);
