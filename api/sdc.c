@@ -21,6 +21,7 @@
 #include "pipeline/modelcfg.h"
 #include "pipeline/prompt.h"
 #include "pipeline/sampler.h"
+#include "pipeline/sdxl.h"
 #include "runtime/lora.h"
 #include "runtime/sha256.h"
 #include "runtime/store.h"
@@ -75,7 +76,11 @@ struct sdc_model {
     sdc_store *vae_store;        /* --vae file, or NULL */
     sdc_model_config cfg;
     sdc_model_info info;
-    sdc_clip *clip;
+    sdc_clip *clip;              /* SD 1.x/2.x text encoder (NULL for SDXL) */
+    sdc_sdxl_text xl;            /* SDXL: its two text towers */
+    int sdxl;                    /* SDXL: two towers, 2048-wide context, vector conditioning */
+    int text_width;              /* the context width the text side gives */
+    char recommended[256];       /* info.recommended */
     sdc_unet *unet;
     sdc_vae *vae;
     sdc_taesd *taesd;            /* --taesd: decodes instead of the VAE (and the previews), or NULL */
@@ -166,6 +171,7 @@ sdc_gen_params sdc_gen_default_params(void) {
 void sdc_model_close(sdc_model *m) {
     if (!m) return;
     sdc_clip_free(m->clip);
+    sdc_sdxl_text_free(&m->xl);
     sdc_unet_free(m->unet);
     sdc_vae_free(m->vae);
     sdc_taesd_free(m->taesd);
@@ -248,8 +254,8 @@ static int open_loras(sdc_model *m, const sdc_model_params *p, const sdc_load_op
     return rc;
 }
 
-/* A file that is not an SD 1.x/2.x checkpoint, named for what it is: a LoRA (give it with
- * --lora), a VAE alone (--vae), SDXL (not generated yet), anything else without a UNet. */
+/* A file that is not a checkpoint sdc generates with, named for what it is: a LoRA (give it with
+ * --lora), a VAE alone (--vae), an SDXL refiner, anything else without a UNet. */
 static int refuse_family(const sdc_store *st, const char *path, sdc_err *e) {
     sdc_detect_info d;
     sdc_detect(st, &d);
@@ -260,10 +266,9 @@ static int refuse_family(const sdc_store *st, const char *path, sdc_err *e) {
     case SDC_FAMILY_VAE:
         return sdc_errf(e, "%s: is a VAE alone (%s), not a checkpoint: give the checkpoint with -m "
                         "and this file with --vae FILE", path, d.reason);
-    case SDC_FAMILY_SDXL:
     case SDC_FAMILY_SDXL_REFINER:
-        return sdc_errf(e, "%s: is an %s checkpoint (%s): sdc does not generate with SDXL yet "
-                        "(SD 1.x and SD 2.x checkpoints work)", path, d.name, d.reason);
+        return sdc_errf(e, "%s: an SDXL refiner checkpoint (one OpenCLIP text encoder, aesthetic-score "
+                        "conditioning): not supported; use an SDXL base model", path);
     default:
         break;
     }
@@ -317,9 +322,17 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     /* LoRAs: read and mapped onto the model's weights now, merged as the graphs bind them */
     if (open_loras(m, p, &lo, e)) goto fail;
     if (m->n_lora) phase_end(&m->load, &lc, "loras");
+    if (m->cfg.family == SDC_FAMILY_SDXL_REFINER) {
+        sdc_errf(e, "%s: an SDXL refiner checkpoint (one OpenCLIP text encoder, aesthetic-score "
+                 "conditioning): not supported; use an SDXL base model", p->model_path);
+        goto fail;
+    }
+    m->sdxl = m->cfg.family == SDC_FAMILY_SDXL;
     sdc_clip_params cp = {.n_heads = m->cfg.text_heads, .act = m->cfg.text_act, .low_mem = 1,
                           .lora = m->lora};
-    if (!(m->clip = sdc_clip_load(m->store, &cp, e))) {
+    if (m->sdxl ? sdc_sdxl_text_load(&m->xl, m->store, m->cfg.text_heads, m->cfg.text_act, m->cfg.text2_heads,
+                                     m->cfg.text2_act, m->lora, e) != 0
+                : !(m->clip = sdc_clip_load(m->store, &cp, e))) {
         if (e && m->cfg.text_heads <= 0 && strstr(e->msg, "head count is unknown")) {   /* say how to give it */
             char msg[sizeof e->msg];
             snprintf(msg, sizeof msg, "%s", e->msg);
@@ -329,6 +342,7 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
         sdc_err_prefix(e, "%s", p->model_path);
         goto fail;
     }
+    m->text_width = m->sdxl ? m->xl.C1 + m->xl.C2 : sdc_clip_width(m->clip);
     phase_end(&m->load, &lc, "text encoder");
     if (p->precision < 0 || p->precision >= SDC_PRECISION_COUNT) {
         sdc_errf(e, "precision %d: unknown (f32 or bf16)", p->precision);
@@ -354,7 +368,11 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     }
     if (p->taesd_path && open_taesd(m, p->taesd_path, &lo, e)) goto fail;
     if (sdc_lora_check_used(m->lora, e)) goto fail;
-    if (p->embd_dir && sdc_embd_db_load_dir(&m->embd, p->embd_dir, sdc_clip_width(m->clip), &lo, e)) goto fail;
+    if (p->embd_dir && m->sdxl) {   /* SDXL embeddings carry clip_l and clip_g vectors: not read yet */
+        sdc_errf(e, "%s: textual-inversion embeddings are not supported for SDXL models yet", p->embd_dir);
+        goto fail;
+    }
+    if (p->embd_dir && sdc_embd_db_load_dir(&m->embd, p->embd_dir, m->text_width, &lo, e)) goto fail;
     phase_end(&m->load, &lc, "vae");
     /* The weights are converted (or, low-mem, read per layer): the file's pages need not stay
      * resident; a later read faults them back in from the page cache. (With a bind running in
@@ -365,9 +383,21 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
         phase_end(&m->load, &lc, "release");
     }
     const sdc_unet_info *ui = sdc_unet_get_info(m->unet);
-    if (ui->context_dim != sdc_clip_width(m->clip)) {
+    if (ui->context_dim != m->text_width) {
         sdc_errf(e, "%s: text encoder width %d does not match the UNet's context width %d",
-                 p->model_path, sdc_clip_width(m->clip), ui->context_dim);
+                 p->model_path, m->text_width, ui->context_dim);
+        goto fail;
+    }
+    /* SDXL's vector: pooled (xl.P) ++ six even-width size embeddings, exactly label_emb's input. */
+    int adm = ui->adm_in_channels, sz = m->sdxl ? (adm - m->xl.P) / 6 : 0;
+    if (m->sdxl && (adm <= 0 || sz <= 0 || sz % 2 || 6 * sz + m->xl.P != adm)) {
+        sdc_errf(e, "%s: the UNet's label_emb takes %d values, not the pooled text vector (%d) and six "
+                 "size embeddings of SDXL", p->model_path, adm, m->xl.P);
+        goto fail;
+    }
+    if (!m->sdxl && adm > 0) {
+        sdc_errf(e, "%s: the UNet has a label_emb (vector conditioning, %d values) but the text encoder "
+                 "is not SDXL's", p->model_path, adm);
         goto fail;
     }
     /* Every latent buffer is sized by the UNet's out_channels: its input and the VAE's latents
@@ -384,7 +414,7 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     m->info.family = m->cfg.family_name;
     m->info.unet_heads = m->cfg.unet_heads;
     m->info.unet_head_dim = m->cfg.unet_head_dim;
-    m->info.text_heads = m->cfg.text_heads > 0 ? m->cfg.text_heads : sdc_clip_width(m->clip) / 64;
+    m->info.text_heads = m->cfg.text_heads > 0 ? m->cfg.text_heads : (m->sdxl ? m->xl.C1 : m->text_width) / 64;
     m->info.text_act = m->cfg.text_act ? "gelu" : "quick_gelu";
     m->info.prediction = m->cfg.prediction ? "v_prediction" : "epsilon";
     m->info.config_source = m->cfg.unet_src;
@@ -393,6 +423,12 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     m->info.unet_in_channels = ui->in_channels;
     m->info.vae_scale = m->cfg.vae_scale;
     m->info.vae_shift = m->cfg.vae_shift;
+    m->info.vector_cond = m->sdxl;
+    m->info.turbo = m->cfg.turbo;
+    m->info.default_sampler = m->cfg.def_sampler;
+    m->info.default_spacing = m->cfg.def_spacing;
+    sdc_model_config_recommended(&m->cfg, m->recommended, sizeof m->recommended);
+    m->info.recommended = m->recommended;
     m->load.opened_s = m->load.ready_s = mono_s() - m->load.start;
     m->load.peak_rss_kb = status_kb("VmHWM");
     if (p->low_mem) m->bound = 1;
@@ -452,7 +488,7 @@ void sdc_model_defaults(const sdc_model *m, int *w, int *h, int *steps, float *c
 /* The prompt's chunks (A1111's, or diffusers' one window in truncate mode). check_tags (the
  * prompt, not the negative one): its <lora:...> tags are taken out first and must be the ones
  * merged at open. Returns 0, or -1 with e set. */
-static int prompt_chunks(const sdc_model *m, const char *text, int mode, int check_tags,
+static int prompt_chunks(const sdc_model *m, const char *text, int mode, int check_tags, int32_t pad,
                          sdc_prompt_chunks *ch, sdc_err *e) {
     char *rest = NULL;
     sdc_prompt_lora *tags = NULL;
@@ -472,7 +508,6 @@ static int prompt_chunks(const sdc_model *m, const char *text, int mode, int che
             rc = sdc_errf(e, "prompt: its <lora:...> tags are not the ones merged when the model was "
                           "opened (LoRAs are merged once, at open: sdc_model_params.lora_prompt)");
     }
-    int32_t pad = sdc_clip_is_openclip(m->clip) ? 0 : SDC_TOK_EOS;
     if (!rc) rc = sdc_prompt_chunk(rest, mode == 1 ? SDC_PROMPT_TRUNCATE : SDC_PROMPT_CHUNKED, pad,
                                    &m->embd, ch, e);
     free(rest);
@@ -485,7 +520,7 @@ static int prompt_chunks(const sdc_model *m, const char *text, int mode, int che
  * ch->n are those of the empty prompt (A1111 pads the shorter of prompt and negative prompt). */
 static int encode_chunks(sdc_model *m, const sdc_prompt_chunks *ch, const sdc_prompt_chunks *empty,
                          int nw, int clip_skip, float *ctx, sdc_err *e) {
-    int C = sdc_clip_width(m->clip);
+    int C = m->text_width;
     for (int k = 0; k < nw; k++) {
         const sdc_prompt_chunks *c = k < ch->n ? ch : empty;
         int kk = k < ch->n ? k : 0;
@@ -500,10 +535,91 @@ static int encode_chunks(sdc_model *m, const sdc_prompt_chunks *ch, const sdc_pr
     return 0;
 }
 
+/* SDXL: one prompt through both towers, chunk by chunk (ch1 padded with EOS for tower 1, ch2 with
+ * 0 for tower 2; chunks past ch1->n are the empty prompt's), emphasis per tower, pooled vector
+ * from the first chunk. ctx [nw*77, C1+C2], pooled [P]. Returns 0, or -1 with e set. */
+static int encode_chunks_xl(sdc_model *m, const sdc_prompt_chunks *ch1, const sdc_prompt_chunks *ch2,
+                            const sdc_prompt_chunks *em1, const sdc_prompt_chunks *em2, int nw, int clip_skip,
+                            float *ctx, float *pooled, sdc_err *e) {
+    const size_t T = SDC_TOK_CTX;
+    int32_t *ids1 = malloc(sizeof(int32_t) * T * (size_t)nw), *ids2 = malloc(sizeof(int32_t) * T * (size_t)nw);
+    double *w = malloc(sizeof(double) * T * (size_t)nw);
+    int rc = ids1 && ids2 && w ? 0 : sdc_errf(e, "out of memory");
+    for (int k = 0; !rc && k < nw; k++) {
+        const sdc_prompt_chunks *a = k < ch1->n ? ch1 : em1, *b = k < ch1->n ? ch2 : em2;
+        size_t kk = (size_t)(k < ch1->n ? k : 0) * T;
+        for (size_t i = 0; i < T; i++)
+            if (a->rows[kk + i] || b->rows[kk + i]) rc = sdc_errf(e, "textual inversion: not supported for SDXL");
+        memcpy(ids1 + k * T, a->ids + kk, sizeof(int32_t) * T);
+        memcpy(ids2 + k * T, b->ids + kk, sizeof(int32_t) * T);
+        memcpy(w + k * T, a->weights + kk, sizeof(double) * T);
+    }
+    if (!rc) rc = sdc_sdxl_encode(&m->xl, &m->arena, ids1, ids2, w, nw, clip_skip, ctx, pooled, e);
+    free(ids1); free(ids2); free(w);
+    return rc;
+}
+
+/* The conditioning of both CFG rows, negative first: ctx2 [2, L, C] and, for SDXL, y2 [2, adm]
+ * (pooled text ++ size embeddings). Without guidance (cfg <= 1) the negative row is not
+ * computed; a negative prompt not given (NULL) is "" for SD 1.x/2.x and zeros — context and
+ * pooled vector — for SDXL (diffusers' force_zeros_for_empty_prompt), where "" is encoded.
+ * A1111: the shorter of prompt and negative is padded with chunks of the empty prompt. Returns 0
+ * with *ctx2, *y2 malloc'd (y2 NULL unless SDXL) and *L set, or -1 with e set. */
+static int encode_text(sdc_model *m, const sdc_gen_params *p, float **ctx2_out, float **y2_out, int *L_out,
+                       sdc_err *e) {
+    const int C = m->text_width, guided = p->cfg_scale > 1.0f;
+    /* the negative's chunks count (A1111 pads to the longer) even when, unguided, it is not encoded */
+    const int parse_neg = !(m->sdxl && !p->negative_prompt), encode_neg = guided && parse_neg;
+    const int32_t pad1 = !m->sdxl && sdc_clip_is_openclip(m->clip) ? 0 : SDC_TOK_EOS;   /* SDXL tower 2: 0 */
+    const int mode = p->prompt_mode;
+    int rc = -1;
+    float *ctx2 = NULL, *y2 = NULL, *pooled2 = NULL;
+    sdc_prompt_chunks cc, cu, ce, cc2, cu2, ce2;
+    memset(&cc, 0, sizeof cc); memset(&cu, 0, sizeof cu); memset(&ce, 0, sizeof ce);
+    memset(&cc2, 0, sizeof cc2); memset(&cu2, 0, sizeof cu2); memset(&ce2, 0, sizeof ce2);
+    if (prompt_chunks(m, p->prompt, mode, 1, pad1, &cc, e) || prompt_chunks(m, "", mode, 0, pad1, &ce, e) ||
+        (parse_neg && prompt_chunks(m, p->negative_prompt, mode, 0, pad1, &cu, e)))
+        goto done;
+    if (m->sdxl && (prompt_chunks(m, p->prompt, mode, 1, 0, &cc2, e) || prompt_chunks(m, "", mode, 0, 0, &ce2, e) ||
+                    (parse_neg && prompt_chunks(m, p->negative_prompt, mode, 0, 0, &cu2, e))))
+        goto done;
+    int nw = cc.n > cu.n ? cc.n : cu.n;
+    const int L = nw * SDC_TOK_CTX;
+    const int adm = m->sdxl ? sdc_unet_get_info(m->unet)->adm_in_channels : 0, P = m->sdxl ? m->xl.P : 0;
+    ctx2 = calloc(2 * (size_t)L * C, sizeof *ctx2);
+    if (m->sdxl) { pooled2 = calloc(2 * (size_t)P, sizeof *pooled2); y2 = malloc(sizeof *y2 * 2 * (size_t)adm); }
+    if (!ctx2 || (m->sdxl && (!pooled2 || !y2))) { sdc_errf(e, "out of memory"); goto done; }
+    float *cun = ctx2, *ccn = ctx2 + (size_t)L * C;
+    if (m->sdxl) {
+        if ((encode_neg && encode_chunks_xl(m, &cu, &cu2, &ce, &ce2, nw, p->clip_skip, cun, pooled2, e)) ||
+            encode_chunks_xl(m, &cc, &cc2, &ce, &ce2, nw, p->clip_skip, ccn, pooled2 + P, e))
+            goto done;
+        float ids[6];   /* (orig_h, orig_w, crop_top, crop_left, target_h, target_w) */
+        sdc_sdxl_time_ids(ids, p->size_cond_w > 0 ? p->size_cond_w : p->width,
+                          p->size_cond_h > 0 ? p->size_cond_h : p->height, p->crop_x, p->crop_y, p->width, p->height);
+        for (int b = 0; b < 2; b++)   /* both rows the same time ids */
+            if (sdc_unet_sdxl_vector(y2 + (size_t)b * adm, adm, pooled2 + (size_t)b * P, P, ids, e)) goto done;
+    } else if ((encode_neg && encode_chunks(m, &cu, &ce, nw, p->clip_skip, cun, e)) ||
+               encode_chunks(m, &cc, &ce, nw, p->clip_skip, ccn, e)) {
+        goto done;
+    }
+    *L_out = L;
+    rc = 0;
+done:
+    sdc_prompt_chunks_free(&cc); sdc_prompt_chunks_free(&cu); sdc_prompt_chunks_free(&ce);
+    sdc_prompt_chunks_free(&cc2); sdc_prompt_chunks_free(&cu2); sdc_prompt_chunks_free(&ce2);
+    free(pooled2);
+    if (rc) { free(ctx2); free(y2); ctx2 = y2 = NULL; }
+    *ctx2_out = ctx2;
+    *y2_out = y2;
+    return rc;
+}
+
 typedef struct guide_ctx {
     sdc_model *m;
     const float *ctx2;      /* [2, L, C]: uncond then cond (diffusers order: negative first) */
-    int L, h, w, C_lat;
+    const float *y2;        /* SDXL: [2, adm] vector conditioning, same order; NULL otherwise */
+    int L, C, adm, h, w, C_lat;
     float cfg;
     float *x2, *out2;       /* [2, C_lat, h, w] */
     const float *concat2;   /* inpainting UNet: [2, Cc, h, w] (mask, masked-image latents), or NULL */
@@ -521,12 +637,12 @@ static int guided_model(void *vctx, const float *x_in, float t, float *out, sdc_
     sdc_arena_mark mk = sdc_arena_get_mark(&g->m->arena);
     int rc;
     if (g->cfg <= 1.0f) {
-        sdc_cond c = {.ctx = g->ctx2 + (size_t)g->L * sdc_clip_width(g->m->clip), .ctx_len = g->L,
-                      .concat = g->concat2, .concat_ch = g->Cc};
+        sdc_cond c = {.ctx = g->ctx2 + (size_t)g->L * g->C, .ctx_len = g->L,
+                      .y = g->y2 ? g->y2 + g->adm : NULL, .concat = g->concat2, .concat_ch = g->Cc};
         rc = sdc_unet_forward(g->m->unet, &g->m->arena, out, x_in, &t, &c, 1, g->h, g->w, e);
     } else {
         float t2[2] = {t, t};
-        sdc_cond c = {.ctx = g->ctx2, .ctx_len = g->L, .concat = g->concat2, .concat_ch = g->Cc};
+        sdc_cond c = {.ctx = g->ctx2, .ctx_len = g->L, .y = g->y2, .concat = g->concat2, .concat_ch = g->Cc};
         memcpy(g->x2, x_in, n * sizeof *x_in);
         memcpy(g->x2 + n, x_in, n * sizeof *x_in);
         rc = sdc_unet_forward(g->m->unet, &g->m->arena, g->out2, g->x2, t2, &c, 2, g->h, g->w, e);
@@ -627,33 +743,25 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     if (p->on_preview && p->preview_every < 1)
         return sdc_errf(e, "preview every %d steps: must be at least 1", p->preview_every);
 
-    int C = sdc_clip_width(m->clip), C_lat = sdc_unet_get_info(m->unet)->out_channels, Cc = m->concat_ch;
+    if (p->size_cond_w < 0 || p->size_cond_h < 0 || p->crop_x < 0 || p->crop_y < 0 || p->size_cond_w > 65536 ||
+        p->size_cond_h > 65536 || p->crop_x > 65536 || p->crop_y > 65536)
+        return sdc_errf(e, "size/crop conditioning %d,%d / %d,%d: must be 0..65536", p->size_cond_w,
+                        p->size_cond_h, p->crop_x, p->crop_y);
+
+    int C_lat = sdc_unet_get_info(m->unet)->out_channels, Cc = m->concat_ch, L = 0;
     /* Inpainting: a mask, or an inpainting UNet (all-white mask when none is given). */
     int inpaint = p->mask != NULL || Cc > 0;
     int strength_max = !p->init_rgb || p->strength == 1.0f;
     size_t n = (size_t)C_lat * h * w, hwl = (size_t)h * w, hwp = (size_t)p->width * p->height;
     int rc = -1;
-    float *ctx2 = NULL, *x = NULL, *x2 = NULL, *out2 = NULL, *init = NULL;
+    float *ctx2 = NULL, *y2 = NULL, *x = NULL, *x2 = NULL, *out2 = NULL, *init = NULL;
     uint8_t *preview = NULL;
     float *noise = NULL, *mask_px = NULL, *mask_lat = NULL, *concat2 = NULL, *proper = NULL;
-    sdc_prompt_chunks cc, cu, ce;
-    memset(&cc, 0, sizeof cc);
-    memset(&cu, 0, sizeof cu);
-    memset(&ce, 0, sizeof ce);
-    if (prompt_chunks(m, p->prompt, p->prompt_mode, 1, &cc, e) ||
-        prompt_chunks(m, p->negative_prompt, p->prompt_mode, 0, &cu, e) ||
-        prompt_chunks(m, "", p->prompt_mode, 0, &ce, e))
-        goto done;
-    /* A1111: the shorter of the two is padded with chunks of the empty prompt. */
-    int nw = cc.n > cu.n ? cc.n : cu.n;
-    int L = nw * SDC_TOK_CTX;
-    ctx2 = malloc(sizeof(float) * 2 * (size_t)L * C);
+    if (encode_text(m, p, &ctx2, &y2, &L, e)) goto done;
     x = malloc(sizeof(float) * n);
     x2 = malloc(sizeof(float) * 2 * n);
     out2 = malloc(sizeof(float) * 2 * n);
-    if (!ctx2 || !x || !x2 || !out2) { sdc_errf(e, "out of memory"); goto done; }
-    if (encode_chunks(m, &cu, &ce, nw, p->clip_skip, ctx2, e)) goto done;
-    if (encode_chunks(m, &cc, &ce, nw, p->clip_skip, ctx2 + (size_t)L * C, e)) goto done;
+    if (!x || !x2 || !out2) { sdc_errf(e, "out of memory"); goto done; }
 
     sdc_rng rng;
     sdc_rng_seed(&rng, p->seed);
@@ -696,14 +804,15 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     memset(&so, 0, sizeof so);
     so.method = p->sample_method;
     so.schedule = p->schedule;
-    so.spacing = p->spacing;
+    so.spacing = p->spacing == SDC_TIMESTEPS_DEFAULT && m->cfg.def_spacing >= 0 ? m->cfg.def_spacing : p->spacing;
     so.prediction = m->cfg.prediction;
     so.steps = p->steps;
     so.strength = p->init_rgb ? p->strength : 1.0f;
     if (p->on_preview && !(preview = malloc(hwp * 3))) { sdc_errf(e, "out of memory"); goto done; }
     post_ctx pc = {proper ? &blend : NULL, p, m, h, w, preview};
     if (pc.blend || p->on_latents || preview) { so.post_step = post_step; so.post_step_ctx = &pc; }
-    guide_ctx g = {m, ctx2, L, h, w, C_lat, p->cfg_scale, x2, out2, concat2, Cc, p->interrupt};
+    guide_ctx g = {m, ctx2, y2, L, m->text_width, m->sdxl ? sdc_unet_get_info(m->unet)->adm_in_channels : 0,
+                   h, w, C_lat, p->cfg_scale, x2, out2, concat2, Cc, p->interrupt};
     step_fwd sf = {p->on_step, p->on_step_user};
     /* Inpainting at strength 1 starts from noise × init_noise_sigma (diffusers' is_strength_max),
      * img2img always from the image noised to the first timestep. */
@@ -714,10 +823,7 @@ int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *
     if (decode(m, x, h, w, p->vae_tiling || m->low_mem, rgb, image, e)) goto done;
     rc = 0;
 done:
-    sdc_prompt_chunks_free(&cc);
-    sdc_prompt_chunks_free(&cu);
-    sdc_prompt_chunks_free(&ce);
-    free(ctx2); free(x); free(x2); free(out2); free(init); free(preview);
+    free(ctx2); free(y2); free(x); free(x2); free(out2); free(init); free(preview);
     free(noise); free(mask_px); free(mask_lat); free(concat2); free(proper);
     return rc;
 }

@@ -381,7 +381,7 @@ static void child_text(const opts *o, int arg, result *r, int n_res) {
     sdc_clip_params p = {.n_heads = cfg.text_heads, .act = cfg.text_act};
     sdc_sdxl_text xl = {0};
     sdc_clip *c = o->sdxl ? NULL : sdc_clip_load(st, &p, &e);
-    if (o->sdxl ? sdc_sdxl_text_load(&xl, st, 0, -1, 0, -1, &e) != 0 : !c) {
+    if (o->sdxl ? sdc_sdxl_text_load(&xl, st, 0, -1, 0, -1, NULL, &e) != 0 : !c) {
         snprintf(r->msg, sizeof r->msg, "%s", e.msg);
         return;
     }
@@ -397,7 +397,7 @@ static void child_text(const opts *o, int arg, result *r, int n_res) {
     double t[MAX_RUNS];
     for (int i = -1; i < o->runs; i++) {   /* i = -1: an untimed warm-up (it is short) */
         t0 = bench_now();
-        if (!out || !pooled || (o->sdxl ? sdc_sdxl_encode(&xl, &a, ids, ids2, 1, 0, out, pooled, &e)
+        if (!out || !pooled || (o->sdxl ? sdc_sdxl_encode(&xl, &a, ids, ids2, NULL, 1, 0, out, pooled, &e)
                                         : sdc_clip_encode(c, &a, ids, CTX_LEN, 0, out, &e))) {
             snprintf(r->msg, sizeof r->msg, "%s", out ? e.msg : "out of memory");
             return;

@@ -108,6 +108,10 @@ char *sdc_a1111_infotext(const sdc_gen_params *gp, const char *hash, const char 
     free(model);
     if (!model) { free(s); return NULL; }
     if (gp->clip_skip > 1) s = append(s, &len, ", Clip skip: %d", gp->clip_skip);
+    if (gp->size_cond_w > 0 && gp->size_cond_h > 0)   /* SDXL's size conditioning, as it was used */
+        s = append(s, &len, ", Size cond: %dx%d, Crop cond: %d,%d", gp->size_cond_w, gp->size_cond_h, gp->crop_x,
+                   gp->crop_y);
+    if (gp->spacing >= 0) s = append(s, &len, ", Timestep spacing: %s", sdc_timestep_spacing_name(gp->spacing));
     if (flags & SDC_A1111_IMG2IMG) s = append(s, &len, ", Denoising strength: %g", gp->strength);
     if (flags & SDC_A1111_INPAINT_MODEL) s = append(s, &len, ", Conditional mask weight: 1.0");
     if (gp->mask) s = append(s, &len, ", Mask blur: 0");

@@ -32,14 +32,19 @@ static void usage(FILE *f) {
         "usage: sdc generate [-m MODEL] -p PROMPT [options]\n"
         "  -m, --model FILE          .safetensors or .ckpt (default: the embedded demo model toy-sd1)\n"
         "  -p, --prompt TEXT         what to draw\n"
-        "  -n, --negative-prompt T   what not to draw (default \"\")\n"
+        "  -n, --negative-prompt T   what not to draw (default: none; SD 1.x/2.x read none as \"\",\n"
+        "                            SDXL as zeros, and an explicit -n \"\" is encoded)\n"
         "  -s, --seed N              seed of PyTorch's CPU generator (default 42; -1 = random)\n"
         "      --steps N             sampling steps (default 20, or the model's recommendation)\n"
-        "      --cfg-scale F         classifier-free guidance scale (default 7.0)\n"
-        "      --sampling-method M   euler, euler_a (default), heun, ddim, pndm, dpm++2m, lcm\n"
+        "      --cfg-scale F         classifier-free guidance scale (default 7.0; SDXL 5); <= 1: no\n"
+        "                            guidance, one UNet call a step\n"
+        "      --sampling-method M   euler, euler_a (default; SDXL: euler), heun, ddim, pndm, dpm++2m, lcm\n"
         "      --scheduler S         discrete (default) or karras\n"
-        "      --timestep-spacing S  leading, linspace or trailing (default: diffusers' per sampler)\n"
-        "  -W, --width N, -H, --height N   image size, any multiples of 8 (default 512x512)\n"
+        "      --timestep-spacing S  leading, linspace or trailing (default: the model's scheduler\n"
+        "                            config — SDXL leading, turbo trailing — else diffusers' per sampler)\n"
+        "  -W, --width N, -H, --height N   image size, any multiples of 8 (default 512x512; SDXL 1024x1024)\n"
+        "      --size-cond W,H       SDXL: the original-size conditioning (default: the output size)\n"
+        "      --crop-cond X,Y       SDXL: the crop top-left conditioning (default 0,0)\n"
         "  -b, --batch-count N       N images with seeds S, S+1, ... (OUT_1.png, OUT_2.png, ...)\n"
         "  -i, --init-img FILE       img2img: start from this image\n"
         "      --strength F          img2img denoising strength (default 0.75; needs -i)\n"
@@ -78,7 +83,10 @@ static void usage(FILE *f) {
         "                            the flags give every line's defaults, a line's seed -s + L - 1\n"
         "      --shard K/N           only lines L with (L-1) mod N == K (a job array's task K of N)\n"
         "      --grid FILE           also write all images of the batch as one contact sheet PNG\n"
-        "  -q, --quiet               no progress output\n");
+        "  -q, --quiet               no progress output\n"
+        "Models: SD 1.x, SD 2.x, SDXL base (.safetensors/.ckpt; a refiner is refused). Turbo models\n"
+        "(SD-Turbo, SDXL-Turbo; their metadata says turbo) default to 512x512, 1 step, cfg 0, euler_a,\n"
+        "trailing spacing: they draw in 1-4 steps without guidance. sdc inspect says what a file is.\n");
 }
 
 /* Progress on stderr. A terminal gets a bar per image (its number in a batch, s/step, ETA) and a
@@ -143,6 +151,7 @@ static int takes_value(const char *a) {
         "--cfg-scale", "--sampling-method", "--scheduler", "--timestep-spacing", "-W", "--width",
         "-H", "--height", "-b", "--batch-count", "-i", "--init-img", "--strength", "--mask", "--vae",
         "--clip-skip", "--prompt-mode", "--rng", "--config", "--prediction", "-t", "--threads",
+        "--size-cond", "--crop-cond",
         "-o", "--output", "--grid", "--lora", "--lora-model-dir", "--embd-dir", "--prompts", "--shard",
         "--precision", "--taesd", "--preview", "--preview-every"};
     for (size_t k = 0; k < sizeof opts / sizeof *opts; k++)
@@ -159,6 +168,25 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, long *ou
         return -1;
     }
     *out = x;
+    return 0;
+}
+
+/* "A,B": two integers in 0..65536. */
+static int parse_pair(const char *flag, const char *v, int *a, int *b) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10), y = -1;
+    if (!errno && end != v && *end == ',') {
+        const char *s = end + 1;
+        y = strtol(s, &end, 10);
+        if (end == s || *end) y = -1;
+    }
+    if (errno || x < 0 || x > 65536 || y < 0 || y > 65536) {
+        fprintf(stderr, "sdc: generate: %s '%s': expected two integers A,B in 0..65536\n", flag, v);
+        return -1;
+    }
+    *a = (int)x;
+    *b = (int)y;
     return 0;
 }
 
@@ -268,6 +296,8 @@ int sdc_cmd_generate(int argc, char **argv) {
     const char *prompts_path = NULL;   /* --prompts (cli/prompts.c) */
     int shard_k = 0, shard_n = 1, have_shard = 0, have_out = 0;
     int quiet = 0, load_report = 0, have_w = 0, have_h = 0, have_steps = 0, have_cfg = 0, have_prompt = 0;
+    int have_sampler = 0, have_size_cond = 0, have_crop_cond = 0;
+    gp.negative_prompt = NULL;   /* no -n: none given (SDXL: zeros; SD 1.x/2.x: "") */
     sdc_lora loras[MAX_LORA_FLAGS];
     int n_loras = 0;
     gp.cfg_scale = 7.0f;
@@ -295,6 +325,7 @@ int sdc_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) { if (parse_int(a, val, 1, 1000, &v)) return 2; gp.steps = (int)v; have_steps = 1; }
         else if (!strcmp(a, "--cfg-scale")) { if (parse_float(a, val, &gp.cfg_scale)) return 2; have_cfg = 1; }
         else if (!strcmp(a, "--sampling-method")) {
+            have_sampler = 1;
             if ((gp.sample_method = sdc_sampler_from_name(val)) < 0) {
                 fprintf(stderr, "sdc: generate: --sampling-method '%s': unknown (euler, euler_a, heun, ddim, pndm, dpm++2m, lcm)\n", val);
                 return 2;
@@ -330,6 +361,14 @@ int sdc_cmd_generate(int argc, char **argv) {
             have_shard = 1;
         }
         else if (!strcmp(a, "--grid")) grid_path = val;
+        else if (!strcmp(a, "--size-cond")) {
+            if (parse_pair(a, val, &gp.size_cond_w, &gp.size_cond_h)) return 2;
+            if (gp.size_cond_w == 0 || gp.size_cond_h == 0) {
+                fprintf(stderr, "sdc: generate: --size-cond '%s': width and height must be positive\n", val);
+                return 2;
+            }
+            have_size_cond = 1;
+        } else if (!strcmp(a, "--crop-cond")) { if (parse_pair(a, val, &gp.crop_x, &gp.crop_y)) return 2; have_crop_cond = 1; }
         else if (!strcmp(a, "--lora-model-dir")) mp.lora_model_dir = val;
         else if (!strcmp(a, "--embd-dir")) mp.embd_dir = val;
         else if (!strcmp(a, "--precision")) {
@@ -425,8 +464,18 @@ int sdc_cmd_generate(int argc, char **argv) {
     if (!have_w && dw > 0) gp.width = dw;
     if (!have_h && dh > 0) gp.height = dh;
     if (!have_steps && dsteps > 0) gp.steps = dsteps;
-    if (!have_cfg && dcfg > 0) gp.cfg_scale = dcfg;
     const sdc_model_info *mi = sdc_model_get_info(m);
+    if (!have_cfg && (dcfg > 0 || mi->turbo)) gp.cfg_scale = dcfg;   /* turbo: 0, no guidance */
+    if (!have_sampler && mi->default_sampler >= 0) gp.sample_method = mi->default_sampler;
+    if (gp.spacing == SDC_TIMESTEPS_DEFAULT && mi->default_spacing >= 0) gp.spacing = mi->default_spacing;
+    if ((have_size_cond || have_crop_cond) && !mi->vector_cond) {
+        fprintf(stderr, "sdc: --size-cond/--crop-cond: %s has no size conditioning (only SDXL has)\n", mi->family);
+        sdc_model_close(m);
+        free(init_rgb);
+        free(mask);
+        return 2;
+    }
+    if (mi->vector_cond && !have_size_cond) { gp.size_cond_w = gp.width; gp.size_cond_h = gp.height; }
     if (gp.prompt_mode == 1 && !quiet) {   /* diffusers cuts a long prompt; say so */
         char *rest = NULL;
         sdc_prompt_lora *tags = NULL;
@@ -449,14 +498,17 @@ int sdc_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sdc: LoRA %s (%s) merged with multiplier %g\n", name, path, w);
     }
     if (!quiet) {
-        fprintf(stderr, "sdc: %s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f; %s%s%s%s; model opened in %.2f s\n",
-                mi->family, mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
+        fprintf(stderr, "sdc: %s%s, %s prediction (%s); %dx%d, %d steps, %s, cfg %.1f; %s%s%s%s; model opened in %.2f s\n",
+                mi->family, mi->turbo ? " (turbo)" : "", mi->prediction, mi->config_source, gp.width, gp.height, gp.steps,
                 sdc_sampler_name(gp.sample_method), gp.cfg_scale, sdc_precision_name(mp.precision),
                 mp.precision == SDC_PRECISION_BF16 ? " on " : "", mp.precision == SDC_PRECISION_BF16 ? sdc_bf16_kernels() : "",
                 mp.taesd_path ? ", TAESD decoder" : "", sdc_model_load_report(m)->opened_s);
         if (mp.precision == SDC_PRECISION_F32 && sdc_cpu_has_bf16())
             fprintf(stderr, "sdc: note: this CPU has avx512_bf16: --precision bf16 runs the 512x512 UNet step about "
                             "%s faster (within ~1e-2 of f32; README \"bf16\")\n", SDC_BF16_SPEEDUP);
+        if (mi->vector_cond)
+            fprintf(stderr, "sdc: size conditioning %dx%d, crop %d,%d\n", gp.size_cond_w, gp.size_cond_h, gp.crop_x,
+                    gp.crop_y);
     }
     int inpaint_unet = mi->unet_in_channels != mi->latent_channels;
     if (!quiet && inpaint_unet && !mask)

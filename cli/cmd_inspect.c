@@ -148,6 +148,11 @@ static int print_json(const sdc_store *s, const sdc_detect_info *di, const int64
         cJSON_AddStringToObject(c, "unet_attention", b[0]);
         cJSON_AddStringToObject(c, "text_encoder", b[1]);
         cJSON_AddStringToObject(c, "prediction", b[2]);
+        cJSON_AddNumberToObject(c, "vae_scale", cfg->vae_scale);
+        char r[256];
+        sdc_model_config_recommended(cfg, r, sizeof r);
+        if (r[0]) cJSON_AddStringToObject(c, "recommended", r);
+        if (cfg->turbo) cJSON_AddTrueToObject(c, "turbo");
     }
     cJSON *meta = cJSON_AddObjectToObject(o, "metadata");
     for (size_t i = 0; i < sdc_store_meta_count(s); i++) {
@@ -223,6 +228,13 @@ static void print_text(const sdc_store *s, const sdc_detect_info *di, const int6
         printf("             text encoder: %s\n", b);
         config_line(cfg, b, sizeof b, 2);
         printf("             prediction: %s\n", b);
+        printf("             vae scale: %g, shift %g (%s)\n", cfg->vae_scale, cfg->vae_shift, cfg->vae_src);
+        sdc_model_config_recommended(cfg, b, sizeof b);
+        if (b[0]) printf("             recommended: %s%s\n", cfg->turbo ? "turbo model: " : "", b);
+        if (cfg->family == SDC_FAMILY_SDXL)
+            printf("             SDXL: two text encoders, vector conditioning (--size-cond W,H, --crop-cond X,Y)\n");
+        if (cfg->family == SDC_FAMILY_SDXL_REFINER)
+            printf("             SDXL refiner: sdc generate does not run refiners (aesthetic-score conditioning)\n");
     }
     printf("metadata:    %zu keys\n", sdc_store_meta_count(s));
     for (size_t i = 0; i < sdc_store_meta_count(s); i++) {

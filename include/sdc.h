@@ -144,6 +144,11 @@ typedef struct sdc_model_info {
     float vae_scale, vae_shift;    /* the latent space: latents = (VAE mean - shift) * scale */
     int unet_in_channels;          /* latent_channels, or latent_channels + 1 + latent_channels
                                       for an inpainting UNet (9: latents, mask, masked image) */
+    int vector_cond;               /* 1: SDXL's vector conditioning (pooled text + size/crop) */
+    int turbo;                     /* the file's metadata says turbo (SD-Turbo / SDXL-Turbo) */
+    int default_sampler;           /* sdc_sampler the model is made for, or -1 */
+    int default_spacing;           /* sdc_timestep_spacing of its scheduler config, or -1 */
+    const char *recommended;       /* one line of recommended settings, or "" */
 } sdc_model_info;
 const sdc_model_info *sdc_model_get_info(const sdc_model *m);
 
@@ -202,7 +207,10 @@ typedef void (*sdc_preview_cb)(void *user, int step, int steps, const uint8_t *r
 
 typedef struct sdc_gen_params {
     const char *prompt;
-    const char *negative_prompt;   /* "" by default */
+    const char *negative_prompt;   /* "" by default. NULL: none given — SD 1.x/2.x read it as "";
+                                      SDXL uses zeros for the negative context and pooled vector
+                                      (diffusers' force_zeros_for_empty_prompt), while "" is
+                                      encoded like any prompt (the CLI passes NULL without -n) */
     int width, height;             /* multiples of 8; default 512x512 (64x64 for tiny models: see cli) */
     int steps;                     /* default 20 */
     float cfg_scale;               /* default 7.5; <= 1 disables guidance (one UNet call/step) */
@@ -217,6 +225,8 @@ typedef struct sdc_gen_params {
     const uint8_t *init_rgb;       /* img2img: width*height*3 RGB (NULL: txt2img) */
     float strength;                /* img2img strength (0,1], default 0.75 */
     int vae_tiling;                /* decode in overlapping 32x32-latent tiles (less memory) */
+    int size_cond_w, size_cond_h;  /* SDXL: the "original size" conditioning; 0: the output size */
+    int crop_x, crop_y;            /* SDXL: the crop's top-left conditioning (default 0,0) */
     sdc_step_cb on_step; void *on_step_user;
     /* Inpainting (diffusers' StableDiffusionInpaintPipeline): width*height grey bytes, >= 128
      * (white) = repaint, below = keep; needs init_rgb (the picture) and uses strength. An

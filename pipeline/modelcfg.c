@@ -2,6 +2,8 @@
  * (see modelcfg.h). */
 #include "pipeline/modelcfg.h"
 
+#include "pipeline/sampler.h"   /* the sampler and spacing enums of the defaults */
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -93,6 +95,10 @@ static void apply_fixture_config(sdc_model_config *c, const cJSON *j, const char
     }
     const cJSON *act = t ? cJSON_GetObjectItemCaseSensitive(t, "activation") : NULL;
     if (cJSON_IsString(act)) c->text_act = act_from_name(act->valuestring);
+    const cJSON *t2 = cJSON_GetObjectItemCaseSensitive(j, "text_2");   /* SDXL's second tower */
+    if (t2 && json_int(t2, "heads", &h) && h > 0) c->text2_heads = h;
+    act = t2 ? cJSON_GetObjectItemCaseSensitive(t2, "activation") : NULL;
+    if (cJSON_IsString(act)) c->text2_act = act_from_name(act->valuestring);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prediction_type");
     if (cJSON_IsString(p)) set_pred_from(c, p->valuestring, src);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "vae");
@@ -147,8 +153,30 @@ static cJSON *meta_json(const char *val, const char *key, sdc_err *e) {
     return cJSON_IsObject(j) ? j : NULL;
 }
 
+/* Does any of the metadata's names for the model say "turbo" (any case)? */
+static int says_turbo(const sdc_store *st) {
+    static const char *const keys[] = {"modelspec.title", "modelspec.description", "modelspec.architecture",
+                                       "name", "model", "title", "description"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const char *v = sdc_store_meta(st, keys[i]);
+        if (v && strcasestr(v, "turbo")) return 1;
+    }
+    return 0;
+}
+
 static int apply_metadata(sdc_model_config *c, const sdc_store *st, sdc_err *e) {
     const char *v;
+    if (says_turbo(st)) {   /* SD-Turbo / SDXL-Turbo: the settings they are distilled for */
+        c->turbo = 1;
+        c->def_width = c->def_height = 512;
+        c->def_steps = 1;
+        c->def_cfg = 0;
+        c->def_sampler = SDC_SAMPLE_EULER_A;
+        c->def_spacing = SDC_SPACING_TRAILING;
+        c->prediction = 0;       /* SD-Turbo has SD 2.1's layout but predicts ε */
+        snprintf(c->pred_src, sizeof c->pred_src, "turbo model (metadata)");
+        snprintf(c->defaults_src, sizeof c->defaults_src, "turbo model (metadata)");
+    }
     if ((v = sdc_store_meta(st, "tiny_sd_config"))) {
         cJSON *j = meta_json(v, "tiny_sd_config", e);
         if (!j) return -1;
@@ -183,7 +211,7 @@ static int apply_metadata(sdc_model_config *c, const sdc_store *st, sdc_err *e) 
         int w = meta_pos(v), h = x ? meta_pos(x + 1) : 0;
         if (w > 0 && h > 0) { c->def_width = w; c->def_height = h; }
     }
-    if ((v = sdc_store_meta(st, "default_steps"))) c->def_steps = meta_pos(v);
+    if ((v = sdc_store_meta(st, "default_steps")) && meta_pos(v) > 0) c->def_steps = meta_pos(v);
     if ((v = sdc_store_meta(st, "default_cfg"))) {
         double g = atof(v);
         c->def_cfg = isfinite(g) && g > 0 && g <= CFG_MAX_SCALE ? (float)g : 0;
@@ -199,14 +227,25 @@ int sdc_model_config_resolve(sdc_model_config *c, const sdc_store *st, const cha
     c->family_name = c->family == SDC_FAMILY_UNKNOWN ? (c->openclip ? "SD 2.x" : "SD 1.x")
                                                      : sdc_family_name(c->family);
     /* 3. SD's conventions, overwritten below by anything more specific. */
-    c->unet_heads = c->openclip ? -1 : 8;
-    c->unet_head_dim = c->openclip ? 64 : -1;
+    const int xl = c->family == SDC_FAMILY_SDXL;
+    c->unet_heads = c->openclip || xl ? -1 : 8;
+    c->unet_head_dim = c->openclip || xl ? 64 : -1;
     c->text_heads = -1;                       /* width / 64 */
     c->text_act = c->openclip ? 1 : 0;
+    c->text2_heads = -1;
+    c->text2_act = -1;                        /* OpenCLIP's gelu */
     c->prediction = c->openclip ? 1 : 0;
-    snprintf(c->unet_src, sizeof c->unet_src, "SD %s convention", c->openclip ? "2.x" : "1.x");
+    c->def_sampler = c->def_spacing = -1;
+    snprintf(c->unet_src, sizeof c->unet_src, "%s convention", xl ? "SDXL" : c->openclip ? "SD 2.x" : "SD 1.x");
     snprintf(c->text_src, sizeof c->text_src, "CLIP convention (head width 64)");
-    snprintf(c->pred_src, sizeof c->pred_src, "SD %s convention", c->openclip ? "2.x (768-v)" : "1.x");
+    snprintf(c->pred_src, sizeof c->pred_src, "%s convention", xl ? "SDXL" : c->openclip ? "SD 2.x (768-v)" : "SD 1.x");
+    if (xl) {   /* sd_xl_base's scheduler config: EulerDiscreteScheduler, leading; pipeline cfg 5 */
+        c->def_width = c->def_height = 1024;
+        c->def_cfg = 5.0f;
+        c->def_sampler = SDC_SAMPLE_EULER;
+        c->def_spacing = SDC_SPACING_LEADING;
+        snprintf(c->defaults_src, sizeof c->defaults_src, "SDXL convention");
+    }
     c->vae_scale = c->family == SDC_FAMILY_SDXL ? 0.13025f : 0.18215f;
     snprintf(c->vae_src, sizeof c->vae_src, "%s convention", c->family_name);
     /* 2. metadata */
@@ -231,4 +270,22 @@ int sdc_model_config_resolve(sdc_model_config *c, const sdc_store *st, const cha
         snprintf(c->pred_src, sizeof c->pred_src, "--prediction");
     }
     return 0;
+}
+
+void sdc_model_config_recommended(const sdc_model_config *c, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    if (c->def_width > 0 && c->def_height > 0)
+        o += (size_t)snprintf(buf + o, cap - o, "%dx%d", c->def_width, c->def_height);
+    if (o < cap && c->def_steps > 0)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%d step%s%s", o ? ", " : "", c->def_steps, c->def_steps > 1 ? "s" : "",
+                              c->turbo ? " (1-4)" : "");
+    if (o < cap && (c->def_cfg > 0 || c->turbo))
+        o += (size_t)snprintf(buf + o, cap - o, "%scfg %g%s", o ? ", " : "", c->def_cfg,
+                              c->def_cfg <= 1 ? " (no guidance: one UNet call a step)" : "");
+    if (o < cap && c->def_sampler >= 0)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", sdc_sample_method_name(c->def_sampler));
+    if (o < cap && c->def_spacing >= 0)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s spacing", o ? ", " : "", sdc_spacing_name(c->def_spacing));
+    if (o && o < cap) snprintf(buf + o, cap - o, " (%s)", c->defaults_src[0] ? c->defaults_src : "metadata");
 }

@@ -45,7 +45,7 @@ static int encode(sdc_sdxl_text *t, sdc_arena *a, const char *text, float *ctx, 
     sdc_tokens_window(w1, ids, n, SDC_TOK_EOS);
     sdc_tokens_window(w2, ids, n, 0);
     free(ids);
-    int rc = sdc_sdxl_encode(t, a, w1, w2, 1, 0, ctx, pooled, &e);
+    int rc = sdc_sdxl_encode(t, a, w1, w2, NULL, 1, 0, ctx, pooled, &e);
     CHECK(rc == 0, "encode: %s", e.msg);
     return rc;
 }
@@ -56,7 +56,7 @@ int main(void) {
     sdc_store *st = sdc_store_new();
     CHECK(sdc_store_open(st, "tests/data/tiny-sdxl.safetensors", NULL, &e) == 0, "%s", e.msg);
     sdc_sdxl_text t;
-    int rc = sdc_sdxl_text_load(&t, st, 4, -1, 4, -1, &e);   /* heads: tiny-sdxl.config.json */
+    int rc = sdc_sdxl_text_load(&t, st, 4, -1, 4, -1, NULL, &e);   /* heads: tiny-sdxl.config.json */
     CHECK(rc == 0, "load: %s", e.msg);
     if (rc == 0) {
         CHECK(t.C1 == 32 && t.C2 == 64 && t.P == 64, "widths %d %d %d", t.C1, t.C2, t.P);
@@ -107,7 +107,7 @@ int main(void) {
         st = sdc_store_new();
         CHECK(sdc_store_open(st, path, NULL, &e) == 0, "%s", e.msg);
         e.msg[0] = 0;
-        CHECK(sdc_sdxl_text_load(&t, st, 0, -1, 0, -1, &e) != 0 && strstr(e.msg, "refiner"), "refiner: %s", e.msg);
+        CHECK(sdc_sdxl_text_load(&t, st, 0, -1, 0, -1, NULL, &e) != 0 && strstr(e.msg, "refiner"), "refiner: %s", e.msg);
         printf("== refiner conditioner -> %s\n", e.msg);
         sdc_store_close(st);
         remove(path);
