@@ -140,19 +140,10 @@ static float *bind(sdc_clip *c, const sdc_store *st, sdc_err *e, const char *nam
  * mode the views themselves. Returns 0, or -1 with e set. */
 static int bind_big(sdc_clip *c, const sdc_store *st, sdc_err *e, sdc_weight *w,
                     const sdc_tensor *const *t, int n) {
-    if (c->low_mem) { sdc_weight_set_views_lora(w, st, t, n, c->lora); return 0; }
-    size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
-    for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
-    float *f = own(c, total);
-    if (!f) return sdc_errf(e, "text encoder: out of memory binding %s", t[0]->name);
-    *w = (sdc_weight){.f = f, .n = total};
-    for (int i = 0; i < n; i++) {
-        int rc = sdc_weight_load_f32(f, t[i], sdc_weight_deltas(c->lora, t[i]), e);
-        sdc_store_release_tensor(st, t[i]);
-        if (rc) return sdc_err_prefix(e, "text encoder: %s", t[i]->name);
-        f += t[i]->numel;
-    }
-    return 0;
+    float *f = NULL;
+    if (!c->low_mem && !(f = own(c, sdc_weight_count(t, n))))
+        return sdc_errf(e, "text encoder: out of memory binding %s", t[0]->name);
+    return sdc_weight_bind(w, f, st, t, n, c->lora, e) ? sdc_err_prefix(e, "text encoder") : 0;
 }
 
 /* bind() of a vector [n]; bind_big() of one matrix [r, k]; names printf-formatted. */

@@ -372,11 +372,11 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
             u->cap_views = cap;
         }
         u->views[u->n_views++] = w;
-        sdc_weight_set_views_lora(w, L->st, t, n, L->lora);
+        sdc_weight_bind(w, NULL, L->st, t, n, L->lora, NULL);   /* views: cannot fail */
         return;
     }
-    size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
-    for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
+    /* sdc_weight_bind's copy, spread over the threads: each view's sdc_weight_load_f32 queued */
+    size_t total = sdc_weight_count(t, n);
     float *f = track(L, total);
     if (!f) { fail(L, "%s: out of memory", t[0]->name); return; }
     *w = (sdc_weight){.f = f, .n = total};

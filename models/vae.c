@@ -187,17 +187,10 @@ static float *bind_t(vae_binder *b, int ndim, int64_t *want, int alt_ndim, const
 /* The n checked tensors t stacked by rows as one matrix: an owned f32 copy, or in low-mem mode
  * the views themselves. Returns 0, or -1 with e set. */
 static int bind_big(vae_binder *b, sdc_weight *w, const sdc_tensor *const *t, int n) {
-    if (b->v->low_mem) { sdc_weight_set_views(w, b->st, t, n); return 0; }
-    size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
-    for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
-    float *f = own(b->v, total);
-    if (!f) return sdc_errf(b->e, "vae: out of memory binding %s", t[0]->name);
-    *w = (sdc_weight){.f = f, .n = total};
-    for (int i = 0; i < n; i++) {
-        if (convert(b, t[i], f)) return -1;
-        f += t[i]->numel;
-    }
-    return 0;
+    float *f = NULL;
+    if (!b->v->low_mem && !(f = own(b->v, sdc_weight_count(t, n))))
+        return sdc_errf(b->e, "vae: out of memory binding %s", t[0]->name);
+    return sdc_weight_bind(w, f, b->st, t, n, NULL, b->e) ? sdc_err_prefix(b->e, "vae") : 0;
 }
 
 /* check_t() + bind_big() of one matrix. */

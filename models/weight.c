@@ -60,6 +60,28 @@ void sdc_weight_set_views_lora(sdc_weight *w, const sdc_store *st, const sdc_ten
     for (int i = 0; i < w->nsrc; i++) w->delta[i] = sdc_weight_deltas(lora, t[i]);
 }
 
+size_t sdc_weight_count(const sdc_tensor *const *t, int n) {
+    size_t total = 0;   /* cannot overflow: each view lies inside the mapped file */
+    for (int i = 0; i < n; i++) total += (size_t)t[i]->numel;
+    return total;
+}
+
+int sdc_weight_bind(sdc_weight *w, float *dst, const sdc_store *st, const sdc_tensor *const *t,
+                    int n, sdc_lora_set *lora, sdc_err *e) {
+    if (!dst) {
+        sdc_weight_set_views_lora(w, st, t, n, lora);
+        return 0;
+    }
+    *w = (sdc_weight){.f = dst, .n = sdc_weight_count(t, n)};
+    for (int i = 0; i < n; i++) {
+        int rc = sdc_weight_load_f32(dst, t[i], sdc_weight_deltas(lora, t[i]), e);
+        sdc_store_release_tensor(st, t[i]);
+        if (rc) return sdc_err_prefix(e, "%s", t[i]->name);
+        dst += t[i]->numel;
+    }
+    return 0;
+}
+
 /* Work (rows · cols · rank multiply-adds) above which a delta is spread over the threads. */
 #define DELTA_PAR_WORK ((size_t)1 << 22)
 

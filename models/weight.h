@@ -54,6 +54,19 @@ const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a);
  * OpenMP fork/join on a busy machine costs more than it saves). */
 int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count);
 
+/* ---- the one weight binder: every model binds its big matrices (convs, linears) here ----
+ * The matrix is made of the n checked float views t (1..SDC_WEIGHT_MAX_PARTS, stacked by rows:
+ * q|k|v). dst NULL (low-mem): w becomes the views, with lora's deltas for each, widened (and
+ * merged) per call by sdc_weight_f32. dst non-NULL: dst[sdc_weight_count(t, n)] (owned by the
+ * model) receives the f32 copy now, lora's deltas merged, and each view's file pages leave the
+ * RSS; w->f = dst. Layouts built from the f32 copy (the UNet's Winograd packing, bf16) start
+ * from it, so a delta is always merged before any packing. (The UNet queues the same per-tensor
+ * conversion, sdc_weight_load_f32, as jobs over its threads.) Returns 0, or -1 with e set
+ * ("NAME: why"). */
+size_t sdc_weight_count(const sdc_tensor *const *t, int n);
+int    sdc_weight_bind(sdc_weight *w, float *dst, const sdc_store *st, const sdc_tensor *const *t,
+                       int n, sdc_lora_set *lora, sdc_err *e);
+
 /* The LoRA deltas on tensor t (looked up by its name in lora, which marks them used), or NULL
  * when lora is NULL or has none for t. Every binder asks this for each conv/linear weight. */
 const sdc_lora_mod *sdc_weight_deltas(sdc_lora_set *lora, const sdc_tensor *t);
