@@ -170,11 +170,21 @@ int k_bf16_hw(void) {
 #endif
 }
 
+/* AVX-512 kernels may run: in a portable build when kint_isa_avx512 says so (the OS saves the
+ * AVX-512 state, SDC_CPU=avx2 is not set: kernels/isa.h); in a native build always (k_bf16_hw
+ * then decides from the CPU's flags). */
+static int avx512_ok(void) {
+#if defined(SDC_ISA_DISPATCH)
+    return kint_isa_avx512();
+#else
+    return 1;
+#endif
+}
+
 static void path_init(void) {
     const char *env = getenv("SDC_BF16");
 #if BF_X86
-    /* kint_isa_avx512: the OS saves the AVX-512 state and SDC_CPU=avx2 is not set (kernels/isa.h) */
-    if (k_bf16_hw() && kint_isa_avx512() && !(env && !strcmp(env, "plain"))) path = &PATH_AVX;
+    if (k_bf16_hw() && avx512_ok() && !(env && !strcmp(env, "plain"))) path = &PATH_AVX;
 #endif
     (void)env;
 }
@@ -190,7 +200,7 @@ int k_bf16_select(const char *name) {
     cur();
     if (!strcmp(name, "plain")) { path = &PATH_PLAIN; return 0; }
 #if BF_X86
-    if (!strcmp(name, "avx512_bf16") && k_bf16_hw() && kint_isa_avx512()) { path = &PATH_AVX; return 0; }
+    if (!strcmp(name, "avx512_bf16") && k_bf16_hw() && avx512_ok()) { path = &PATH_AVX; return 0; }
 #endif
     return -1;
 }
