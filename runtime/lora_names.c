@@ -10,22 +10,6 @@
 #include "runtime/lora.h"
 #include "runtime/names.h"
 
-/* "down_blocks_%d_resnets_%d_" style prefixes: the indices and where the rest starts, or 0. */
-static int idx2(const char *s, const char *fmt, int *i, int *j, const char **rest) {
-    int pos = 0;
-    if (sscanf(s, fmt, i, j, &pos) != 2 || !pos) return 0;
-    if (*i < 0 || *j < 0 || *i >= DIFF_MAX_BLOCKS || *j >= DIFF_MAX_BLOCKS) return 0;
-    *rest = s + pos;
-    return 1;
-}
-static int idx1(const char *s, const char *fmt, int *i, const char **rest) {
-    int pos = 0;
-    if (sscanf(s, fmt, i, &pos) != 1 || !pos) return 0;
-    if (*i < 0 || *i >= DIFF_MAX_BLOCKS) return 0;
-    *rest = s + pos;
-    return 1;
-}
-
 /* A ResBlock's inside: diffusers → ldm. Returns the ldm name of the head of rest or NULL. */
 static const char *res_part(const char *rest, const char **tail) {
     static const char *const tab[][2] = {
@@ -64,21 +48,21 @@ int sdc_lora_unet_candidates(const char *p, int R, char out[][512], int max) {
     if (R < 1 || R >= DIFF_MAX_BLOCKS) return n;
     for (size_t k = 0; k < sizeof top / sizeof *top; k++)
         if (!strcmp(p, top[k][0])) { add(out, &n, max, "%s", top[k][1]); return n; }
-    if (idx2(p, "down_blocks_%d_attentions_%d_%n", &i, &j, &rest))
+    if (sdc_name_idx2(p, "down_blocks_%d_attentions_%d_%n", &i, &j, &rest))
         add(out, &n, max, "input_blocks_%d_1_%s", 1 + i * (R + 1) + j, rest);
-    else if (idx2(p, "down_blocks_%d_resnets_%d_%n", &i, &j, &rest) && (r = res_part(rest, &tail)))
+    else if (sdc_name_idx2(p, "down_blocks_%d_resnets_%d_%n", &i, &j, &rest) && (r = res_part(rest, &tail)))
         add(out, &n, max, "input_blocks_%d_0_%s%s", 1 + i * (R + 1) + j, r, tail);
-    else if (idx1(p, "down_blocks_%d_downsamplers_0_conv%n", &i, &rest) && !*rest)
+    else if (sdc_name_idx1(p, "down_blocks_%d_downsamplers_0_conv%n", &i, &rest) && !*rest)
         add(out, &n, max, "input_blocks_%d_0_op", (i + 1) * (R + 1));
-    else if (idx1(p, "mid_block_attentions_%d_%n", &j, &rest))
+    else if (sdc_name_idx1(p, "mid_block_attentions_%d_%n", &j, &rest))
         add(out, &n, max, "middle_block_%d_%s", 2 * j + 1, rest);
-    else if (idx1(p, "mid_block_resnets_%d_%n", &j, &rest) && (r = res_part(rest, &tail)))
+    else if (sdc_name_idx1(p, "mid_block_resnets_%d_%n", &j, &rest) && (r = res_part(rest, &tail)))
         add(out, &n, max, "middle_block_%d_%s%s", 2 * j, r, tail);
-    else if (idx2(p, "up_blocks_%d_attentions_%d_%n", &i, &j, &rest))
+    else if (sdc_name_idx2(p, "up_blocks_%d_attentions_%d_%n", &i, &j, &rest))
         add(out, &n, max, "output_blocks_%d_1_%s", i * (R + 1) + j, rest);
-    else if (idx2(p, "up_blocks_%d_resnets_%d_%n", &i, &j, &rest) && (r = res_part(rest, &tail)))
+    else if (sdc_name_idx2(p, "up_blocks_%d_resnets_%d_%n", &i, &j, &rest) && (r = res_part(rest, &tail)))
         add(out, &n, max, "output_blocks_%d_0_%s%s", i * (R + 1) + j, r, tail);
-    else if (idx1(p, "up_blocks_%d_upsamplers_0_conv%n", &i, &rest) && !*rest) {
+    else if (sdc_name_idx1(p, "up_blocks_%d_upsamplers_0_conv%n", &i, &rest) && !*rest) {
         /* the Upsample is the block's 3rd module after a SpatialTransformer, else its 2nd */
         add(out, &n, max, "output_blocks_%d_2_conv", i * (R + 1) + R);
         add(out, &n, max, "output_blocks_%d_1_conv", i * (R + 1) + R);

@@ -25,15 +25,14 @@ static int rename_head(char *out, size_t cap, const char *head, const char *rest
     return -1;
 }
 
-/* "down_blocks.%d.resnets.%d." style prefixes: the indices and where the rest starts, or 0. */
-static int idx2(const char *s, const char *fmt, int *i, int *j, const char **rest) {
+int sdc_name_idx2(const char *s, const char *fmt, int *i, int *j, const char **rest) {
     int pos = 0;
     if (sscanf(s, fmt, i, j, &pos) != 2 || !pos) return 0;
     if (*i < 0 || *j < 0 || *i >= DIFF_MAX_BLOCKS || *j >= DIFF_MAX_BLOCKS) return 0;
     *rest = s + pos;
     return 1;
 }
-static int idx1(const char *s, const char *fmt, int *i, const char **rest) {
+int sdc_name_idx1(const char *s, const char *fmt, int *i, const char **rest) {
     int pos = 0;
     if (sscanf(s, fmt, i, &pos) != 1 || !pos) return 0;
     if (*i < 0 || *i >= DIFF_MAX_BLOCKS) return 0;
@@ -54,27 +53,27 @@ static int unet_name(const char *d, int R, int (*up_attn)(void *, int), void *ct
     char head[128];
     int i, j;
     if (!rename_head(out, cap, P, d, top, 5)) return 0;
-    if (idx2(d, "down_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
+    if (sdc_name_idx2(d, "down_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
         snprintf(head, sizeof head, "%sinput_blocks.%d.0.", P, 1 + i * (R + 1) + j);
         return rename_head(out, cap, head, rest, res, 6);
     }
-    if (idx2(d, "down_blocks.%d.attentions.%d.%n", &i, &j, &rest))
+    if (sdc_name_idx2(d, "down_blocks.%d.attentions.%d.%n", &i, &j, &rest))
         return put(out, cap, "%sinput_blocks.%d.1.%s", P, 1 + i * (R + 1) + j, rest);
-    if (idx1(d, "down_blocks.%d.downsamplers.0.conv.%n", &i, &rest))
+    if (sdc_name_idx1(d, "down_blocks.%d.downsamplers.0.conv.%n", &i, &rest))
         return put(out, cap, "%sinput_blocks.%d.0.op.%s", P, (i + 1) * (R + 1), rest);
-    if (idx1(d, "mid_block.resnets.%d.%n", &j, &rest)) {
+    if (sdc_name_idx1(d, "mid_block.resnets.%d.%n", &j, &rest)) {
         snprintf(head, sizeof head, "%smiddle_block.%d.", P, 2 * j);
         return rename_head(out, cap, head, rest, res, 6);
     }
-    if (idx1(d, "mid_block.attentions.%d.%n", &j, &rest))
+    if (sdc_name_idx1(d, "mid_block.attentions.%d.%n", &j, &rest))
         return put(out, cap, "%smiddle_block.%d.%s", P, 2 * j + 1, rest);
-    if (idx2(d, "up_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
+    if (sdc_name_idx2(d, "up_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
         snprintf(head, sizeof head, "%soutput_blocks.%d.0.", P, i * (R + 1) + j);
         return rename_head(out, cap, head, rest, res, 6);
     }
-    if (idx2(d, "up_blocks.%d.attentions.%d.%n", &i, &j, &rest))
+    if (sdc_name_idx2(d, "up_blocks.%d.attentions.%d.%n", &i, &j, &rest))
         return put(out, cap, "%soutput_blocks.%d.1.%s", P, i * (R + 1) + j, rest);
-    if (idx1(d, "up_blocks.%d.upsamplers.0.%n", &i, &rest))
+    if (sdc_name_idx1(d, "up_blocks.%d.upsamplers.0.%n", &i, &rest))
         return put(out, cap, "%soutput_blocks.%d.%d.%s", P, i * (R + 1) + R,
                    up_attn && up_attn(ctx, i) ? 2 : 1, rest);
     return -1;
@@ -103,7 +102,7 @@ static int vae_name(const char *d, int levels, char *out, size_t cap) {
         if (strncmp(d, part, pl) || d[pl] != '.') continue;
         const char *s = d + pl + 1;
         if (!strncmp(s, "conv_norm_out.", 14)) return put(out, cap, "%s%s.norm_out.%s", P, part, s + 14);
-        if (idx1(s, "mid_block.resnets.%d.%n", &j, &rest)) {
+        if (sdc_name_idx1(s, "mid_block.resnets.%d.%n", &j, &rest)) {
             snprintf(head, sizeof head, "%s%s.mid.block_%d.", P, part, j + 1);
             return rename_head(out, cap, head, rest, res, 5);
         }
@@ -111,17 +110,17 @@ static int vae_name(const char *d, int levels, char *out, size_t cap) {
             snprintf(head, sizeof head, "%s%s.mid.attn_1.", P, part);
             return rename_head(out, cap, head, s + 23, attn, 9);
         }
-        if (enc && idx2(s, "down_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
+        if (enc && sdc_name_idx2(s, "down_blocks.%d.resnets.%d.%n", &i, &j, &rest)) {
             snprintf(head, sizeof head, "%sencoder.down.%d.block.%d.", P, i, j);
             return rename_head(out, cap, head, rest, res, 5);
         }
-        if (enc && idx1(s, "down_blocks.%d.downsamplers.0.%n", &i, &rest))
+        if (enc && sdc_name_idx1(s, "down_blocks.%d.downsamplers.0.%n", &i, &rest))
             return put(out, cap, "%sencoder.down.%d.downsample.%s", P, i, rest);
-        if (!enc && idx2(s, "up_blocks.%d.resnets.%d.%n", &i, &j, &rest) && i < levels) {
+        if (!enc && sdc_name_idx2(s, "up_blocks.%d.resnets.%d.%n", &i, &j, &rest) && i < levels) {
             snprintf(head, sizeof head, "%sdecoder.up.%d.block.%d.", P, levels - 1 - i, j);
             return rename_head(out, cap, head, rest, res, 5);
         }
-        if (!enc && idx1(s, "up_blocks.%d.upsamplers.0.%n", &i, &rest) && i < levels)
+        if (!enc && sdc_name_idx1(s, "up_blocks.%d.upsamplers.0.%n", &i, &rest) && i < levels)
             return put(out, cap, "%sdecoder.up.%d.upsample.%s", P, levels - 1 - i, rest);
     }
     return -1;

@@ -20,4 +20,10 @@
 int sdc_diffusers_to_original(int component, const char *name, int R, int levels,
                               int (*up_attn)(void *ctx, int i), void *ctx, char *out, size_t cap);
 
+/* "down_blocks.%d.resnets.%d.%n"-style prefixes (any separator: the kohya tables use '_'): 1 with
+ * the indices (each in [0, DIFF_MAX_BLOCKS)) and *rest where the rest of s starts, else 0. fmt
+ * must end in %n after its %d conversions. */
+int sdc_name_idx2(const char *s, const char *fmt, int *i, int *j, const char **rest);
+int sdc_name_idx1(const char *s, const char *fmt, int *i, const char **rest);
+
 #endif
