@@ -3,6 +3,7 @@
  * guidance) → VAE. Mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline
  * on CPU. The layer above pipeline/: it turns the public parameters into the pipeline's. */
 #include "sdc.h"
+#include "runtime/procstat.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -100,28 +101,8 @@ struct sdc_model {
 
 /* ── the load clock: wall, CPU and page faults per phase of sdc_model_open ── */
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* A "Key:   123 kB" line of /proc/self/status, in kB; -1 if absent. */
-static long status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, kl) && line[kl] == ':') { v = strtol(line + kl + 1, NULL, 10); break; }
-    fclose(f);
-    return v;
-}
-
-
 static void clock_now(load_clock *c) {
-    c->t = mono_s();
+    c->t = sdc_mono_s();
     if (getrusage(RUSAGE_SELF, &c->ru)) memset(&c->ru, 0, sizeof c->ru);
 }
 
@@ -141,7 +122,7 @@ static void phase_end(sdc_load_report *r, load_clock *c, const char *name) {
         p->sys_s = tv_s(c->ru.ru_stime, n.ru.ru_stime);
         p->minor_faults = n.ru.ru_minflt - c->ru.ru_minflt;
         p->major_faults = n.ru.ru_majflt - c->ru.ru_majflt;
-        p->rss_kb = status_kb("VmRSS");
+        p->rss_kb = sdc_status_kb("VmRSS");
     }
     clock_now(c);   /* the status read is not charged to the next phase */
 }
@@ -429,8 +410,8 @@ sdc_model *sdc_model_open(const sdc_model_params *p, sdc_err *e) {
     m->info.default_spacing = m->cfg.def_spacing;
     sdc_model_config_recommended(&m->cfg, m->recommended, sizeof m->recommended);
     m->info.recommended = m->recommended;
-    m->load.opened_s = m->load.ready_s = mono_s() - m->load.start;
-    m->load.peak_rss_kb = status_kb("VmHWM");
+    m->load.opened_s = m->load.ready_s = sdc_mono_s() - m->load.start;
+    m->load.peak_rss_kb = sdc_status_kb("VmHWM");
     if (p->low_mem) m->bound = 1;
     return m;
 fail:
@@ -460,10 +441,10 @@ static int model_ready(sdc_model *m, sdc_err *e) {
             ph->sys_s = tv_s(m->bind_start.ru.ru_stime, now.ru.ru_stime);
             ph->minor_faults = now.ru.ru_minflt - m->bind_start.ru.ru_minflt;
             ph->major_faults = now.ru.ru_majflt - m->bind_start.ru.ru_majflt;
-            ph->rss_kb = status_kb("VmRSS");
+            ph->rss_kb = sdc_status_kb("VmRSS");
             m->load.ready_s = done - m->load.start;
         }
-        m->load.peak_rss_kb = status_kb("VmHWM");
+        m->load.peak_rss_kb = sdc_status_kb("VmHWM");
         sdc_store_release_pages(m->store);
         sdc_store_release_pages(m->vae_store);
     }
@@ -632,7 +613,7 @@ typedef struct guide_ctx {
 static int guided_model(void *vctx, const float *x_in, float t, float *out, sdc_err *e) {
     guide_ctx *g = vctx;
     if (g->interrupt && *g->interrupt) return sdc_errf(e, "interrupted");
-    if (!g->m->load.first_unet) g->m->load.first_unet = mono_s();
+    if (!g->m->load.first_unet) g->m->load.first_unet = sdc_mono_s();
     size_t n = (size_t)g->C_lat * g->h * g->w;
     sdc_arena_mark mk = sdc_arena_get_mark(&g->m->arena);
     int rc;
@@ -727,7 +708,7 @@ static int encode_sample(sdc_model *m, const uint8_t *rgb, const float *img_in, 
 
 int sdc_generate_ex(sdc_model *m, const sdc_gen_params *p, uint8_t *rgb, float *image,
                     float *latents, sdc_err *e) {
-    if (!m->load.first_generate) m->load.first_generate = mono_s();
+    if (!m->load.first_generate) m->load.first_generate = sdc_mono_s();
     int ds = sdc_vae_downscale(m->vae);
     if (p->width <= 0 || p->height <= 0 || p->width % 8 || p->height % 8 || p->width > MAX_SIDE || p->height > MAX_SIDE)
         return sdc_errf(e, "size %dx%d: width and height must be positive multiples of 8 (at most %d)",

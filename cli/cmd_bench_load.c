@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "runtime/procstat.h"
 #include "runtime/store.h"
 #include "sdc.h"
 
@@ -75,25 +76,6 @@ typedef struct row {             /* one file in one mode */
     char digest[65];
 } row;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* A "Key:   123 kB" line of /proc/self/status, in kB; -1 if absent. */
-static long status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, kl) && line[kl] == ':') { v = strtol(line + kl + 1, NULL, 10); break; }
-    fclose(f);
-    return v;
-}
-
 static long long io_read_bytes(void) {
     FILE *f = fopen("/proc/self/io", "r");
     if (!f) return -1;
@@ -130,7 +112,7 @@ static void child_measure(const char *path, const char *config, int low_mem, int
     int rc = rgb ? sdc_generate(m, &gp, rgb, &e) : sdc_errf(&e, "out of memory");
     free(rgb);
     if (rc) { snprintf(r->err, sizeof r->err, "generation step: %.900s", e.msg); sdc_model_close(m); return; }
-    r->rss_steady_kb = status_kb("VmRSS");
+    r->rss_steady_kb = sdc_status_kb("VmRSS");
     const sdc_load_report *lr = sdc_model_load_report(m);
     r->rep = *lr;
     r->hwm_ready_kb = lr->peak_rss_kb;
@@ -181,7 +163,7 @@ static int run_child(const char *path, const char *config, int low_mem, int thre
     snprintf(sth, sizeof sth, "%d", threads);
     snprintf(sdg, sizeof sdg, "%d", digest);
     fflush(NULL);
-    *t0 = now_s();
+    *t0 = sdc_mono_s();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(r->err, sizeof r->err, "bench-load: fork: %s", strerror(errno));
@@ -258,13 +240,13 @@ static double evict(const char *path, uint64_t size) {
 /* `cat path > /dev/null`: every byte read through read() in cat's block size. Seconds, or -1. */
 static double cat_file(const char *path) {
     static char buf[CAT_BLOCK];
-    double t0 = now_s();
+    double t0 = sdc_mono_s();
     int fd = open(path, O_RDONLY);
     if (fd < 0) return -1;
     ssize_t k;
     while ((k = read(fd, buf, sizeof buf)) > 0) {}
     close(fd);
-    return k < 0 ? -1 : now_s() - t0;
+    return k < 0 ? -1 : sdc_mono_s() - t0;
 }
 
 /* ── statistics and output ── */
