@@ -1,11 +1,11 @@
 /* unet.c — the SD UNet (ldm.modules.diffusionmodules.openaimodel.UNetModel), f32, NCHW.
  *
- * Owns: the UNet's weights converted once to f32 at load (bump-allocated in big anonymous
- * mappings, sdc_unet.chunks, with transparent huge pages requested) and the block graph read
- * from the tensor names and shapes. Does not own: the store (only read at load; in low-mem
- * mode, sdc_unet_params.low_mem, the conv and linear weights stay the store's views and are
- * widened per layer into arena scratch: see models/weight.h) or any activation (they come from
- * the caller's arena; only the skip tensors live across blocks).
+ * Owns: what is made at load (bump-allocated in big anonymous mappings, sdc_unet.chunks, on
+ * 4 KB pages): the norms and biases as f32, the Winograd convs' packed transforms (not in low-mem
+ * mode), the f32 copies of weights a LoRA changes; and the block graph read from the tensor names
+ * and shapes. Does not own: the store, whose views the Linears and direct convs stay (widened
+ * per layer into arena scratch: see models/weight.h), or any activation (they come from the
+ * caller's arena; only the skip tensors live across blocks).
  *
  * Layouts: the original model.diffusion_model.* names, or a diffusers UNet2DConditionModel
  * (down_blocks.i.resnets.j, ...: each name mapped to its ldm name once at load, see
@@ -253,9 +253,11 @@ static int fail(loader *L, const char *fmt, ...) {
 
 /* A fresh f32 weight buffer of n floats (64-byte aligned), or NULL. Weights are bump-allocated
  * in anonymous mappings of WEIGHT_CHUNK bytes (or one tensor's size when larger), advised for
- * transparent huge pages: SD 1.5's 3.4 GB of f32 weights then fault in as 2 MB pages instead of
- * 850 thousand 4 KB ones (the page faults were most of the load time), and the GEMMs that read
- * them miss the TLB less. The unused tail of a chunk is never touched, so costs no memory. */
+ * 4 KB pages, not transparent huge pages: measured on a 2-core Zen 5 VM whose free memory is
+ * reported back to the host (virtio-balloon), fresh 2 MB pages fault in from the host: touching
+ * 2 GB took 4.8 s with MADV_HUGEPAGE, 0.73 s with 4 KB pages (one thread), and the UNet bind of
+ * 4.1 GB 3.1-5.0 s vs 0.97-0.99 s, with the same 512x512 step time (3.26-3.36 s on 4 KB pages,
+ * 3.39-3.40 s on huge ones). The unused tail of a chunk is never touched, so costs no memory. */
 #define WEIGHT_CHUNK ((size_t)256 << 20)
 static float *track(loader *L, size_t n) {
     sdc_unet *u = L->u;
@@ -275,8 +277,8 @@ static float *track(loader *L, size_t n) {
         size_t size = bytes > WEIGHT_CHUNK ? bytes : WEIGHT_CHUNK;
         void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-        madvise(m, size, MADV_HUGEPAGE);   /* advice only: failure is harmless */
+#ifdef MADV_NOHUGEPAGE
+        madvise(m, size, MADV_NOHUGEPAGE);   /* 4 KB pages (see WEIGHT_CHUNK); advice: failure is harmless */
 #endif
         c = &u->chunks[u->n_chunks++];
         *c = (struct wchunk){m, size, 0};
@@ -359,10 +361,18 @@ static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int6
 }
 
 /* A big weight (conv, linear): the n checked views t (NULL only when L failed) back to back,
- * as one f32 copy converted at load, or in low-mem mode the views themselves. */
+ * kept as the views themselves and widened per call (models/weight.h). In low-mem mode their
+ * file pages are dropped after each use; in the default mode they stay mapped (keep_pages): a
+ * Linear or a direct conv reads its weight once per call, so widening it from the page cache
+ * costs about what reading a 2x bigger f32 copy costs (SD 1.5, 512x512: the same step time
+ * within noise), while the copy would cost 2.2 GB of fresh memory and most of the load.
+ * Only a weight with LoRA deltas gets an f32 copy at load, merged once (the deltas are not
+ * recomputed every step). */
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
-    if (L->u->low_mem) {
+    int merged = 0;
+    for (int i = 0; i < n && !L->u->low_mem; i++) merged |= sdc_weight_deltas(L->lora, t[i]) != NULL;
+    if (!merged) {
         sdc_unet *u = L->u;
         if (u->n_views == u->cap_views) {
             size_t cap = u->cap_views ? 2 * u->cap_views : 256;
@@ -373,6 +383,7 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
         }
         u->views[u->n_views++] = w;
         sdc_weight_bind(w, NULL, L->st, t, n, L->lora, NULL);   /* views: cannot fail */
+        w->keep_pages = !u->low_mem;
         return;
     }
     /* sdc_weight_bind's copy, spread over the threads: each view's sdc_weight_load_f32 queued */

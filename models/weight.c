@@ -31,6 +31,10 @@ int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count
     return sdc_tensor_to_f32(&s, dst, &e);
 }
 
+/* Elements per piece when a view is widened on all threads: 1 MiB of f32, big enough that a
+ * fork/join is cheap beside it (the UNet's big matrices are 1.6-15 M elements). */
+#define WIDEN_PIECE ((size_t)1 << 18)
+
 const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a) {
     if (w->f) return w->f;
     float *d = sdc_arena_f32(a, w->n ? w->n : 1);
@@ -38,14 +42,19 @@ const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a) {
     size_t o = 0;
     for (int i = 0; i < w->nsrc; i++) {
         const sdc_tensor *t = w->src[i];
-        /* cannot fail: the model checked each view's dtype at load, and the range is the whole */
-        sdc_weight_widen(d + o, t, 0, (size_t)t->numel);
+        const size_t n = (size_t)t->numel;
+        /* cannot fail: the model checked each view's dtype at load, and every range is inside */
+        const long pieces = (long)((n + WIDEN_PIECE - 1) / WIDEN_PIECE);
+        #pragma omp parallel for schedule(static) if (pieces > 1 && !omp_in_parallel())
+        for (long k = 0; k < pieces; k++) {
+            const size_t a = (size_t)k * WIDEN_PIECE;
+            sdc_weight_widen(d + o + a, t, a, n - a < WIDEN_PIECE ? n - a : WIDEN_PIECE);
+        }
         if (w->delta[i] && t->ndim >= 1 && t->shape[0] > 0 &&
-            sdc_weight_add_deltas(d + o, w->delta[i], 0, (size_t)t->shape[0],
-                                  (size_t)t->numel / (size_t)t->shape[0]))
+            sdc_weight_add_deltas(d + o, w->delta[i], 0, (size_t)t->shape[0], n / (size_t)t->shape[0]))
             return NULL;
-        sdc_store_release_tensor(w->st, t);
-        o += (size_t)t->numel;
+        if (!w->keep_pages) sdc_store_release_tensor(w->st, t);
+        o += n;
     }
     return d;
 }
