@@ -38,29 +38,36 @@ size_t k_wino_packed_floats(int Cout, int Cin) {
 }
 
 /* U[k][ob][c][r] = (G g Gᵀ)[k] for g = wb[r][c] (3x3) = w[ob·12 + r][c], zero for channels past
- * Cout; G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. Written 12 floats (one micro-kernel row) at a time. */
+ * Cout; G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. Per input channel the 12 rows' 3x3 kernels are
+ * gathered into g[9][12], so every step of the transform is one 12-wide vector operation (the
+ * same operations, in the same order, as per row), and U gets 12 floats (one micro-kernel row)
+ * per product k. */
 void k_wino_pack_block(float *U, const float *wb, int Cout, int Cin, int ob) {
     const size_t plane = (size_t)((Cout + WG_RO - 1) / WG_RO) * Cin * WG_RO;
+    const int nr = Cout - ob * WG_RO < WG_RO ? Cout - ob * WG_RO : WG_RO;
     for (int c = 0; c < Cin; c++) {
-        float u[16][WG_RO] = {{0}};
-        for (int r = 0; r < WG_RO && ob * WG_RO + r < Cout; r++) {
-            const float *g = wb + ((size_t)r * Cin + c) * 9;
-            float t[4][3];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[j];
-                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-                t[3][j] = g[6 + j];
+        float g[9][WG_RO], t[4][3][WG_RO];
+        for (int r = 0; r < WG_RO; r++) {
+            const float *s = wb + ((size_t)r * Cin + c) * 9;
+            for (int j = 0; j < 9; j++) g[j][r] = r < nr ? s[j] : 0.0f;
+        }
+        for (int j = 0; j < 3; j++)
+            for (int r = 0; r < WG_RO; r++) {
+                t[0][j][r] = g[j][r];
+                t[1][j][r] = 0.5f * (g[j][r] + g[3 + j][r] + g[6 + j][r]);
+                t[2][j][r] = 0.5f * (g[j][r] - g[3 + j][r] + g[6 + j][r]);
+                t[3][j][r] = g[6 + j][r];
             }
-            for (int i = 0; i < 4; i++) {
-                u[4 * i + 0][r] = t[i][0];
-                u[4 * i + 1][r] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[4 * i + 2][r] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[4 * i + 3][r] = t[i][2];
+        float *d = U + ((size_t)ob * Cin + c) * WG_RO;
+        for (int i = 0; i < 4; i++) {
+            float *d0 = d + (size_t)(4 * i) * plane, *d1 = d0 + plane, *d2 = d1 + plane, *d3 = d2 + plane;
+            for (int r = 0; r < WG_RO; r++) {
+                d0[r] = t[i][0][r];
+                d1[r] = 0.5f * (t[i][0][r] + t[i][1][r] + t[i][2][r]);
+                d2[r] = 0.5f * (t[i][0][r] - t[i][1][r] + t[i][2][r]);
+                d3[r] = t[i][2][r];
             }
         }
-        float *d = U + ((size_t)ob * Cin + c) * WG_RO;
-        for (int k = 0; k < 16; k++) memcpy(d + k * plane, u[k], sizeof u[k]);
     }
 }
 
