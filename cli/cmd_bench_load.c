@@ -91,8 +91,8 @@ static long long io_read_bytes(void) {
 
 /* The step generation waits for, at the smallest size every SD family accepts (64 px: 8x8 latents;
  * the model's own divisibility is checked by sdc_generate), with generate's defaults otherwise. */
-static void child_measure(const char *path, const char *config, int low_mem, int threads, int digest,
-                          run_result *r) {
+static void child_measure(const char *path, const char *config, int low_mem, int precision, int threads,
+                          int digest, run_result *r) {
     memset(r, 0, sizeof *r);
     long long io0 = io_read_bytes();
     sdc_model_params mp = sdc_model_default_params();
@@ -100,6 +100,7 @@ static void child_measure(const char *path, const char *config, int low_mem, int
     mp.config_path = config && config[0] ? config : NULL;
     mp.threads = threads;
     mp.low_mem = low_mem;
+    mp.precision = precision;
     sdc_err e = {{0}};
     sdc_model *m = sdc_model_open(&mp, &e);
     if (!m) { snprintf(r->err, sizeof r->err, "%s", e.msg); return; }
@@ -132,12 +133,12 @@ static void child_measure(const char *path, const char *config, int low_mem, int
     r->ok = 1;
 }
 
-/* argv: CHILD_FLAG FD PATH CONFIG ("" none) LOW_MEM THREADS DIGEST */
+/* argv: CHILD_FLAG FD PATH CONFIG ("" none) LOW_MEM PRECISION THREADS DIGEST */
 static int child_main(int argc, char **argv) {
-    if (argc != 7) return 2;
+    if (argc != 8) return 2;
     int fd = atoi(argv[1]);
     run_result r;
-    child_measure(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), &r);
+    child_measure(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atoi(argv[7]), &r);
     const char *p = (const char *)&r;
     size_t left = sizeof r;
     while (left) {
@@ -152,14 +153,15 @@ static int child_main(int argc, char **argv) {
 
 /* Starts the measuring process (this binary again) and collects its result; *t0 is the moment
  * just before the fork. Returns 0, or -1 with r->err set. */
-static int run_child(const char *path, const char *config, int low_mem, int threads, int digest, double *t0,
-                     run_result *r) {
+static int run_child(const char *path, const char *config, int low_mem, int precision, int threads, int digest,
+                     double *t0, run_result *r) {
     int fd[2];
     memset(r, 0, sizeof *r);
     if (pipe(fd)) { snprintf(r->err, sizeof r->err, "bench-load: pipe: %s", strerror(errno)); return -1; }
-    char sfd[16], slm[4], sth[16], sdg[4];
+    char sfd[16], slm[12], spr[12], sth[16], sdg[12];
     snprintf(sfd, sizeof sfd, "%d", fd[1]);
     snprintf(slm, sizeof slm, "%d", low_mem);
+    snprintf(spr, sizeof spr, "%d", precision);
     snprintf(sth, sizeof sth, "%d", threads);
     snprintf(sdg, sizeof sdg, "%d", digest);
     fflush(NULL);
@@ -172,8 +174,8 @@ static int run_child(const char *path, const char *config, int low_mem, int thre
     }
     if (pid == 0) {
         close(fd[0]);
-        char *av[] = {"sdc", "bench-load", CHILD_FLAG, sfd, (char *)path, (char *)(config ? config : ""), slm, sth,
-                      sdg, NULL};
+        char *av[] = {"sdc", "bench-load", CHILD_FLAG, sfd, (char *)path, (char *)(config ? config : ""), slm, spr,
+                      sth, sdg, NULL};
         execv("/proc/self/exe", av);
         _exit(127);
     }
@@ -275,15 +277,17 @@ static const char *base(const char *p) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--mode default|low-mem|both] [--cold]\n"
-        "                      [--config FILE] [--digest] [--json]\n"
+        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--mode default|low-mem|both]\n"
+        "                      [--precision f32|bf16] [--cold] [--config FILE] [--digest] [--json]\n"
         "  What generation waits for. Each run is a fresh sdc process doing what `sdc generate` does:\n"
         "  open and validate the file, bind every weight in the layout generation uses (per mode),\n"
         "  then one step at 64x64, timed to the start of its first UNet call. Beside each load, in the\n"
         "  same round, the file is read as `cat FILE > /dev/null` reads it. Times are from process\n"
         "  start (before exec); RUNS runs (default %d), files and modes interleaved; min/median/max.\n"
         "  -t N        threads (default: all cores), as generate -t\n"
-        "  --mode M    default, low-mem, or both (the default)\n"
+        "  --mode M    default, low-mem, or both (the default; bf16: default only)\n"
+        "  --precision P  f32 (the default) or bf16, as generate --precision (bf16 packs the UNet's\n"
+        "              and VAE's GEMM weights at load: its own layout, its own ready time)\n"
         "  --config F  model config JSON, as generate --config (for every file)\n"
         "  --cold      drop the file from the page cache before the cat and before the load\n"
         "              (posix_fadvise DONTNEED, checked with mincore); default: warm\n"
@@ -299,11 +303,12 @@ static cJSON *mmm_json(mmm m) {
     return o;
 }
 
-static int print_json(row *rows, int nr, int runs, int cold, int threads) {
+static int print_json(row *rows, int nr, int runs, int cold, int threads, int precision) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "runs", runs);
     cJSON_AddStringToObject(root, "cache", cold ? "cold" : "warm");
     cJSON_AddNumberToObject(root, "threads", threads);
+    cJSON_AddStringToObject(root, "precision", sdc_precision_name(precision));
     double la[3];
     if (getloadavg(la, 3) == 3) cJSON_AddNumberToObject(root, "loadavg_1min", la[0]);
     cJSON *arr = cJSON_AddArrayToObject(root, "files");
@@ -351,9 +356,9 @@ static int print_json(row *rows, int nr, int runs, int cold, int threads) {
     return 0;
 }
 
-static void print_table(row *rows, int nr, int runs, int cold, int threads) {
-    printf("bench-load: %d run%s per file and mode, each a fresh process, %d thread%s, page cache %s\n",
-           runs, runs == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
+static void print_table(row *rows, int nr, int runs, int cold, int threads, int precision) {
+    printf("bench-load: %d run%s per file and mode, each a fresh process, %d thread%s, precision %s, page cache %s\n",
+           runs, runs == 1 ? "" : "s", threads, threads == 1 ? "" : "s", sdc_precision_name(precision),
            cold ? "cold (evicted before the cat and before the load)" : "warm (file read once before the runs)");
     double la[3];
     if (getloadavg(la, 3) == 3)
@@ -442,7 +447,7 @@ static void record(row *f, int r, double t0, double cat, run_result *c) {
 int sdc_cmd_bench_load(int argc, char **argv) {
     if (argc >= 1 && argv[1] && !strcmp(argv[1], CHILD_FLAG)) return child_main(argc - 1, argv + 1);
     int runs = RUNS_DEFAULT, cold = 0, json = 0, digest = 0, nf = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    int modes[N_MODES] = {1, 1};
+    int modes[N_MODES] = {1, 1}, mode_given = 0, precision = SDC_PRECISION_F32;
     const char *paths[FILES_MAX], *config = NULL;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
@@ -461,6 +466,13 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             else if (!strcmp(v, "both")) { modes[0] = modes[1] = 1; }
             else {
                 fprintf(stderr, "sdc: bench-load: --mode needs default, low-mem or both\n");
+                return 2;
+            }
+            mode_given = 1;
+        } else if (!strcmp(s, "--precision")) {
+            const char *v = i + 1 < argc ? argv[++i] : "";
+            if ((precision = sdc_precision_from_name(v)) < 0) {
+                fprintf(stderr, "sdc: bench-load: --precision '%s': unknown (f32, bf16)\n", v);
                 return 2;
             }
         } else if (!strcmp(s, "-r") || !strcmp(s, "--runs")) {
@@ -490,6 +502,15 @@ int sdc_cmd_bench_load(int argc, char **argv) {
         } else paths[nf++] = s;
     }
     if (!nf) { fprintf(stderr, "sdc: bench-load: no file given (try sdc bench-load --help)\n"); return 2; }
+    if (precision != SDC_PRECISION_F32) {   /* as generate: bf16 packs at load, so has no low-mem mode */
+        if (mode_given && modes[1]) {
+            fprintf(stderr, "sdc: bench-load: --precision %s has no low-mem mode (as generate); use --mode default\n",
+                    sdc_precision_name(precision));
+            return 2;
+        }
+        modes[0] = 1;
+        modes[1] = 0;
+    }
     if (threads < 1) threads = 1;   /* sysconf may fail (-1) */
     int nm = modes[0] + modes[1], nr = nf * nm;
     row *rows = calloc((size_t)nr, sizeof *rows);
@@ -526,14 +547,14 @@ int sdc_cmd_bench_load(int argc, char **argv) {
             if (cat < 0) { fprintf(stderr, "sdc: %s: cannot read: %s\n", f->path, strerror(errno)); goto done; }
             f->resident_after_evict[r] = cold ? evict(f->path, f->size) : -1;
             run_result c;
-            if (run_child(f->path, config, f->mode == MODE_LOW_MEM, threads, digest && r == 0, &t0, &c)) {
+            if (run_child(f->path, config, f->mode == MODE_LOW_MEM, precision, threads, digest && r == 0, &t0, &c)) {
                 fprintf(stderr, "sdc: %s\n", c.err);
                 goto done;
             }
             record(f, r, t0, cat, &c);
         }
-    if (json) { if (print_json(rows, nr, runs, cold, threads)) goto done; }
-    else print_table(rows, nr, runs, cold, threads);
+    if (json) { if (print_json(rows, nr, runs, cold, threads, precision)) goto done; }
+    else print_table(rows, nr, runs, cold, threads, precision);
     status = 0;
 done:
     free(rows);

@@ -82,6 +82,7 @@ head -c 5000 "$D/tiny-sd1.safetensors" >"$T/cut.safetensors"
 for c in "missing:$T/nope.safetensors" "dir:$D" "truncated:$T/cut.safetensors" "none:" "runs0:-r 0 $D/tiny-sd1.safetensors" \
          "runsx:-r x $D/tiny-sd1.safetensors" "badopt:--bogus $D/tiny-sd1.safetensors" \
          "badmode:--mode fast $D/tiny-sd1.safetensors" "noconfig:$D/tiny-sd1.ckpt" \
+         "badprec:--precision f8 $D/tiny-sd1.safetensors" "bf16lowmem:--precision bf16 --mode low-mem $D/tiny-sd1.safetensors" \
          "second_bad:$D/tiny-sd1.safetensors $T/cut.safetensors"; do
   name=${c%%:*}; a=${c#*:}
   "$SDC" bench-load $a -r 1 >"$T/e.out" 2>"$T/e.err"; rc=$?

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli_bench_load_layout.sh — `sdc bench-load` measures the layout `sdc generate` runs: for each mode
-# (default: f32 and Winograd-packed weights; --low-mem: the stored views), the SHA-256 of the UNet
+# (default: Winograd-packed transforms made at load, the other weights the file's views; --low-mem: all
+# views; --precision bf16: the bf16-packed weights), the SHA-256 of the UNet
 # weights as bench-load's measuring process bound them equals the one generate --load-report prints
 # after generating, for a .safetensors and a .ckpt of the same model (which must also agree with each
 # other), and the two modes differ. bench-load's ready time is what generate reports as its load.
@@ -41,6 +42,24 @@ done
   ok "safetensors and ckpt bind the same bytes in each mode" || fail "the two formats bound different layouts"
 [ -n "${DIG[tiny-sd1.safetensors.default]:-}" ] && [ "${DIG[tiny-sd1.safetensors.default]}" != "${DIG[tiny-sd1.safetensors.low-mem]:-}" ] &&
   ok "default and low-mem layouts differ (the digest sees the mode)" || fail "default and low-mem digests are equal"
+
+# bf16: bench-load --precision bf16 measures generate --precision bf16's layout (packed at load)
+f=tiny-sd1.safetensors
+if "$SDC" bench-load "$D/$f" -r 1 --digest --precision bf16 --config "$CFG" >"$T/b.out" 2>"$T/b.err"; then
+  b=$(sed -n "s/^layout $f default: \([0-9a-f]\{64\}\)$/\1/p" "$T/b.out")
+  grep -q "precision bf16" "$T/b.out" && ok "bf16: the title names the precision" || fail "bf16: title: $(head -1 "$T/b.out")"
+  if "$SDC" generate -m "$D/$f" --config "$CFG" -p "a red square" --steps 1 -W 64 -H 64 -o "$T/g.png" \
+       --precision bf16 --load-report 2>"$T/g.err" >/dev/null; then
+    g=$(sed -n 's/^load: layout \([0-9a-f]\{64\}\)$/\1/p' "$T/g.err")
+    [ -n "$b" ] && [ "$b" = "$g" ] && ok "bf16: bench-load and generate bind the same layout ($b)" ||
+      fail "bf16: bench-load bound ${b:-nothing}, generate bound ${g:-nothing}"
+    [ -n "$b" ] && [ "$b" != "${DIG[$f.default]:-}" ] && ok "bf16 and f32 layouts differ" || fail "bf16 digest equals f32's"
+  else
+    fail "generate --precision bf16 exited $?: $(cat "$T/g.err")"
+  fi
+else
+  fail "bench-load --precision bf16 exited $?: $(cat "$T/b.err")"
+fi
 
 if [ "$fails" -ne 0 ]; then echo "cli_bench_load_layout: $fails failure(s)"; exit 1; fi
 echo "cli_bench_load_layout: all passed"
