@@ -54,6 +54,18 @@ void   k_wino_pack(float *U, const float *w, int Cout, int Cin);
 void   k_wino_pack_block(float *U, const float *wb, int Cout, int Cin, int ob);
 int    k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U, const float *b,
                       const float *res, int N, int Cin, int H, int W, int Cout);
+/* k_conv3x3_wino with the weight streamed instead of packed once: rows(ctx, dst, r0, nr) writes
+ * the f32 weights of output channels r0 .. r0+nr-1 [nr, Cin, 3, 3] into dst (nr <= K_WINO_BLOCK;
+ * returns 0, or nonzero to fail the call; called from several threads at once). Each call packs
+ * a group of output channels at a time into per-thread scratch that stays in cache and runs that
+ * group's products against the input transforms of up to a cache's worth of tiles; the packed
+ * transform of the whole weight is never made (no 16/9-size copy in memory: the weight is read
+ * as stored, once per call for the UNet's sizes). The same bits as k_conv3x3_wino on
+ * k_wino_pack(w). Returns 1, or 0 (nothing usable written) when the arena cannot give the
+ * scratch or rows fails. */
+typedef int (*k_wino_rows_fn)(void *ctx, float *dst, int r0, int nr);
+int    k_conv3x3_wino_stream(sdc_arena *a, float *out, const float *in, k_wino_rows_fn rows, void *ctx,
+                             const float *b, const float *res, int N, int Cin, int H, int W, int Cout);
 /* The same for one image's output rows y0 .. y0+R-1 from a band of the source that the caller
  * made (the VAE makes it with GroupNorm, SiLU and upsampling fused in): band[c·band_plane +
  * j·band_ld + x] = source row y0 - 1 + j (j = 0 .. R+1; zero rows above/below the image), columns

@@ -313,6 +313,44 @@ static void wg_output(const wg_geom *g, const float *M, size_t ms, int Tp, const
 }
 #endif
 
+/* How a conv's N x H x W output is cut into chunks: CW tile columns x R tile rows (tile rows run
+ * over the whole batch), WG_CHUNK_TILES tiles or fewer; nchunk of them, Tp tiles padded to 16;
+ * a band of Wb floats a row. */
+typedef struct wg_cut { int TH, TW, GR, R, CW, ncb, Tp, Wb; long nchunk; } wg_cut;
+
+static wg_cut wg_cut_of(int N, int H, int W) {
+    wg_cut k;
+    k.TH = (H + 1) / 2;
+    k.TW = (W + 1) / 2;
+    k.CW = k.TW < WG_CHUNK_TILES ? k.TW : WG_CHUNK_TILES;
+    k.GR = N * k.TH;
+    k.R = WG_CHUNK_TILES / k.CW;
+    if (k.R > k.GR) k.R = k.GR;
+    k.ncb = (k.TW + k.CW - 1) / k.CW;
+    k.nchunk = (long)((k.GR + k.R - 1) / k.R) * k.ncb;
+    k.Tp = (k.R * k.CW + 15) / 16 * 16;
+    k.Wb = 2 * ((k.CW + 15) / 16 * 16) + 18;   /* + the whole-vector reads past the last tile */
+    return k;
+}
+
+/* Chunk c of the cut (the last row and column of chunks may be short). */
+static wg_chunk wg_chunk_at(const wg_cut *k, long c) {
+    wg_chunk ch = {(int)(c / k->ncb) * k->R, k->R, (int)(c % k->ncb) * k->CW, k->CW, k->TH};
+    if (k->GR - ch.g0 < k->R) ch.R = k->GR - ch.g0;
+    if (k->TW - ch.tx0 < k->CW) ch.CW = k->TW - ch.tx0;
+    return ch;
+}
+
+/* V = the input transforms of chunk ch (band: its scratch), whole Tp rows (zero past the tiles). */
+static void wg_chunk_input(const wg_geom *g, const wg_chunk *ch, float *band, int Wb, float *V, int Cin, int Tp) {
+    const size_t vs = (size_t)Cin * Tp;
+    const int nt = ch->R * ch->CW;
+    wg_fill_band(band, Wb, g, Cin, ch);
+    wg_input(V, vs, Tp, band, Wb, Cin, ch);
+    if (nt < Tp)                                     /* a short chunk: the GEMM reads whole rows */
+        for (size_t kc = 0; kc < (size_t)16 * Cin; kc++) memset(V + kc * Tp + nt, 0, (size_t)(Tp - nt) * sizeof(float));
+}
+
 /* Output channel blocks whose products M are made and transformed back together (96 channels:
  * 16 x 96 x 64 floats, 393 KB, stay in L2 between the GEMMs and the output transform). */
 #define WG_GROUP_OB 8
@@ -323,12 +361,9 @@ static void wg_output(const wg_geom *g, const float *M, size_t ms, int Tp, const
 static void wg_task(const wg_geom *g, const float *U, const uint32_t *Ub, const float *b, int Cin, int Cout,
                     const wg_chunk *ch, int ob0, int ob1, float *band, int Wb, float *V, float *M, uint32_t *Vb,
                     const float *zero, int Tp) {
-    const int nob = (Cout + WG_RO - 1) / WG_RO, nt = ch->R * ch->CW;
+    const int nob = (Cout + WG_RO - 1) / WG_RO;
     const size_t vs = (size_t)Cin * Tp, ms = (size_t)WG_GROUP_OB * WG_RO * Tp, plane = (size_t)nob * Cin * WG_RO;
-    wg_fill_band(band, Wb, g, Cin, ch);
-    wg_input(V, vs, Tp, band, Wb, Cin, ch);
-    if (nt < Tp)                                     /* a short chunk: the GEMM reads whole rows */
-        for (size_t kc = 0; kc < (size_t)16 * Cin; kc++) memset(V + kc * Tp + nt, 0, (size_t)(Tp - nt) * sizeof(float));
+    wg_chunk_input(g, ch, band, Wb, V, Cin, Tp);
     const int CP = (Cin + 1) / 2;
     if (Ub)
         for (int k = 0; k < 16; k++)
@@ -358,21 +393,15 @@ static void wg_task(const wg_geom *g, const float *U, const uint32_t *Ub, const 
 
 static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const uint32_t *Ub, const float *b, int N,
                    int Cin, int Cout) {
-    const int H = geo->H, W = geo->W;
-    const int TH = (H + 1) / 2, TW = (W + 1) / 2, nob = (Cout + WG_RO - 1) / WG_RO;
-    /* chunk: CW tile columns x R tile rows (over the whole batch), WG_CHUNK_TILES tiles or fewer */
-    const int CW = TW < WG_CHUNK_TILES ? TW : WG_CHUNK_TILES, GR = N * TH;
-    int R = WG_CHUNK_TILES / CW;
-    if (R > GR) R = GR;
-    const int nrb = (GR + R - 1) / R, ncb = (TW + CW - 1) / CW, Tp = (R * CW + 15) / 16 * 16;
-    const long nchunk = (long)nrb * ncb;
+    const wg_cut cut = wg_cut_of(N, geo->H, geo->W);
+    const int nob = (Cout + WG_RO - 1) / WG_RO, R = cut.R, Tp = cut.Tp;
+    const long nchunk = cut.nchunk;
     /* too few chunks for the threads: split the output channels into groups as well */
     int nthr = omp_get_max_threads(), ngrp = 1;
     while (nchunk * ngrp < 2L * nthr && nob / (ngrp * 2) >= 4) ngrp *= 2;
     const long ntask = nchunk * ngrp;
     if (nthr > ntask) nthr = (int)ntask;
-    const int gob = (nob + ngrp - 1) / ngrp;
-    const int Wb = 2 * ((CW + 15) / 16 * 16) + 18;   /* + the whole-vector reads past the last tile */
+    const int gob = (nob + ngrp - 1) / ngrp, Wb = cut.Wb;
     const size_t nband = (size_t)Cin * R * 4 * Wb, nv = (size_t)16 * Cin * Tp, nm = (size_t)16 * WG_GROUP_OB * WG_RO * Tp;
     /* bf16: + Vb (16 x Cin/2 x Tp words) and Tp zero floats */
     const size_t nvb = Ub ? (size_t)16 * ((Cin + 1) / 2) * Tp + Tp : 0;
@@ -384,9 +413,7 @@ static int wg_conv(sdc_arena *a, const wg_geom *geo, const float *U, const uint3
     for (long t = 0; t < ntask; t++) {
         const long c = t / ngrp;
         const int g = (int)(t % ngrp), ob0 = g * gob, ob1 = ob0 + gob < nob ? ob0 + gob : nob;
-        wg_chunk ch = {(int)(c / ncb) * R, R, (int)(c % ncb) * CW, CW, TH};
-        if (GR - ch.g0 < R) ch.R = GR - ch.g0;
-        if (TW - ch.tx0 < CW) ch.CW = TW - ch.tx0;
+        const wg_chunk ch = wg_chunk_at(&cut, c);
         float *s = scratch + (size_t)omp_get_thread_num() * per;
         float *zero = Ub ? s + nband + nv + nm + nvb - Tp : NULL;
         if (zero) memset(zero, 0, (size_t)Tp * sizeof(float));
@@ -414,6 +441,74 @@ int KISA_NAME(k_conv3x3_wino_bf16)(sdc_arena *a, float *out, const float *in, co
     const size_t HW = (size_t)H * W;
     const wg_geom g = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
     return wg_conv(a, &g, NULL, Ub, b, N, Cin, Cout);
+}
+
+/* Streaming (k_conv3x3_wino_stream): the input transforms of a super-chunk of chunks, at most
+ * WS_V_BYTES (they stay in L3 while every group of output channels runs against them), and per
+ * thread one group of output blocks packed at a time, at most WS_U_BYTES (a product k of it,
+ * 1/16, stays in L2 while a chunk's V[k] streams past it). */
+#define WS_V_BYTES ((size_t)12 << 20)
+#define WS_U_BYTES ((size_t)4 << 20)
+
+int KISA_NAME(k_conv3x3_wino_stream)(sdc_arena *a, float *out, const float *in, k_wino_rows_fn rows, void *ctx,
+                                     const float *b, const float *res, int N, int Cin, int H, int W, int Cout) {
+    KISA_RET(k_conv3x3_wino_stream, a, out, in, rows, ctx, b, res, N, Cin, H, W, Cout);
+    if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
+    const size_t HW = (size_t)H * W;
+    const wg_geom geo = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
+    const wg_cut cut = wg_cut_of(N, H, W);
+    const int nob = (Cout + WG_RO - 1) / WG_RO, Tp = cut.Tp;
+    const size_t nv = (size_t)16 * Cin * Tp, nband = (size_t)Cin * cut.R * 4 * cut.Wb;
+    long S = (long)(WS_V_BYTES / (nv * sizeof(float)));             /* chunks per super-chunk */
+    if (S < 1) S = 1;
+    if (S > cut.nchunk) S = cut.nchunk;
+    int G = (int)(WS_U_BYTES / ((size_t)16 * WG_RO * Cin * sizeof(float)));   /* output blocks per group */
+    if (G < 1) G = 1;
+    if (G > WG_GROUP_OB) G = WG_GROUP_OB;
+    const int ngrp = (nob + G - 1) / G;
+    const size_t nu = (size_t)16 * G * WG_RO * Cin, nwb = (size_t)WG_RO * Cin * 9, ms = (size_t)G * WG_RO * Tp;
+    size_t per = nu + nwb + 16 * ms;                                /* phase B: U group, rows, M */
+    if (nband > per) per = nband;                                   /* phase A: the band */
+    per = (per + 16 + 15) / 16 * 16;                                /* + the output's whole-vector reads */
+    const int nthr = omp_get_max_threads();
+    sdc_arena_mark mk = sdc_arena_get_mark(a);
+    float *V = sdc_arena_f32(a, (size_t)S * nv), *scratch = sdc_arena_f32(a, (size_t)nthr * per);
+    if (!V || !scratch) { sdc_arena_reset(a, mk); return 0; }
+    int bad = 0;
+    for (long c0 = 0; c0 < cut.nchunk && !bad; c0 += S) {
+        const long c1 = c0 + S < cut.nchunk ? c0 + S : cut.nchunk;
+        #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
+        for (long c = c0; c < c1; c++) {
+            const wg_chunk ch = wg_chunk_at(&cut, c);
+            wg_chunk_input(&geo, &ch, scratch + (size_t)omp_get_thread_num() * per, cut.Wb, V + (size_t)(c - c0) * nv,
+                           Cin, Tp);
+        }
+        #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1) reduction(|:bad)
+        for (int g = 0; g < ngrp; g++) {
+            float *Ug = scratch + (size_t)omp_get_thread_num() * per, *wb = Ug + nu, *M = wb + nwb;
+            const int ob0 = g * G, ob1 = ob0 + G < nob ? ob0 + G : nob;
+            const int o0 = ob0 * WG_RO, o1 = ob1 * WG_RO < Cout ? ob1 * WG_RO : Cout;
+            const size_t plane = (size_t)(ob1 - ob0) * Cin * WG_RO;      /* k_wino_pack_block's, for o1 - o0 */
+            int fail = 0;
+            for (int ob = ob0; ob < ob1 && !fail; ob++) {
+                const int nr = Cout - ob * WG_RO < WG_RO ? Cout - ob * WG_RO : WG_RO;
+                fail = rows(ctx, wb, ob * WG_RO, nr) != 0;
+                if (!fail) k_wino_pack_block(Ug, wb, o1 - o0, Cin, ob - ob0);
+            }
+            if (fail) { bad = 1; continue; }
+            for (long c = c0; c < c1; c++) {
+                const wg_chunk ch = wg_chunk_at(&cut, c);
+                const float *Vc = V + (size_t)(c - c0) * nv;
+                for (int k = 0; k < 16; k++)
+                    for (int ob = ob0; ob < ob1; ob++)
+                        wg_gemm_block(M + k * ms + (size_t)(ob - ob0) * WG_RO * Tp, Tp,
+                                      Ug + k * plane + (size_t)(ob - ob0) * Cin * WG_RO, Vc + (size_t)k * Cin * Tp, Cin);
+                wg_output(&geo, M, ms, Tp, b, o0, o1, &ch);
+            }
+        }
+    }
+    sdc_arena_reset(a, mk);
+    return !bad;
 }
 
 int KISA_NAME(k_conv3x3_wino_band)(sdc_arena *a, float *out, size_t out_plane, int add, const float *band,

@@ -64,11 +64,12 @@
  * replaces the f32 copy (w is then empty: U is 16/9 of its size); in low-mem mode w stays the
  * views and U is made per call. Both modes run the same arithmetic, so give the same bits. */
 typedef struct conv_w {
-    sdc_weight w;        /* [cout, cin, k, k]; empty for a default-mode Winograd conv */
+    sdc_weight w;        /* [cout, cin, k, k]; empty when U or Ub holds it */
     float *b;            /* [cout] */
     int    cout, cin, k;
-    int    wino;         /* runs as Winograd F(2x2,3x3) */
-    float *U;            /* default mode, wino: k_wino_pack(w) [k_wino_packed_floats(cout, cin)] */
+    int    wino;         /* runs as Winograd F(2x2,3x3): streamed from w (k_conv3x3_wino_stream), or U */
+    float *U;            /* default mode, wino, changed by a LoRA: k_wino_pack(w merged) made at load
+                            [k_wino_packed_floats(cout, cin)] */
     uint32_t *Ub;        /* bf16 mode, wino: k_wino_bf16_pack(U) [k_wino_bf16_words(cout, cin)]
                             instead of U */
 } conv_w;
@@ -444,8 +445,11 @@ static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
 
 /* A conv at `base`; stride1: it runs with stride 1 at resolution level L->level. 3x3 stride-1
  * convs above the deepest level run as Winograd (see conv_w): the deepest level (8x8 at 512x512)
- * holds half of SD 1.5's 3x3 weights but a tenth of their work, so its convs stay direct and the
- * packed weights (16/9 the size) cost 0.8 GB instead of 1.6 GB. */
+ * holds half of SD 1.5's 3x3 weights but a tenth of their work, so its convs stay direct. A
+ * Winograd conv streams its weight from the store's view each call (k_conv3x3_wino_stream packs
+ * it a cache-sized group of output channels at a time): no 16/9-size packed copy (1.6 GB for
+ * SD 1.5) is made at load. Only a weight a LoRA changes is packed at load (merged once), and in
+ * bf16 mode every one (bf16 pairs). */
 static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride1, const char *base) {
     c->cout = cout; c->cin = cin; c->k = k;
     c->wino = stride1 && k == 3 && cin >= UNET_WINO_MIN_C && cout >= UNET_WINO_MIN_C && L->level < L->deepest;
@@ -456,7 +460,7 @@ static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride
         else if (!queue(L, w, (float *)c->Ub))
             L->jobs[L->njobs - 1] = (conv_job){.t = w, .dst = (float *)c->Ub, .pack = JOB_WINO_BF16, .cout = cout,
                                                .cin = cin, .delta = sdc_weight_deltas(L->lora, w)};
-    } else if (c->wino && !L->u->low_mem && !L->failed) {   /* U made from w by convert_all */
+    } else if (c->wino && !L->u->low_mem && !L->failed && sdc_weight_deltas(L->lora, w)) {   /* U by convert_all */
         c->U = track(L, k_wino_packed_floats(cout, cin));
         if (!c->U) fail(L, "%s: out of memory", w->name);
         else if (!queue(L, w, c->U))
@@ -1181,23 +1185,13 @@ static const float *wf32(fwd *f, const sdc_weight *w) {
     return p;
 }
 
-/* Low-mem: a Winograd conv's packed U [k_wino_packed_floats(cout, cin)] in arena scratch (freed
- * by the caller's reset), made from the store's view 12 output channels at a time on all threads
- * (no f32 copy of the whole weight); then the view's pages are dropped. NULL sets f->oom. */
-static const float *wino_from_views(fwd *f, const conv_w *c) {
+/* k_wino_rows_fn for a streamed Winograd conv (ctx: its conv_w): output channels r0 .. r0+nr-1 of
+ * its weight as f32 [nr, cin, 3, 3], LoRA deltas added (low-mem), from the store's view. */
+static int wino_rows(void *ctx, float *dst, int r0, int nr) {
+    const conv_w *c = ctx;
     const size_t row = (size_t)c->cin * 9;
-    const int nob = (c->cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK, nthr = omp_get_max_threads();
-    float *U = talloc(f, k_wino_packed_floats(c->cout, c->cin));
-    float *wb = talloc(f, (size_t)nthr * K_WINO_BLOCK * row);             /* [thread][12, cin, 3, 3] */
-    if (!U || !wb) return NULL;
-    int bad = 0;   /* only out of memory merging a LoRA: the view's dtype was checked at load */
-    #pragma omp parallel for num_threads(nthr) schedule(static) reduction(|:bad)
-    for (int ob = 0; ob < nob; ob++)
-        bad |= pack_block_from(U, wb + (size_t)omp_get_thread_num() * K_WINO_BLOCK * row, c->w.src[0],
-                               c->w.delta[0], c->cout, c->cin, ob) != 0;
-    sdc_store_release_tensor(c->w.st, c->w.src[0]);
-    if (bad) { f->oom = 1; return NULL; }
-    return U;
+    if (c->w.f) { memcpy(dst, c->w.f + (size_t)r0 * row, (size_t)nr * row * sizeof *dst); return 0; }
+    return sdc_weight_widen_rows(dst, c->w.src[0], c->w.delta[0], (size_t)r0, (size_t)nr);
 }
 
 /* out[N, cout, Ho, Wo] = conv(in) + b (+ res [N, cout, Ho, Wo] when not NULL; may equal out:
@@ -1210,8 +1204,11 @@ static void conv_res(fwd *f, float *out, const float *in, const conv_w *c, int H
     if (c->Ub) {
         if (!k_conv3x3_wino_bf16(f->a, out, in, c->Ub, c->b, res, f->N, c->cin, H, W, c->cout)) f->oom = 1;
     } else if (c->wino) {
-        const float *U = c->U ? c->U : wino_from_views(f, c);             /* low-mem: pack now */
-        if (U && !k_conv3x3_wino(f->a, out, in, U, c->b, res, f->N, c->cin, H, W, c->cout)) f->oom = 1;
+        int ok = c->U ? k_conv3x3_wino(f->a, out, in, c->U, c->b, res, f->N, c->cin, H, W, c->cout)
+                      : k_conv3x3_wino_stream(f->a, out, in, wino_rows, (void *)c, c->b, res, f->N, c->cin, H, W,
+                                              c->cout);
+        if (!c->U && !c->w.f && !c->w.keep_pages) sdc_store_release_tensor(c->w.st, c->w.src[0]);   /* low-mem */
+        if (!ok) f->oom = 1;
     } else {
         const int Ho = (H + 2 * pad - c->k) / stride + 1, Wo = (W + 2 * pad - c->k) / stride + 1;
         const size_t n = (size_t)f->N * c->cout * Ho * Wo;

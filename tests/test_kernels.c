@@ -125,6 +125,51 @@ static void wino_case(const char *name, int N, int Cin, int H, int W, int Cout, 
     free(in); free(w); free(b); free(res); free(out); free(U); free(ref);
 }
 
+/* k_conv3x3_wino_stream: the weight given row by row (a callback), never packed whole: the same
+ * bits as k_conv3x3_wino on k_wino_pack(w), with bias and residual (also a residual in out), over
+ * several super-chunks of tiles and groups of output channels; a failing callback or no scratch
+ * gives 0. */
+typedef struct stream_src { const float *w; int cin, calls, fail_at; } stream_src;
+
+static int stream_rows(void *ctx, float *dst, int r0, int nr) {
+    stream_src *s = ctx;
+    int k;
+    #pragma omp atomic capture
+    k = s->calls++;
+    if (s->fail_at >= 0 && k >= s->fail_at) return -1;
+    memcpy(dst, s->w + (size_t)r0 * s->cin * 9, (size_t)nr * s->cin * 9 * sizeof(float));
+    return 0;
+}
+
+static void wino_stream_case(const char *name, int N, int Cin, int H, int W, int Cout, int bias, int resid) {
+    float *in = rand_buf((size_t)N * Cin * H * W, 1.0f), *w = rand_buf((size_t)Cout * Cin * 9, 0.2f);
+    float *b = bias ? rand_buf((size_t)Cout, 1.0f) : NULL;
+    size_t no = (size_t)N * Cout * H * W;
+    float *res = resid ? rand_buf(no, 1.0f) : NULL, *want = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
+    float *U = malloc(k_wino_packed_floats(Cout, Cin) * sizeof(float));
+    k_wino_pack(U, w, Cout, Cin);
+    int ok = k_conv3x3_wino(&arena, want, in, U, b, res, N, Cin, H, W, Cout);
+    stream_src src = {w, Cin, 0, -1};
+    size_t before = arena.in_use;
+    ok = ok && k_conv3x3_wino_stream(&arena, got, in, stream_rows, &src, b, res, N, Cin, H, W, Cout);
+    check_arena(name, before);
+    ok = ok && !memcmp(got, want, no * sizeof(float));
+    if (ok && res) {   /* the residual already in out */
+        memcpy(got, res, no * sizeof(float));
+        ok = k_conv3x3_wino_stream(&arena, got, in, stream_rows, &src, b, got, N, Cin, H, W, Cout) &&
+             !memcmp(got, want, no * sizeof(float));
+    }
+    src.calls = 0;
+    src.fail_at = (Cout + K_WINO_BLOCK - 1) / K_WINO_BLOCK / 2;   /* a block's rows cannot be read */
+    ok = ok && !k_conv3x3_wino_stream(&arena, got, in, stream_rows, &src, b, res, N, Cin, H, W, Cout);
+    cur = &no_memory;
+    ok = ok && !k_conv3x3_wino_stream(&arena, got, in, stream_rows, &src, b, res, N, Cin, H, W, Cout);
+    cur = &good_arena;
+    printf("%-44s %s\n", name, ok ? "ok (the packed path's bits)" : "FAIL");
+    if (!ok) failures++;
+    free(in); free(w); free(b); free(res); free(want); free(got); free(U);
+}
+
 /* k_conv3x3_wino_band: output rows y0 .. y0+R-1 of a Cin x H x W image from a band of its rows
  * (with the halo rows, zero outside the image; row stride wider than W), added into out. */
 static void wino_band_case(const char *name, int Cin, int H, int W, int Cout, int y0, int R) {
@@ -555,6 +600,13 @@ int main(void) {
     wino_case("wino 3x3 1x8ch 37x150 -> 12 (column chunks)", 1, 8, 37, 150, 12, 1, 1);
     wino_case("wino 3x3 2x300ch 12x20 -> 50 (wide K)", 2, 300, 12, 20, 50, 1, 0);
     wino_case("wino 3x3 1x600ch 7x33 -> 130 (small chunks)", 1, 600, 7, 33, 130, 0, 1);
+    wino_stream_case("wino stream 2x5ch 9x11 -> 7 (odd sides)", 2, 5, 9, 11, 7, 1, 0);
+    wino_stream_case("wino stream 1x3ch 2x3 -> 13 (no bias)", 1, 3, 2, 3, 13, 0, 1);
+    wino_stream_case("wino stream 2x32ch 16x16 -> 40 + residual", 2, 32, 16, 16, 40, 1, 1);
+    wino_stream_case("wino stream 1x8ch 37x150 -> 12 (column chunks)", 1, 8, 37, 150, 12, 1, 1);
+    wino_stream_case("wino stream 1x600ch 7x33 -> 130 (small chunks)", 1, 600, 7, 33, 130, 0, 1);
+    wino_stream_case("wino stream 1x512ch 40x40 -> 100 (super-chunks)", 1, 512, 40, 40, 100, 1, 1);
+    wino_stream_case("wino stream 2x1300ch 8x8 -> 37 (wide K: 4-block groups)", 2, 1300, 8, 8, 37, 1, 0);
     wino_band_case("wino band: rows 4..9 of 13x21, 20 -> 17, +=", 20, 13, 21, 17, 4, 6);
     wino_band_case("wino band: top rows 0..6 (odd count) of 9x140", 16, 9, 140, 12, 0, 7);
     wino_band_case("wino band: bottom rows 10..11 of 12x12", 24, 12, 12, 30, 10, 2);
