@@ -106,15 +106,11 @@ typedef struct sdc_model_params {
     int allow_unsafe_pickle;       /* load weights even when the pickle names dangerous globals */
     int prediction;                /* -1 auto (config, metadata, SD convention), 0 eps, 1 v */
     int threads;                   /* <= 0: all cores */
-    int low_mem;                   /* make nothing of the UNet's weights at load: all stay as stored
-                                      (f16) and are widened (and Winograd-packed) per layer just in
-                                      time, their file pages dropped after each use; VAE decoded in
-                                      tiles. (The default mode keeps the UNet's Linears and direct
-                                      convs as stored too, from the page cache, and packs only its
-                                      Winograd convs at load; the text encoder and VAE read theirs
-                                      per layer in every mode.) Same pixels as the default mode
-                                      except for the tiled decode; ~2.7 GB less memory on SD 1.5,
-                                      ~10% slower steps */
+    int low_mem;                   /* keep the UNet's weights as stored (f16) and widen them per
+                                      layer just in time; VAE decoded in tiles. (The text encoder
+                                      and VAE read theirs per layer in every mode.) Same pixels as
+                                      the default mode except for the tiled decode; ~4.3 GB less
+                                      memory on SD 1.5, UNet steps ~8% slower */
     const sdc_lora *loras;         /* LoRAs merged at open ([n_loras]; NULL: none) */
     int n_loras;
     const char *lora_prompt;       /* a prompt whose <lora:NAME:W> tags are merged at open too:
@@ -189,14 +185,13 @@ typedef struct sdc_load_report {
 const sdc_load_report *sdc_model_load_report(const sdc_model *m);
 
 /* SHA-256 (hex, 65 bytes) of the UNet's weights exactly as this model bound them for generation
- * (the buffers made at load: Winograd-packed, bf16-packed, LoRA-merged; and the stored views the
- * others stay, with their LoRA deltas). `sdc bench-load --digest`
+ * (f32, Winograd- or bf16-packed buffers; in low-mem mode the stored views and their LoRA deltas). `sdc bench-load --digest`
  * and `sdc generate --load-report` print it, so a test sees they bind the same layout. Reads every
  * weight (seconds at full size). */
 void sdc_model_layout_digest(sdc_model *m, char hex[65]);
 
 /* Waits until every weight is bound. In the default mode sdc_model_open checks the whole model and
- * allocates every buffer, then packs the UNet's weights on a thread of its own and returns: the
+ * allocates every buffer, then converts the UNet's weights on a thread of its own and returns: the
  * first generation encodes its prompt meanwhile and waits for them before its first UNet call (so
  * a caller never needs this). Returns 0, or -1 with err set when binding failed (out of memory);
  * a generation then fails with the same message. */

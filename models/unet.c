@@ -1,11 +1,12 @@
 /* unet.c — the SD UNet (ldm.modules.diffusionmodules.openaimodel.UNetModel), f32, NCHW.
  *
- * Owns: what is made at load (bump-allocated in big anonymous mappings, sdc_unet.chunks, on
- * 4 KB pages): the norms and biases as f32, the Winograd convs' packed transforms (not in low-mem
- * mode), the f32 copies of weights a LoRA changes; and the block graph read from the tensor names
- * and shapes. Does not own: the store, whose views the Linears and direct convs stay (widened
- * per layer into arena scratch: see models/weight.h), or any activation (they come from the
- * caller's arena; only the skip tensors live across blocks).
+ * Owns: the UNet's weights converted once to f32 at load, the Winograd convs' as their packed
+ * transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on 4 KB pages), and the
+ * block graph read from the tensor names and shapes. Does not own: the store (only read at load;
+ * in low-mem mode, sdc_unet_params.low_mem, the conv and linear weights stay the store's views,
+ * widened per layer into arena scratch or, for Winograd convs, streamed: see models/weight.h and
+ * k_conv3x3_wino_stream) or any activation (they come from the caller's arena; only the skip
+ * tensors live across blocks).
  *
  * Layouts: the original model.diffusion_model.* names, or a diffusers UNet2DConditionModel
  * (down_blocks.i.resnets.j, ...: each name mapped to its ldm name once at load, see
@@ -67,9 +68,9 @@ typedef struct conv_w {
     sdc_weight w;        /* [cout, cin, k, k]; empty when U or Ub holds it */
     float *b;            /* [cout] */
     int    cout, cin, k;
-    int    wino;         /* runs as Winograd F(2x2,3x3): streamed from w (k_conv3x3_wino_stream), or U */
-    float *U;            /* default mode, wino, changed by a LoRA: k_wino_pack(w merged) made at load
-                            [k_wino_packed_floats(cout, cin)] */
+    int    wino;         /* runs as Winograd F(2x2,3x3): from U, or (low-mem) streamed from w
+                            (k_conv3x3_wino_stream) */
+    float *U;            /* default mode, wino: k_wino_pack(w) made at load [k_wino_packed_floats(cout, cin)] */
     uint32_t *Ub;        /* bf16 mode, wino: k_wino_bf16_pack(U) [k_wino_bf16_words(cout, cin)]
                             instead of U */
 } conv_w;
@@ -362,18 +363,13 @@ static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int6
 }
 
 /* A big weight (conv, linear): the n checked views t (NULL only when L failed) back to back,
- * kept as the views themselves and widened per call (models/weight.h). In low-mem mode their
- * file pages are dropped after each use; in the default mode they stay mapped (keep_pages): a
- * Linear or a direct conv reads its weight once per call, so widening it from the page cache
- * costs about what reading a 2x bigger f32 copy costs (SD 1.5, 512x512: the same step time
- * within noise), while the copy would cost 2.2 GB of fresh memory and most of the load.
- * Only a weight with LoRA deltas gets an f32 copy at load, merged once (the deltas are not
- * recomputed every step). */
+ * as one f32 copy converted at load, or in low-mem mode the views themselves. (Keeping the
+ * views in the default mode too, widened per call from the page cache, would save 2.2 GB of
+ * fresh memory and ~0.4 s of load on SD 1.5, but was measured to cost 8% of every 512x512 step:
+ * the widened weights go through memory once more per call.) */
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
-    int merged = 0;
-    for (int i = 0; i < n && !L->u->low_mem; i++) merged |= sdc_weight_deltas(L->lora, t[i]) != NULL;
-    if (!merged) {
+    if (L->u->low_mem) {
         sdc_unet *u = L->u;
         if (u->n_views == u->cap_views) {
             size_t cap = u->cap_views ? 2 * u->cap_views : 256;
@@ -384,7 +380,6 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
         }
         u->views[u->n_views++] = w;
         sdc_weight_bind(w, NULL, L->st, t, n, L->lora, NULL);   /* views: cannot fail */
-        w->keep_pages = !u->low_mem;
         return;
     }
     /* sdc_weight_bind's copy, spread over the threads: each view's sdc_weight_load_f32 queued */
@@ -445,11 +440,10 @@ static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
 
 /* A conv at `base`; stride1: it runs with stride 1 at resolution level L->level. 3x3 stride-1
  * convs above the deepest level run as Winograd (see conv_w): the deepest level (8x8 at 512x512)
- * holds half of SD 1.5's 3x3 weights but a tenth of their work, so its convs stay direct. A
- * Winograd conv streams its weight from the store's view each call (k_conv3x3_wino_stream packs
- * it a cache-sized group of output channels at a time): no 16/9-size packed copy (1.6 GB for
- * SD 1.5) is made at load. Only a weight a LoRA changes is packed at load (merged once), and in
- * bf16 mode every one (bf16 pairs). */
+ * holds half of SD 1.5's 3x3 weights but a tenth of their work, so its convs stay direct, and the
+ * packed weights (16/9 the size) made at load cost 1.6 GB instead of 3.2 GB. (Streaming them
+ * from the file each call instead, as low-mem mode does, was measured: 10% slower steps, for
+ * 0.45 s less load; see k_conv3x3_wino_stream.) */
 static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride1, const char *base) {
     c->cout = cout; c->cin = cin; c->k = k;
     c->wino = stride1 && k == 3 && cin >= UNET_WINO_MIN_C && cout >= UNET_WINO_MIN_C && L->level < L->deepest;
@@ -460,7 +454,7 @@ static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride
         else if (!queue(L, w, (float *)c->Ub))
             L->jobs[L->njobs - 1] = (conv_job){.t = w, .dst = (float *)c->Ub, .pack = JOB_WINO_BF16, .cout = cout,
                                                .cin = cin, .delta = sdc_weight_deltas(L->lora, w)};
-    } else if (c->wino && !L->u->low_mem && !L->failed && sdc_weight_deltas(L->lora, w)) {   /* U by convert_all */
+    } else if (c->wino && !L->u->low_mem && !L->failed) {   /* U made from w by convert_all */
         c->U = track(L, k_wino_packed_floats(cout, cin));
         if (!c->U) fail(L, "%s: out of memory", w->name);
         else if (!queue(L, w, c->U))
@@ -1185,12 +1179,10 @@ static const float *wf32(fwd *f, const sdc_weight *w) {
     return p;
 }
 
-/* k_wino_rows_fn for a streamed Winograd conv (ctx: its conv_w): output channels r0 .. r0+nr-1 of
- * its weight as f32 [nr, cin, 3, 3], LoRA deltas added (low-mem), from the store's view. */
+/* k_wino_rows_fn for a streamed (low-mem) Winograd conv (ctx: its conv_w): output channels
+ * r0 .. r0+nr-1 of its weight as f32 [nr, cin, 3, 3], LoRA deltas added, from the store's view. */
 static int wino_rows(void *ctx, float *dst, int r0, int nr) {
     const conv_w *c = ctx;
-    const size_t row = (size_t)c->cin * 9;
-    if (c->w.f) { memcpy(dst, c->w.f + (size_t)r0 * row, (size_t)nr * row * sizeof *dst); return 0; }
     return sdc_weight_widen_rows(dst, c->w.src[0], c->w.delta[0], (size_t)r0, (size_t)nr);
 }
 
@@ -1207,7 +1199,7 @@ static void conv_res(fwd *f, float *out, const float *in, const conv_w *c, int H
         int ok = c->U ? k_conv3x3_wino(f->a, out, in, c->U, c->b, res, f->N, c->cin, H, W, c->cout)
                       : k_conv3x3_wino_stream(f->a, out, in, wino_rows, (void *)c, c->b, res, f->N, c->cin, H, W,
                                               c->cout);
-        if (!c->U && !c->w.f && !c->w.keep_pages) sdc_store_release_tensor(c->w.st, c->w.src[0]);   /* low-mem */
+        if (!c->U) sdc_store_release_tensor(c->w.st, c->w.src[0]);   /* low-mem: its pages leave the RSS */
         if (!ok) f->oom = 1;
     } else {
         const int Ho = (H + 2 * pad - c->k) / stride + 1, Wo = (W + 2 * pad - c->k) / stride + 1;

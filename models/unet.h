@@ -1,12 +1,8 @@
 /* unet.h — the SD UNet (ldm openaimodel.UNetModel): SD 1.x (conv proj_in/out) and SD 2.x (linear
  * proj_in/out), original layout model.diffusion_model.* (and diffusers folder layout where
  * supported). Levels, widths, res blocks, transformer depth and context width come from the
- * weights; heads from the caller. Owns its small weights (norms, biases) and the Winograd convs'
- * packed transforms (made once at load); the Linears and the direct convs stay the store's views
- * (f16 as on disk), widened per call from the page cache (models/weight.h), or f32 copies merged
- * at load when a LoRA changes them. In low-mem mode the Winograd transforms are made per call
- * too and no view's pages stay mapped. Either way the store must stay open until
- * sdc_unet_free. */
+ * weights; heads from the caller. Owns its f32 weights (converted once at load; the Winograd
+ * convs' as their packed transforms), or in low-mem mode only the small ones (norms, biases). */
 #ifndef SDC_UNET_H
 #define SDC_UNET_H
 
@@ -20,12 +16,12 @@
 typedef struct sdc_unet_params {
     int num_heads;          /* > 0: fixed head count at every level (SD 1.x: 8) */
     int head_dim;           /* > 0: fixed head width instead (SD 2.x: 64); used when num_heads <= 0 */
-    int low_mem;            /* 1: keep no packed or f32 copy of any conv/linear weight: all stay the
-                               store's views and are widened (and Winograd-packed) per layer into the
-                               forward's arena, their file pages dropped after each use (models/
-                               weight.h); same output bits, a fraction of the memory (no 1.8 GB of
-                               packed transforms for SD 1.5), ~10% slower. 0: pack the Winograd
-                               convs at load; the rest stay views whose pages stay mapped. */
+    int low_mem;            /* 1: keep no f32 copy of the conv/linear weights: they stay the store's
+                               views (f16 as on disk) and are widened per layer into the forward's
+                               arena, the Winograd convs' streamed (k_conv3x3_wino_stream; models/
+                               weight.h); same output bits, a tenth of the memory (no 4.1 GB of
+                               copies for SD 1.5), ~8% slower. The store must then stay open until
+                               sdc_unet_free. 0: convert all at load. */
     sdc_lora_set *lora;     /* LoRA deltas merged into the conv/linear weights as they are bound
                                (before the Winograd packing; models/weight.h), or NULL. Low-mem:
                                added each time a weight is widened; the set must then outlive the
@@ -51,8 +47,8 @@ typedef struct sdc_unet_info {
     int context_dim, transformer_depth, linear_proj, time_embed_dim;
     int adm_in_channels;    /* SDXL: width of the vector conditioning y (label_emb.0.0's input);
                                0 when the UNet has no label_emb */
-    size_t weight_bytes;    /* bytes the model made at load: norms, biases, packed Winograd
-                               transforms, LoRA-merged copies (low-mem: the norms and biases only) */
+    size_t weight_bytes;    /* bytes of weights the model made at load (f32 copies, packed
+                               Winograd transforms; low-mem: the norms and biases only) */
 } sdc_unet_info;
 
 typedef struct sdc_unet sdc_unet;

@@ -53,7 +53,7 @@ const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a) {
         if (w->delta[i] && t->ndim >= 1 && t->shape[0] > 0 &&
             sdc_weight_add_deltas(d + o, w->delta[i], 0, (size_t)t->shape[0], n / (size_t)t->shape[0]))
             return NULL;
-        if (!w->keep_pages) sdc_store_release_tensor(w->st, t);
+        sdc_store_release_tensor(w->st, t);
         o += n;
     }
     return d;

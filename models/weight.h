@@ -3,14 +3,11 @@
  * Two ways to hold one, chosen per model at load:
  *  - default: an f32 copy converted once at load (w->f; owned by the model, which allocates
  *    and frees it); the store is not read again.
- *  - views: no copy. The weight is the store's views (f16/bf16/f32 as on disk, possibly
+ *  - low-mem: no copy. The weight is the store's views (f16/bf16/f32 as on disk, possibly
  *    unaligned: legacy ckpt records) whose values, back to back, make it (one tensor, or q|k|v
  *    fused as one GEMM). sdc_weight_f32 widens them just in time into scratch from the forward's
- *    arena, which the caller releases (sdc_arena_reset) right after the layer. In low-mem mode
- *    it then drops their file pages from the RSS again, so only the layer at work is resident;
- *    a model that keeps views in its default mode (the UNet's Linears and direct convs: see
- *    models/unet.h) sets keep_pages, so the pages stay mapped from the page cache and the next
- *    call reads them without a fault.
+ *    arena, which the caller releases (sdc_arena_reset) right after the layer, and then drops
+ *    their file pages from the RSS again, so only the layer at work is resident.
  * Either way the kernels get the same floats (the same element conversion), so both modes give
  * the same bits. Does not own: the views (the store's; in low-mem mode the store must stay open
  * until the model is freed).
@@ -39,18 +36,16 @@ typedef struct sdc_weight {
     const sdc_lora_mod *delta[SDC_WEIGHT_MAX_PARTS]; /* low-mem: each view's LoRA deltas, or NULL */
     const sdc_store  *st;                           /* low-mem: the store the views live in */
     size_t            n;                            /* floats in all; 0: no such weight */
-    int               keep_pages;                   /* views: 1 keeps the file pages mapped after
-                                                       widening; 0 drops them (low-mem) */
 } sdc_weight;
 
 /* Low-mem binding: w becomes the n (1..SDC_WEIGHT_MAX_PARTS) views t of store st, each already
  * checked by the model to be a float tensor of the shape it needs. */
 void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n);
 
-/* The f32 values of w [w->n]: w->f, or the views widened into fresh scratch from a (freed by the
- * caller's sdc_arena_reset) on all threads when big (outside a parallel region), their LoRA
- * deltas added, after which their pages are dropped from the process (sdc_store_release_tensor)
- * unless w->keep_pages. NULL when out of memory. */
+/* The f32 values of w [w->n]: w->f, or (low-mem) the views widened into fresh scratch from a
+ * (freed by the caller's sdc_arena_reset) on all threads when big (outside a parallel region),
+ * their LoRA deltas added, after which their pages are dropped from the process
+ * (sdc_store_release_tensor). NULL when out of memory. */
 const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a);
 
 /* dst[count] = elements [first, first + count) of float tensor t as f32: the same values as
