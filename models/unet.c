@@ -60,10 +60,11 @@
 
 /* Conv and linear matrices are sdc_weights (an f32 copy, or low-mem views widened per use:
  * read them through wf32); biases and norms are always f32 copies (small). */
-/* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C, above the deepest level)
- * runs as F(2x2,3x3) on its packed transform U (kernels.h): in default mode U is made at load and
- * replaces the f32 copy (w is then empty: U is 16/9 of its size); in low-mem mode w stays the
- * views and U is made per call. Both modes run the same arithmetic, so give the same bits. */
+/* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C) runs as F(2x2,3x3) on its packed transform U (kernels.h): in default mode above
+ * the deepest level U is made at load and replaces the f32 copy (w is then empty: U is 16/9 of
+ * its size); at the deepest level, and in low-mem mode, w stays the views and the conv streams
+ * them (k_conv3x3_wino_stream), packing a cache-sized group of output channels at a time. Both
+ * run the same arithmetic, so give the same bits. */
 typedef struct conv_w {
     sdc_weight w;        /* [cout, cin, k, k]; empty when U or Ub holds it */
     float *b;            /* [cout] */
@@ -367,9 +368,27 @@ static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int6
  * views in the default mode too, widened per call from the page cache, would save 2.2 GB of
  * fresh memory and ~0.4 s of load on SD 1.5, but was measured to cost 8% of every 512x512 step:
  * the widened weights go through memory once more per call.) */
+static void bind_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n);
+
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
-    if (L->u->low_mem) {
+    if (L->u->low_mem) { bind_views(L, w, t, n); return; }
+    /* sdc_weight_bind's copy, spread over the threads: each view's sdc_weight_load_f32 queued */
+    size_t total = sdc_weight_count(t, n);
+    float *f = track(L, total);
+    if (!f) { fail(L, "%s: out of memory", t[0]->name); return; }
+    *w = (sdc_weight){.f = f, .n = total};
+    for (int i = 0; i < n; i++) {
+        if (queue(L, t[i], f)) return;
+        L->jobs[L->njobs - 1].delta = sdc_weight_deltas(L->lora, t[i]);
+        f += t[i]->numel;
+    }
+}
+
+/* w becomes the n checked views t (with their LoRA deltas), listed for the layout digest. */
+static void bind_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
+    if (L->failed) return;
+    {
         sdc_unet *u = L->u;
         if (u->n_views == u->cap_views) {
             size_t cap = u->cap_views ? 2 * u->cap_views : 256;
@@ -380,17 +399,6 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
         }
         u->views[u->n_views++] = w;
         sdc_weight_bind(w, NULL, L->st, t, n, L->lora, NULL);   /* views: cannot fail */
-        return;
-    }
-    /* sdc_weight_bind's copy, spread over the threads: each view's sdc_weight_load_f32 queued */
-    size_t total = sdc_weight_count(t, n);
-    float *f = track(L, total);
-    if (!f) { fail(L, "%s: out of memory", t[0]->name); return; }
-    *w = (sdc_weight){.f = f, .n = total};
-    for (int i = 0; i < n; i++) {
-        if (queue(L, t[i], f)) return;
-        L->jobs[L->njobs - 1].delta = sdc_weight_deltas(L->lora, t[i]);
-        f += t[i]->numel;
     }
 }
 
@@ -439,16 +447,24 @@ static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
 #define UNET_WINO_MIN_C 16
 
 /* A conv at `base`; stride1: it runs with stride 1 at resolution level L->level. 3x3 stride-1
- * convs above the deepest level run as Winograd (see conv_w): the deepest level (8x8 at 512x512)
- * holds half of SD 1.5's 3x3 weights but a tenth of their work, so its convs stay direct, and the
- * packed weights (16/9 the size) made at load cost 1.6 GB instead of 3.2 GB. (Streaming them
- * from the file each call instead, as low-mem mode does, was measured: 10% slower steps, for
- * 0.45 s less load; see k_conv3x3_wino_stream.) */
+ * convs run as Winograd (see conv_w). Above the deepest level their packed transforms (16/9 the
+ * weight's size) are made at load; the deepest level (8x8 at 512x512) holds half of SD 1.5's
+ * 3x3 weights but a tenth of their work, so its convs stream their weight from the file each
+ * call (k_conv3x3_wino_stream): no copy at all (0.9 GB less than the f32 copy its direct convs
+ * had, 1.6 GB less than packing), and SD 1.5's 512x512 step measured 1-3% faster than with
+ * direct convs. (Streaming the level above too saves 1.6 GB more but cost 4% of every step.)
+ * In bf16 mode the deepest convs stream too, in f32. */
 static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride1, const char *base) {
     c->cout = cout; c->cin = cin; c->k = k;
-    c->wino = stride1 && k == 3 && cin >= UNET_WINO_MIN_C && cout >= UNET_WINO_MIN_C && L->level < L->deepest;
+    const int deepest = L->level >= L->deepest;
+    c->wino = stride1 && k == 3 && cin >= UNET_WINO_MIN_C && cout >= UNET_WINO_MIN_C;
     const sdc_tensor *w = view(L, 4, cout, cin, k, k, "%s.weight", base);
-    if (c->wino && L->u->bf16 && !L->failed) {        /* Ub made from w by convert_all */
+    /* the deepest level's Winograd convs stream their weight, in f32 also in bf16 mode (unless a
+     * LoRA changes it, which is merged once into a packed copy instead) */
+    const int stream = c->wino && deepest && !L->u->low_mem && !L->failed && !sdc_weight_deltas(L->lora, w);
+    if (stream) {
+        bind_views(L, &c->w, &w, 1);
+    } else if (c->wino && L->u->bf16 && !L->failed) {        /* Ub made from w by convert_all */
         c->Ub = (uint32_t *)track(L, k_wino_bf16_words(cout, cin));
         if (!c->Ub) fail(L, "%s: out of memory", w->name);
         else if (!queue(L, w, (float *)c->Ub))
@@ -1199,7 +1215,7 @@ static void conv_res(fwd *f, float *out, const float *in, const conv_w *c, int H
         int ok = c->U ? k_conv3x3_wino(f->a, out, in, c->U, c->b, res, f->N, c->cin, H, W, c->cout)
                       : k_conv3x3_wino_stream(f->a, out, in, wino_rows, (void *)c, c->b, res, f->N, c->cin, H, W,
                                               c->cout);
-        if (!c->U) sdc_store_release_tensor(c->w.st, c->w.src[0]);   /* low-mem: its pages leave the RSS */
+        if (!c->U && f->u->low_mem) sdc_store_release_tensor(c->w.st, c->w.src[0]);   /* low-mem: its pages leave the RSS */
         if (!ok) f->oom = 1;
     } else {
         const int Ho = (H + 2 * pad - c->k) / stride + 1, Wo = (W + 2 * pad - c->k) / stride + 1;
