@@ -341,14 +341,19 @@ static wg_chunk wg_chunk_at(const wg_cut *k, long c) {
     return ch;
 }
 
-/* V = the input transforms of chunk ch (band: its scratch), whole Tp rows (zero past the tiles). */
-static void wg_chunk_input(const wg_geom *g, const wg_chunk *ch, float *band, int Wb, float *V, int Cin, int Tp) {
+/* V [16][Cin][Tp] = the input transforms of chunk ch for input channels c0 .. c1-1 (band: scratch
+ * for those channels), whole Tp rows (zero past the tiles). */
+static void wg_chunk_input(const wg_geom *g, const wg_chunk *ch, float *band, int Wb, float *V, int Cin, int c0,
+                           int c1, int Tp) {
     const size_t vs = (size_t)Cin * Tp;
     const int nt = ch->R * ch->CW;
-    wg_fill_band(band, Wb, g, Cin, ch);
-    wg_input(V, vs, Tp, band, Wb, Cin, ch);
+    wg_geom gc = *g;
+    gc.in += (size_t)c0 * g->in_plane;
+    wg_fill_band(band, Wb, &gc, c1 - c0, ch);
+    wg_input(V + (size_t)c0 * Tp, vs, Tp, band, Wb, c1 - c0, ch);
     if (nt < Tp)                                     /* a short chunk: the GEMM reads whole rows */
-        for (size_t kc = 0; kc < (size_t)16 * Cin; kc++) memset(V + kc * Tp + nt, 0, (size_t)(Tp - nt) * sizeof(float));
+        for (int k = 0; k < 16; k++)
+            for (int c = c0; c < c1; c++) memset(V + k * vs + (size_t)c * Tp + nt, 0, (size_t)(Tp - nt) * sizeof(float));
 }
 
 /* Output channel blocks whose products M are made and transformed back together (96 channels:
@@ -363,7 +368,7 @@ static void wg_task(const wg_geom *g, const float *U, const uint32_t *Ub, const 
                     const float *zero, int Tp) {
     const int nob = (Cout + WG_RO - 1) / WG_RO;
     const size_t vs = (size_t)Cin * Tp, ms = (size_t)WG_GROUP_OB * WG_RO * Tp, plane = (size_t)nob * Cin * WG_RO;
-    wg_chunk_input(g, ch, band, Wb, V, Cin, Tp);
+    wg_chunk_input(g, ch, band, Wb, V, Cin, 0, Cin, Tp);
     const int CP = (Cin + 1) / 2;
     if (Ub)
         for (int k = 0; k < 16; k++)
@@ -477,11 +482,17 @@ int KISA_NAME(k_conv3x3_wino_stream)(sdc_arena *a, float *out, const float *in, 
     int bad = 0;
     for (long c0 = 0; c0 < cut.nchunk && !bad; c0 += S) {
         const long c1 = c0 + S < cut.nchunk ? c0 + S : cut.nchunk;
+        /* fewer chunks than threads (small images, deep levels): each chunk's channels split too */
+        const int parts = c1 - c0 >= nthr ? 1 : (nthr + (int)(c1 - c0) - 1) / (int)(c1 - c0);
+        const int cp = (Cin + parts - 1) / parts;
         #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
-        for (long c = c0; c < c1; c++) {
+        for (long t = 0; t < (c1 - c0) * parts; t++) {
+            const long c = c0 + t / parts;
+            const int a0 = (int)(t % parts) * cp, a1 = a0 + cp < Cin ? a0 + cp : Cin;
             const wg_chunk ch = wg_chunk_at(&cut, c);
-            wg_chunk_input(&geo, &ch, scratch + (size_t)omp_get_thread_num() * per, cut.Wb, V + (size_t)(c - c0) * nv,
-                           Cin, Tp);
+            if (a0 < a1)
+                wg_chunk_input(&geo, &ch, scratch + (size_t)omp_get_thread_num() * per, cut.Wb,
+                               V + (size_t)(c - c0) * nv, Cin, a0, a1, Tp);
         }
         #pragma omp parallel for num_threads(nthr) schedule(dynamic, 1) reduction(|:bad)
         for (int g = 0; g < ngrp; g++) {
