@@ -12,7 +12,13 @@
  * rows into a zero-padded band, transforms them (V), runs the 16 GEMMs through its own
  * register-blocked micro-kernel (V[k] stays in L1/L2 while U[k] streams) and transforms the
  * products back into the output, 96 channels at a time, adding bias and, when given, a
- * residual. k_conv3x3_wino_band does the same on rows of a band the caller made. */
+ * residual. k_conv3x3_wino_band does the same on rows of a band the caller made.
+ *
+ * k_conv3x3_wino_stream never holds the whole U: it makes the input transforms of a super-chunk
+ * of chunks first (up to WS_V_BYTES, in L3), then each task packs one group of output blocks
+ * (up to WS_U_BYTES) from rows the caller widens and runs that group's GEMMs against every chunk
+ * of the super-chunk: the weight is read as stored once per super-chunk (once per call at the
+ * UNet's sizes), and the same U, V and GEMMs give the same bits as the packed path. */
 #include "kernels/isa.h"   /* first: compiled once per vector width (kernels/isa.h) */
 
 #include <omp.h>
