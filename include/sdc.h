@@ -109,7 +109,7 @@ typedef struct sdc_model_params {
     int low_mem;                   /* keep the UNet's weights as stored (f16) and widen them per
                                       layer just in time; VAE decoded in tiles. (The text encoder
                                       and VAE read theirs per layer in every mode.) Same pixels as
-                                      the default mode except for the tiled decode; ~4.3 GB less
+                                      the default mode except for the tiled decode; ~3.5 GB less
                                       memory on SD 1.5, UNet steps ~8% slower */
     const sdc_lora *loras;         /* LoRAs merged at open ([n_loras]; NULL: none) */
     int n_loras;

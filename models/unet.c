@@ -259,8 +259,8 @@ static int fail(loader *L, const char *fmt, ...) {
  * 4 KB pages, not transparent huge pages: measured on a 2-core Zen 5 VM whose free memory is
  * reported back to the host (virtio-balloon), fresh 2 MB pages fault in from the host: touching
  * 2 GB took 4.8 s with MADV_HUGEPAGE, 0.73 s with 4 KB pages (one thread), and the UNet bind of
- * 4.1 GB 3.1-5.0 s vs 0.97-0.99 s, with the same 512x512 step time (3.26-3.36 s on 4 KB pages,
- * 3.39-3.40 s on huge ones). The unused tail of a chunk is never touched, so costs no memory. */
+ * 4.1 GB 3.1-5.0 s vs 0.97-0.99 s, with the same 512x512 step time (medians of 7 interleaved
+ * rounds: 3.38 s on 4 KB pages, 3.43 s on huge ones). The unused tail of a chunk is never touched, so costs no memory. */
 #define WEIGHT_CHUNK ((size_t)256 << 20)
 static float *track(loader *L, size_t n) {
     sdc_unet *u = L->u;

@@ -19,8 +19,8 @@ typedef struct sdc_unet_params {
     int low_mem;            /* 1: keep no f32 copy of the conv/linear weights: they stay the store's
                                views (f16 as on disk) and are widened per layer into the forward's
                                arena, the Winograd convs' streamed (k_conv3x3_wino_stream; models/
-                               weight.h); same output bits, a tenth of the memory (no 4.1 GB of
-                               copies for SD 1.5), ~8% slower. The store must then stay open until
+                               weight.h); same output bits, a small part of the memory (no 3.1 GB
+                               of copies and packed transforms for SD 1.5), ~8% slower. The store must then stay open until
                                sdc_unet_free. 0: convert all at load. */
     sdc_lora_set *lora;     /* LoRA deltas merged into the conv/linear weights as they are bound
                                (before the Winograd packing; models/weight.h), or NULL. Low-mem:
