@@ -1,7 +1,7 @@
 /* unet.c — the SD UNet (ldm.modules.diffusionmodules.openaimodel.UNetModel), f32, NCHW.
  *
  * Owns: the UNet's weights converted once to f32 at load, the Winograd convs' as their packed
- * transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on 4 KB pages), and the
+ * transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on huge pages), and the
  * block graph read from the tensor names and shapes. Does not own: the store (only read at load;
  * in low-mem mode, sdc_unet_params.low_mem, the conv and linear weights stay the store's views,
  * widened per layer into arena scratch or, for Winograd convs, streamed: see models/weight.h and
@@ -256,12 +256,21 @@ static int fail(loader *L, const char *fmt, ...) {
 
 /* A fresh f32 weight buffer of n floats (64-byte aligned), or NULL. Weights are bump-allocated
  * in anonymous mappings of WEIGHT_CHUNK bytes (or one tensor's size when larger), advised for
- * 4 KB pages, not transparent huge pages: measured on a 2-core Zen 5 VM whose free memory is
- * reported back to the host (virtio-balloon), fresh 2 MB pages fault in from the host: touching
- * 2 GB took 4.8 s with MADV_HUGEPAGE, 0.73 s with 4 KB pages (one thread), and the UNet bind of
- * 4.1 GB 3.1-5.0 s vs 0.97-0.99 s, with the same 512x512 step time (medians of 7 interleaved
- * rounds: 3.38 s on 4 KB pages, 3.43 s on huge ones). The unused tail of a chunk is never touched, so costs no memory. */
+ * transparent huge pages: gigabytes fault in as 2 MB pages instead of hundreds of thousands of
+ * 4 KB ones, and the GEMMs miss the TLB less. SDC_HUGEPAGES=0 advises 4 KB pages instead: for
+ * a VM that hands its free memory back to the host (virtio-balloon free page reporting), where
+ * a 2 MB page not recently freed is faulted in from the host 4 KB at a time. Measured on such a
+ * 2-core Zen 5 VM, SD 1.5 (3.1 GB bound): first UNet call 534 ms on huge pages vs 1259 ms on
+ * 4 KB ones with the host's memory warm (runs back to back), but a 4.0 s vs 1.3-2.4 s bind
+ * after 10 s idle; the same 512x512 step time on either (3.43 vs 3.38 s, 7 interleaved rounds).
+ * The unused tail of a chunk is never touched, so costs no memory. */
 #define WEIGHT_CHUNK ((size_t)256 << 20)
+
+/* The page size advised for the weights: 2 MB (MADV_HUGEPAGE) unless SDC_HUGEPAGES=0. */
+static int weights_on_huge_pages(void) {
+    const char *v = getenv("SDC_HUGEPAGES");
+    return !(v && !strcmp(v, "0"));
+}
 static float *track(loader *L, size_t n) {
     sdc_unet *u = L->u;
     size_t bytes;
@@ -280,8 +289,8 @@ static float *track(loader *L, size_t n) {
         size_t size = bytes > WEIGHT_CHUNK ? bytes : WEIGHT_CHUNK;
         void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) return NULL;
-#ifdef MADV_NOHUGEPAGE
-        madvise(m, size, MADV_NOHUGEPAGE);   /* 4 KB pages (see WEIGHT_CHUNK); advice: failure is harmless */
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+        madvise(m, size, weights_on_huge_pages() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);   /* advice: failure is harmless */
 #endif
         c = &u->chunks[u->n_chunks++];
         *c = (struct wchunk){m, size, 0};

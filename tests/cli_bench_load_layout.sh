@@ -43,6 +43,17 @@ done
 [ -n "${DIG[tiny-sd1.safetensors.default]:-}" ] && [ "${DIG[tiny-sd1.safetensors.default]}" != "${DIG[tiny-sd1.safetensors.low-mem]:-}" ] &&
   ok "default and low-mem layouts differ (the digest sees the mode)" || fail "default and low-mem digests are equal"
 
+# SDC_HUGEPAGES=0 (weights on 4 KB pages instead of 2 MB ones): the same bytes bound
+f=tiny-sd1.safetensors
+if SDC_HUGEPAGES=0 "$SDC" generate -m "$D/$f" --config "$CFG" -p "a red square" --steps 1 -W 64 -H 64 -o "$T/g.png" \
+     --load-report 2>"$T/g.err" >/dev/null; then
+  g=$(sed -n 's/^load: layout \([0-9a-f]\{64\}\)$/\1/p' "$T/g.err")
+  [ -n "$g" ] && [ "$g" = "${DIG[$f.default]:-}" ] && ok "SDC_HUGEPAGES=0: the same layout ($g)" ||
+    fail "SDC_HUGEPAGES=0 bound ${g:-nothing}, the default ${DIG[$f.default]:-nothing}"
+else
+  fail "SDC_HUGEPAGES=0 generate exited $?: $(cat "$T/g.err")"
+fi
+
 # bf16: bench-load --precision bf16 measures generate --precision bf16's layout (packed at load)
 f=tiny-sd1.safetensors
 if "$SDC" bench-load "$D/$f" -r 1 --digest --precision bf16 --config "$CFG" >"$T/b.out" 2>"$T/b.err"; then
