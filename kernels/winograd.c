@@ -319,6 +319,13 @@ static void wg_output(const wg_geom *g, const float *M, size_t ms, int Tp, const
 }
 #endif
 
+/* The geometry of a whole-image conv: in [N, Cin, H, W] (zero padding all round), out and res
+ * [N, Cout, H, W]. */
+static wg_geom wg_geom_nchw(float *out, const float *in, const float *res, int Cin, int H, int W, int Cout) {
+    const size_t HW = (size_t)H * W;
+    return (wg_geom){in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
+}
+
 /* How a conv's N x H x W output is cut into chunks: CW tile columns x R tile rows (tile rows run
  * over the whole batch), WG_CHUNK_TILES tiles or fewer; nchunk of them, Tp tiles padded to 16;
  * a band of Wb floats a row. */
@@ -440,8 +447,7 @@ int KISA_NAME(k_conv3x3_wino)(sdc_arena *a, float *out, const float *in, const f
                               const float *res, int N, int Cin, int H, int W, int Cout) {
     KISA_RET(k_conv3x3_wino, a, out, in, U, b, res, N, Cin, H, W, Cout);
     if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
-    const size_t HW = (size_t)H * W;
-    const wg_geom g = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
+    const wg_geom g = wg_geom_nchw(out, in, res, Cin, H, W, Cout);
     return wg_conv(a, &g, U, NULL, b, N, Cin, Cout);
 }
 
@@ -449,8 +455,7 @@ int KISA_NAME(k_conv3x3_wino_bf16)(sdc_arena *a, float *out, const float *in, co
                                    const float *res, int N, int Cin, int H, int W, int Cout) {
     KISA_RET(k_conv3x3_wino_bf16, a, out, in, Ub, b, res, N, Cin, H, W, Cout);
     if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
-    const size_t HW = (size_t)H * W;
-    const wg_geom g = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
+    const wg_geom g = wg_geom_nchw(out, in, res, Cin, H, W, Cout);
     return wg_conv(a, &g, NULL, Ub, b, N, Cin, Cout);
 }
 
@@ -465,8 +470,7 @@ int KISA_NAME(k_conv3x3_wino_stream)(sdc_arena *a, float *out, const float *in, 
                                      const float *b, const float *res, int N, int Cin, int H, int W, int Cout) {
     KISA_RET(k_conv3x3_wino_stream, a, out, in, rows, ctx, b, res, N, Cin, H, W, Cout);
     if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;
-    const size_t HW = (size_t)H * W;
-    const wg_geom geo = {in, (size_t)Cin * HW, HW, W, 0, H - 1, out, res, (size_t)Cout * HW, HW, H, W};
+    const wg_geom geo = wg_geom_nchw(out, in, res, Cin, H, W, Cout);
     const wg_cut cut = wg_cut_of(N, H, W);
     const int nob = (Cout + WG_RO - 1) / WG_RO, Tp = cut.Tp;
     const size_t nv = (size_t)16 * Cin * Tp, nband = (size_t)Cin * cut.R * 4 * cut.Wb;

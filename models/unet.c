@@ -60,18 +60,20 @@
 
 /* Conv and linear matrices are sdc_weights (an f32 copy, or low-mem views widened per use:
  * read them through wf32); biases and norms are always f32 copies (small). */
-/* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C) runs as F(2x2,3x3) on its packed transform U (kernels.h): in default mode above
- * the deepest level U is made at load and replaces the f32 copy (w is then empty: U is 16/9 of
- * its size); at the deepest level, and in low-mem mode, w stays the views and the conv streams
- * them (k_conv3x3_wino_stream), packing a cache-sized group of output channels at a time. Both
- * run the same arithmetic, so give the same bits. */
+/* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C) runs as F(2x2,3x3) on
+ * its packed transform U (kernels.h): in default mode above the deepest level U is made at load
+ * and replaces the f32 copy (w is then empty: U is 16/9 of its size); at the deepest level, and
+ * in low-mem mode, w stays the views and the conv streams them (k_conv3x3_wino_stream), packing
+ * a cache-sized group of output channels at a time. Both run the same arithmetic, so give the
+ * same bits. */
 typedef struct conv_w {
     sdc_weight w;        /* [cout, cin, k, k]; empty when U or Ub holds it */
     float *b;            /* [cout] */
     int    cout, cin, k;
-    int    wino;         /* runs as Winograd F(2x2,3x3): from U, or (low-mem) streamed from w
-                            (k_conv3x3_wino_stream) */
-    float *U;            /* default mode, wino: k_wino_pack(w) made at load [k_wino_packed_floats(cout, cin)] */
+    int    wino;         /* runs as Winograd F(2x2,3x3): from U (or Ub), else streamed from w
+                            (k_conv3x3_wino_stream: the deepest level, and low-mem mode) */
+    float *U;            /* default mode, wino above the deepest level (or changed by a LoRA):
+                            k_wino_pack(w) made at load [k_wino_packed_floats(cout, cin)] */
     uint32_t *Ub;        /* bf16 mode, wino: k_wino_bf16_pack(U) [k_wino_bf16_words(cout, cin)]
                             instead of U */
 } conv_w;
@@ -372,13 +374,26 @@ static float *weight(loader *L, int nd, int64_t d0, int64_t d1, int64_t d2, int6
     return queue(L, t, dst) ? NULL : dst;
 }
 
+/* w becomes the n checked views t (with their LoRA deltas), listed for the layout digest. */
+static void bind_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
+    if (L->failed) return;
+    sdc_unet *u = L->u;
+    if (u->n_views == u->cap_views) {
+        size_t cap = u->cap_views ? 2 * u->cap_views : 256;
+        const sdc_weight **v = realloc(u->views, cap * sizeof *v);
+        if (!v) { fail(L, "%s: out of memory", t[0]->name); return; }
+        u->views = v;
+        u->cap_views = cap;
+    }
+    u->views[u->n_views++] = w;
+    sdc_weight_bind(w, NULL, L->st, t, n, L->lora, NULL);   /* views: cannot fail */
+}
+
 /* A big weight (conv, linear): the n checked views t (NULL only when L failed) back to back,
  * as one f32 copy converted at load, or in low-mem mode the views themselves. (Keeping the
  * views in the default mode too, widened per call from the page cache, would save 2.2 GB of
  * fresh memory and ~0.4 s of load on SD 1.5, but was measured to cost 8% of every 512x512 step:
  * the widened weights go through memory once more per call.) */
-static void bind_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n);
-
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
     if (L->u->low_mem) { bind_views(L, w, t, n); return; }
@@ -391,23 +406,6 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
         if (queue(L, t[i], f)) return;
         L->jobs[L->njobs - 1].delta = sdc_weight_deltas(L->lora, t[i]);
         f += t[i]->numel;
-    }
-}
-
-/* w becomes the n checked views t (with their LoRA deltas), listed for the layout digest. */
-static void bind_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
-    if (L->failed) return;
-    {
-        sdc_unet *u = L->u;
-        if (u->n_views == u->cap_views) {
-            size_t cap = u->cap_views ? 2 * u->cap_views : 256;
-            const sdc_weight **v = realloc(u->views, cap * sizeof *v);
-            if (!v) { fail(L, "%s: out of memory", t[0]->name); return; }
-            u->views = v;
-            u->cap_views = cap;
-        }
-        u->views[u->n_views++] = w;
-        sdc_weight_bind(w, NULL, L->st, t, n, L->lora, NULL);   /* views: cannot fail */
     }
 }
 
@@ -460,9 +458,9 @@ static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
  * weight's size) are made at load; the deepest level (8x8 at 512x512) holds half of SD 1.5's
  * 3x3 weights but a tenth of their work, so its convs stream their weight from the file each
  * call (k_conv3x3_wino_stream): no copy at all (0.9 GB less than the f32 copy its direct convs
- * had, 1.6 GB less than packing), and SD 1.5's 512x512 step measured 1-3% faster than with
- * direct convs. (Streaming the level above too saves 1.6 GB more but cost 4% of every step.)
- * In bf16 mode the deepest convs stream too, in f32. */
+ * had, 1.6 GB less than packing), for a 512x512 step within -1%..+4% of the direct convs' (A/Bs
+ * over a day on a 2-core Zen 5 VM; CPU time 1-2% lower). Streaming the level above too saves
+ * 1.6 GB more but cost 3% of every step. In bf16 mode the deepest convs stream too, in f32. */
 static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride1, const char *base) {
     c->cout = cout; c->cin = cin; c->k = k;
     const int deepest = L->level >= L->deepest;
@@ -1204,8 +1202,8 @@ static const float *wf32(fwd *f, const sdc_weight *w) {
     return p;
 }
 
-/* k_wino_rows_fn for a streamed (low-mem) Winograd conv (ctx: its conv_w): output channels
- * r0 .. r0+nr-1 of its weight as f32 [nr, cin, 3, 3], LoRA deltas added, from the store's view. */
+/* k_wino_rows_fn for a streamed Winograd conv (ctx: its conv_w): output channels r0 .. r0+nr-1
+ * of its weight as f32 [nr, cin, 3, 3], LoRA deltas added (low-mem), from the store's view. */
 static int wino_rows(void *ctx, float *dst, int r0, int nr) {
     const conv_w *c = ctx;
     return sdc_weight_widen_rows(dst, c->w.src[0], c->w.delta[0], (size_t)r0, (size_t)nr);

@@ -20,8 +20,10 @@ typedef struct sdc_unet_params {
                                views (f16 as on disk) and are widened per layer into the forward's
                                arena, the Winograd convs' streamed (k_conv3x3_wino_stream; models/
                                weight.h); same output bits, a small part of the memory (no 3.1 GB
-                               of copies and packed transforms for SD 1.5), ~8% slower. The store must then stay open until
-                               sdc_unet_free. 0: convert all at load. */
+                               of copies and packed transforms for SD 1.5), ~8% slower. 0: convert
+                               all at load but the deepest level's Winograd convs, which stream as
+                               in low-mem. Either way the store must stay open until
+                               sdc_unet_free. */
     sdc_lora_set *lora;     /* LoRA deltas merged into the conv/linear weights as they are bound
                                (before the Winograd packing; models/weight.h), or NULL. Low-mem:
                                added each time a weight is widened; the set must then outlive the
