@@ -126,3 +126,68 @@ void k_linear(float *out, const float *in, const float *w, const float *b, int M
     }
     k_sgemm(0, 1, M, N, K, 1.0f, in, K, w, K, beta, out, N);
 }
+
+/* ---- k_linear_stream: the weight widened a panel of rows at a time ----
+ * f32 bytes of one panel: small enough to stay in a core's L2 (1-2 MiB on current x86) while its
+ * products run, large enough that the input's packing (once per panel, by sgemm) stays a small
+ * part of the work (one copy per 2·rows flops). */
+#define STREAM_PANEL_BYTES ((size_t)512 << 10)
+#define STREAM_PANEL_MIN   64
+#define STREAM_PANEL_MAX   256
+/* Rows of `in` per thread from which the threads split the rows (each walks every panel and
+ * widens it itself: K·N conversions per thread against 2·M·K·N/threads flops); below it they
+ * split the panels instead and each runs all M rows. */
+#define STREAM_ROWS_PER_THREAD 64
+
+int k_linear_panel_rows(int K) {
+    size_t p = STREAM_PANEL_BYTES / ((size_t)(K > 0 ? K : 1) * sizeof(float)) / 16 * 16;
+    return p < STREAM_PANEL_MIN ? STREAM_PANEL_MIN : p > STREAM_PANEL_MAX ? STREAM_PANEL_MAX : (int)p;
+}
+
+/* out[m0..m1, p0..p0+np) (+)= bias, then += in[m0..m1] · Wpᵀ (Wp: the panel, [np, K]). */
+static void stream_block(float *out, const float *in, const float *Wp, const float *b, int m0, int m1, int p0,
+                         int np, int K, int N, int acc) {
+    for (int i = m0; b && i < m1; i++) {
+        float *o = out + (size_t)i * N + p0;
+        if (acc) for (int j = 0; j < np; j++) o[j] += b[p0 + j];
+        else memcpy(o, b + p0, (size_t)np * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, np, K, 1.0f, in + (size_t)m0 * K, K, Wp, K,
+                b || acc ? 1.0f : 0.0f, out + (size_t)m0 * N + p0, N);
+}
+
+int k_linear_stream(sdc_arena *a, float *out, const float *in, k_rows_fn rows, void *ctx, const float *b,
+                    int M, int K, int N, int acc) {
+    kint_init();
+    if (M <= 0 || N <= 0 || K <= 0) return 1;
+    const int P = k_linear_panel_rows(K), npan = (N + P - 1) / P;
+    const int nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
+    sdc_arena_mark mk = sdc_arena_get_mark(a);
+    float *scratch = sdc_arena_f32(a, (size_t)nthr * P * K);
+    if (!scratch) return 0;
+    int failed = 0;
+    const int split_rows = M >= STREAM_ROWS_PER_THREAD * nthr;
+    #pragma omp parallel num_threads(nthr) if (nthr > 1)
+    {   /* the team OpenMP actually gave (fewer than asked under OMP_DYNAMIC or OMP_THREAD_LIMIT);
+         * OpenBLAS runs one-threaded in here */
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *Wp = scratch + (size_t)t * P * K;
+        const int m0 = split_rows ? (int)((long)M * t / nt) / 16 * 16 : 0;
+        const int m1 = !split_rows || t == nt - 1 ? M : (int)((long)M * (t + 1) / nt) / 16 * 16;
+        for (int p = split_rows ? 0 : t; p < npan && m1 > m0; p += split_rows ? 1 : nt) {
+            const int p0 = p * P, np = N - p0 < P ? N - p0 : P;
+            int bad;
+            #pragma omp atomic read
+            bad = failed;
+            if (bad) break;
+            if (rows(ctx, Wp, p0, np)) {
+                #pragma omp atomic write
+                failed = 1;
+                break;
+            }
+            stream_block(out, in, Wp, b, m0, m1, p0, np, K, N, acc);
+        }
+    }
+    sdc_arena_reset(a, mk);
+    return !failed;
+}

@@ -29,6 +29,12 @@ const char *sdc_kernels_blas_note(void);
  * machine only, SDC_CPU has no effect); "scalar" (no x86 vector unit). */
 const char *sdc_kernels_isa(void);
 
+/* A weight handed to a kernel a few rows at a time instead of whole: writes rows r0 .. r0+nr-1
+ * of the f32 weight (each row its cols floats, back to back) into dst; returns 0, or nonzero to
+ * fail the call. Called from several threads at once (the weight stays as stored, e.g. f16 in
+ * the file's pages, and is widened into cache-sized scratch just before its products). */
+typedef int (*k_rows_fn)(void *ctx, float *dst, int r0, int nr);
+
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major (cblas_sgemm). */
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
@@ -63,8 +69,7 @@ int    k_conv3x3_wino(sdc_arena *a, float *out, const float *in, const float *U,
  * as stored, once per call for the UNet's sizes). The same bits as k_conv3x3_wino on
  * k_wino_pack(w). Returns 1, or 0 (nothing usable written) when the arena cannot give the
  * scratch or rows fails. */
-typedef int (*k_wino_rows_fn)(void *ctx, float *dst, int r0, int nr);
-int    k_conv3x3_wino_stream(sdc_arena *a, float *out, const float *in, k_wino_rows_fn rows, void *ctx,
+int    k_conv3x3_wino_stream(sdc_arena *a, float *out, const float *in, k_rows_fn rows, void *ctx,
                              const float *b, const float *res, int N, int Cin, int H, int W, int Cout);
 /* The same for one image's output rows y0 .. y0+R-1 from a band of the source that the caller
  * made (the VAE makes it with GroupNorm, SiLU and upsampling fused in): band[c·band_plane +
@@ -92,6 +97,16 @@ void k_layer_norm(float *out, const float *in, const float *gamma, const float *
 
 /* out[M,N] = in[M,K] · w[N,K]ᵀ + b[N] (b may be NULL) — torch.nn.Linear. out != in. */
 void k_linear(float *out, const float *in, const float *w, const float *b, int M, int K, int N);
+/* k_linear with the weight streamed: out[M,N] = (out +, when acc) in[M,K] · Wᵀ + b[N] (b may be
+ * NULL), W's rows from rows(ctx, ...) a panel at a time (k_linear_panel_rows(K) rows: a few
+ * hundred KiB of f32 that stays in cache) into per-thread arena scratch, each panel's products
+ * right after (cblas_sgemm on one thread per panel and slice of rows, K never split; the bias
+ * added first, as k_linear does). The weight is never whole in f32: for an f16 file, half the
+ * memory of a widened copy. Returns 1, or 0 (out partly written) when the arena cannot give the
+ * scratch or rows fails. */
+int  k_linear_panel_rows(int K);
+int  k_linear_stream(sdc_arena *a, float *out, const float *in, k_rows_fn rows, void *ctx, const float *b,
+                     int M, int K, int N, int acc);
 
 void k_silu(float *x, size_t n);        /* x·σ(x), in place */
 void k_gelu(float *x, size_t n);        /* exact erf GELU, in place */

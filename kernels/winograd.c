@@ -466,7 +466,7 @@ int KISA_NAME(k_conv3x3_wino_bf16)(sdc_arena *a, float *out, const float *in, co
 #define WS_V_BYTES ((size_t)12 << 20)
 #define WS_U_BYTES ((size_t)4 << 20)
 
-int KISA_NAME(k_conv3x3_wino_stream)(sdc_arena *a, float *out, const float *in, k_wino_rows_fn rows, void *ctx,
+int KISA_NAME(k_conv3x3_wino_stream)(sdc_arena *a, float *out, const float *in, k_rows_fn rows, void *ctx,
                                      const float *b, const float *res, int N, int Cin, int H, int W, int Cout) {
     KISA_RET(k_conv3x3_wino_stream, a, out, in, rows, ctx, b, res, N, Cin, H, W, Cout);
     if (N <= 0 || Cin <= 0 || Cout <= 0 || H <= 0 || W <= 0) return 1;

@@ -1202,7 +1202,7 @@ static const float *wf32(fwd *f, const sdc_weight *w) {
     return p;
 }
 
-/* k_wino_rows_fn for a streamed Winograd conv (ctx: its conv_w): output channels r0 .. r0+nr-1
+/* k_rows_fn for a streamed Winograd conv (ctx: its conv_w): output channels r0 .. r0+nr-1
  * of its weight as f32 [nr, cin, 3, 3], LoRA deltas added (low-mem), from the store's view. */
 static int wino_rows(void *ctx, float *dst, int r0, int nr) {
     const conv_w *c = ctx;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -487,14 +488,21 @@ static void f16_run_f16c(float *dst, const uint8_t *src, size_t n) {
     for (; i < n; i++) { uint16_t h; memcpy(&h, src + 2 * i, 2); dst[i] = f16_scalar(h); }
 }
 /* F16C and AVX present and the OS saves YMM state (cpuid leaf 1 ecx bits 29, 28, 27; XCR0 bits 1-2).
- * Asked per call (a cpuid costs far less than converting a tensor); no global state. */
-static int have_f16c(void) {
+ * Asked once per process: in a VM each cpuid traps to the hypervisor (~tens of microseconds),
+ * which made the per-panel widening of streamed weights (a few rows per call) 10x slower. */
+static int f16c_ok;
+static pthread_once_t f16c_once = PTHREAD_ONCE_INIT;
+static void f16c_probe(void) {
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!(c & (1u << 29)) || !(c & (1u << 28)) || !(c & (1u << 27))) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    if (!(c & (1u << 29)) || !(c & (1u << 28)) || !(c & (1u << 27))) return;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 6) == 6;
+    f16c_ok = (lo & 6) == 6;
+}
+static int have_f16c(void) {
+    pthread_once(&f16c_once, f16c_probe);
+    return f16c_ok;
 }
 #endif
 

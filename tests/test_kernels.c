@@ -343,6 +343,50 @@ static void linear_case(int bias) {
     free(x); free(w); free(b); free(out); free(ref); free(A); free(C);
 }
 
+/* k_linear_stream: the weight given a panel of rows at a time by a callback, against the double
+ * reference: many rows (threads split the rows) and few (threads split the panels), several
+ * panels with a short last one, the bias, accumulation into out, no bias; a failing callback and
+ * no scratch give 0; the scratch goes back to the arena. */
+typedef struct lin_src { const float *w; int K, calls, fail_at; } lin_src;
+
+static int lin_rows(void *ctx, float *dst, int r0, int nr) {
+    lin_src *s = ctx;
+    int k;
+    #pragma omp atomic capture
+    k = s->calls++;
+    if (s->fail_at >= 0 && k >= s->fail_at) return -1;
+    memcpy(dst, s->w + (size_t)r0 * s->K, (size_t)nr * s->K * sizeof(float));
+    return 0;
+}
+
+static void linear_stream_case(const char *name, int M, int K, int N, int bias, int acc) {
+    float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 0.3f);
+    float *b = bias ? rand_buf(N, 1.0f) : NULL, *out = rand_buf((size_t)M * N, 1.0f);
+    double *ref = malloc((size_t)M * N * sizeof(double));
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = (acc ? out[(size_t)m * N + n] : 0.0) + (b ? b[n] : 0.0);
+            for (int k = 0; k < K; k++) s += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+            ref[(size_t)m * N + n] = s;
+        }
+    lin_src src = {w, K, 0, -1};
+    size_t before = arena.in_use;
+    int ok = k_linear_stream(&arena, out, x, lin_rows, &src, b, M, K, N, acc);
+    check_arena(name, before);
+    if (!ok) { printf("%s: returned 0\n", name); failures++; }
+    check(name, out, ref, (size_t)M * N, 1e-5);
+    const int panels = (N + k_linear_panel_rows(K) - 1) / k_linear_panel_rows(K);
+    src.calls = 0;
+    src.fail_at = panels / 2;   /* a panel's rows cannot be read */
+    int bad = k_linear_stream(&arena, out, x, lin_rows, &src, b, M, K, N, acc);
+    cur = &no_memory;
+    bad |= k_linear_stream(&arena, out, x, lin_rows, &src, b, M, K, N, acc);
+    cur = &good_arena;
+    check_arena(name, before);
+    if (bad) { printf("%s: a failing callback or no scratch did not return 0\n", name); failures++; }
+    free(x); free(w); free(b); free(out); free(ref);
+}
+
 static void softmax_case(void) {
     int R = 5, Cn = 301;
     float *x = rand_buf((size_t)R * Cn, 30.0f);
@@ -635,6 +679,11 @@ int main(void) {
     att_case("attention causal Lq=Lk=700 (several q tiles)", 1, 700, 700, 1, 16, 1, 0);
     att_case("attention H=3 D=40 Lq=Lk=500 (key blocks)", 2, 500, 500, 3, 40, 0, 0);
     att_case("attention causal H=2 Lq=Lk=450 (key blocks)", 1, 450, 450, 2, 24, 1, 1);
+    linear_stream_case("linear stream 700x96 -> 600 (row split, 3 panels)", 700, 96, 600, 1, 0);
+    linear_stream_case("linear stream 300x320 -> 330 += (no bias)", 300, 320, 330, 0, 1);
+    linear_stream_case("linear stream 5x1300 -> 200 (panel split)", 5, 1300, 200, 1, 0);
+    linear_stream_case("linear stream 2x40 -> 1000 += bias (panel split)", 2, 40, 1000, 1, 1);
+    linear_stream_case("linear stream 77x5000 -> 70 (one short panel)", 77, 5000, 70, 1, 0);
     group_norm_case(0, 0);
     group_norm_case(1, 0);
     group_norm_case(1, 1);
