@@ -1,8 +1,10 @@
 /* clip.c — the SD text encoders: transformers CLIPTextModel (SD 1.x) and open_clip's text
- * Transformer (SD 2.x), bound from the tensor store as f32 copies and run as plain kernel calls.
- * In low-mem mode (sdc_clip_params.low_mem) the matrices and the token table stay the store's
- * views instead: each layer's matrices are widened into arena scratch for that layer only, and
- * the token table one row per id (models/weight.h); the output bits are the same.
+ * Transformer (SD 2.x), bound from the tensor store and run as plain kernel calls. The layers'
+ * matrices stay the store's views: each Linear streams its weight a cache-sized panel of rows at
+ * a time (sdc_weight_linear), so binding them costs nothing at load. The token table and the
+ * vectors are f32 copies; in low-mem mode (sdc_clip_params.low_mem) the token table stays a view
+ * too, widened one row per id, and the matrices' pages leave the RSS after each layer
+ * (models/weight.h); the output bits are the same.
  *
  * Both towers are the same pre-LN transformer; they differ in names (q/k/v_proj vs a fused
  * in_proj), activation (quick-GELU vs erf GELU) and which layer feeds the final layer norm.
@@ -136,14 +138,13 @@ static float *bind(sdc_clip *c, const sdc_store *st, sdc_err *e, const char *nam
     return convert(st, t, w, e) ? NULL : w;
 }
 
-/* A matrix made of the n checked tensors t stacked by rows: one owned f32 copy, or in low-mem
- * mode the views themselves. Returns 0, or -1 with e set. */
+/* A matrix made of the n checked tensors t stacked by rows: the views themselves (with their
+ * LoRA deltas), kept mapped unless low-mem. Returns 0, or -1 with e set. */
 static int bind_big(sdc_clip *c, const sdc_store *st, sdc_err *e, sdc_weight *w,
                     const sdc_tensor *const *t, int n) {
-    float *f = NULL;
-    if (!c->low_mem && !(f = own(c, sdc_weight_count(t, n))))
-        return sdc_errf(e, "text encoder: out of memory binding %s", t[0]->name);
-    return sdc_weight_bind(w, f, st, t, n, c->lora, e) ? sdc_err_prefix(e, "text encoder") : 0;
+    if (sdc_weight_bind(w, NULL, st, t, n, c->lora, e)) return sdc_err_prefix(e, "text encoder");
+    w->keep = !c->low_mem;
+    return 0;
 }
 
 /* bind() of a vector [n]; bind_big() of one matrix [r, k]; names printf-formatted. */
@@ -405,31 +406,29 @@ static int clip_encoder_layer(const sdc_clip *c, const clip_layer *y, sdc_arena 
     float *qkv = sdc_arena_f32(a, (size_t)n * 3 * C);      /* (n, 3C) = q | k | v per row */
     float *att = sdc_arena_f32(a, (size_t)n * C);          /* (n, C) heads interleaved */
     float *mlp = sdc_arena_f32(a, (size_t)n * F);          /* (n, F) */
-    /* the matrices: load-time copies, or (low-mem) widened for this layer only */
-    const float *qkv_w = sdc_weight_f32(&y->qkv_w, a);   /* (3C, C) */
-    const float *out_w = sdc_weight_f32(&y->out_w, a);   /* (C, C) */
-    const float *fc1_w = sdc_weight_f32(&y->fc1_w, a);   /* (F, C) */
-    const float *fc2_w = sdc_weight_f32(&y->fc2_w, a);   /* (C, F) */
-    if (!h || !qkv || !att || !mlp || !qkv_w || !out_w || !fc1_w || !fc2_w) {
-        sdc_arena_reset(a, m);
-        return sdc_errf(e, "text encoder: out of memory for activations");
+    /* the matrices stream from the views (sdc_weight_linear); the residual branches' last
+     * Linears add straight into x (bias first, then the products) */
+    int ok = h && qkv && att && mlp;
+    if (ok) {   /* self-attention block */
+        k_layer_norm(h, x, y->ln1_g, y->ln1_b, n, C, CLIP_LN_EPS);                 /* (n, C) */
+        ok = sdc_weight_linear(a, qkv, h, &y->qkv_w, y->qkv_b, n, C, 3 * C, 0);    /* (n, 3C) */
     }
-    /* self-attention block */
-    k_layer_norm(h, x, y->ln1_g, y->ln1_b, n, C, CLIP_LN_EPS);           /* (n, C) */
-    k_linear(qkv, h, qkv_w, y->qkv_b, n, C, 3 * C);                      /* (n, 3C) */
-    k_attention(a, att, qkv, 3 * C, qkv + C, 3 * C, qkv + 2 * C, 3 * C,  /* (n, C) */
-                1, n, n, H, D, 1);
-    k_linear(h, att, out_w, y->out_b, n, C, C);                          /* (n, C) */
-    k_add(x, x, h, (size_t)n * C);
-    /* MLP block */
-    k_layer_norm(h, x, y->ln2_g, y->ln2_b, n, C, CLIP_LN_EPS);           /* (n, C) */
-    k_linear(mlp, h, fc1_w, y->fc1_b, n, C, F);                          /* (n, F) */
-    if (c->act == SDC_ACT_GELU) k_gelu(mlp, (size_t)n * F);
-    else k_quick_gelu(mlp, (size_t)n * F);
-    k_linear(h, mlp, fc2_w, y->fc2_b, n, F, C);                          /* (n, C) */
-    k_add(x, x, h, (size_t)n * C);
+    if (ok) {
+        k_attention(a, att, qkv, 3 * C, qkv + C, 3 * C, qkv + 2 * C, 3 * C,        /* (n, C) */
+                    1, n, n, H, D, 1);
+        ok = sdc_weight_linear(a, x, att, &y->out_w, y->out_b, n, C, C, 1);        /* x += (n, C) */
+    }
+    if (ok) {   /* MLP block */
+        k_layer_norm(h, x, y->ln2_g, y->ln2_b, n, C, CLIP_LN_EPS);                 /* (n, C) */
+        ok = sdc_weight_linear(a, mlp, h, &y->fc1_w, y->fc1_b, n, C, F, 0);        /* (n, F) */
+    }
+    if (ok) {
+        if (c->act == SDC_ACT_GELU) k_gelu(mlp, (size_t)n * F);
+        else k_quick_gelu(mlp, (size_t)n * F);
+        ok = sdc_weight_linear(a, x, mlp, &y->fc2_w, y->fc2_b, n, F, C, 1);        /* x += (n, C) */
+    }
     sdc_arena_reset(a, m);
-    return 0;
+    return ok ? 0 : sdc_errf(e, "text encoder: out of memory for activations");
 }
 
 /* transformers CLIPTextModel / open_clip text Transformer + ln_final (CLIPTextTransformer's

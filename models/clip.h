@@ -17,16 +17,17 @@ typedef enum { SDC_ACT_QUICK_GELU = 0, SDC_ACT_GELU = 1 } sdc_text_act;
 typedef struct sdc_clip_params {
     int n_heads;          /* attention heads; <= 0: width / 64 (CLIP's head width) */
     int act;              /* sdc_text_act; < 0: quick_gelu for SD 1.x layout, gelu for OpenCLIP */
-    int low_mem;          /* 1: keep no f32 copy of the matrices and the token table: they stay the
-                             store's views and are widened per layer (per id for the table) into
-                             the encode's arena (models/weight.h); same output bits. The store must
-                             then stay open until sdc_clip_free. 0: convert all at load. */
+    int low_mem;          /* 1: keep no f32 copy of the token table either (widened per id) and
+                             drop the matrices' pages from the RSS after each layer (models/
+                             weight.h); same output bits. 0: the token table converted at load.
+                             The layers' matrices are the store's views in both modes (streamed
+                             by each Linear), so the store must stay open until sdc_clip_free. */
     const char *prefix;   /* NULL: search the SD 1.x/2.x prefixes; else the tower's own prefix
                              (e.g. "conditioner.embedders.1.model."), either layout under it */
     int projection;       /* 1: also bind the OpenCLIP text_projection [C, P] (SDXL's pooled
                              vector; required then) */
-    sdc_lora_set *lora;   /* LoRA deltas merged into the matrices as they are bound (models/weight.h),
-                             or NULL; must outlive the encoder in low-mem mode */
+    sdc_lora_set *lora;   /* LoRA deltas added to the matrices' rows as they are widened (models/
+                             weight.h), or NULL; must outlive the encoder */
 } sdc_clip_params;
 
 typedef struct sdc_clip sdc_clip;

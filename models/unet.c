@@ -1,12 +1,13 @@
 /* unet.c — the SD UNet (ldm.modules.diffusionmodules.openaimodel.UNetModel), f32, NCHW.
  *
- * Owns: the UNet's weights converted once to f32 at load, the Winograd convs' as their packed
- * transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on huge pages), and the
- * block graph read from the tensor names and shapes. Does not own: the store (only read at load;
- * in low-mem mode, sdc_unet_params.low_mem, the conv and linear weights stay the store's views,
- * widened per layer into arena scratch or, for Winograd convs, streamed: see models/weight.h and
- * k_conv3x3_wino_stream) or any activation (they come from the caller's arena; only the skip
- * tensors live across blocks).
+ * Owns: the UNet's conv weights converted once to f32 at load, the Winograd convs' as their
+ * packed transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on huge pages),
+ * and the block graph read from the tensor names and shapes. Does not own: the store, whose
+ * views stay the weights of every Linear (streamed a panel of rows at a time by each call,
+ * k_linear_stream) and of the deepest level's Winograd convs (k_conv3x3_wino_stream); in low-mem
+ * mode, sdc_unet_params.low_mem, every conv's too, widened per layer into arena scratch or
+ * streamed, their pages dropped after each use (see models/weight.h); nor any activation (they
+ * come from the caller's arena; only the skip tensors live across blocks).
  *
  * Layouts: the original model.diffusion_model.* names, or a diffusers UNet2DConditionModel
  * (down_blocks.i.resnets.j, ...: each name mapped to its ldm name once at load, see
@@ -58,8 +59,9 @@
 
 /* ───────────────────────────── weights ───────────────────────────── */
 
-/* Conv and linear matrices are sdc_weights (an f32 copy, or low-mem views widened per use:
- * read them through wf32); biases and norms are always f32 copies (small). */
+/* Conv and linear matrices are sdc_weights: a conv's an f32 copy, or low-mem views widened per
+ * use (read through wf32); a Linear's the store's views in both modes, streamed a panel of rows
+ * at a time by every call (lin); biases and norms are always f32 copies (small). */
 /* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C) runs as F(2x2,3x3) on
  * its packed transform U (kernels.h): in default mode above the deepest level U is made at load
  * and replaces the f32 copy (w is then empty: U is 16/9 of its size); at the deepest level, and
@@ -387,13 +389,13 @@ static void bind_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
     }
     u->views[u->n_views++] = w;
     sdc_weight_bind(w, NULL, L->st, t, n, L->lora, NULL);   /* views: cannot fail */
+    for (int i = 0; i < n; i++) u->info.view_bytes += t[i]->nbytes;
 }
 
-/* A big weight (conv, linear): the n checked views t (NULL only when L failed) back to back,
- * as one f32 copy converted at load, or in low-mem mode the views themselves. (Keeping the
- * views in the default mode too, widened per call from the page cache, would save 2.2 GB of
- * fresh memory and ~0.4 s of load on SD 1.5, but was measured to cost 8% of every 512x512 step:
- * the widened weights go through memory once more per call.) */
+/* A conv's weight that is not streamed: the checked view t (NULL only when L failed) as an f32
+ * copy converted at load, or in low-mem mode the view itself. (Convs widen their weight whole
+ * per call: keeping the views in the default mode would send every widened weight through
+ * memory once more per call.) */
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
     if (L->u->low_mem) { bind_views(L, w, t, n); return; }
@@ -489,11 +491,22 @@ static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride
     c->b = weight(L, 1, cout, 0, 0, 0, "%s.bias", base);
 }
 
+/* A Linear's f32 matrix: the n checked views t themselves, stacked by rows, in both modes. Every
+ * call streams them (sdc_weight_linear: a panel of rows widened into cache-sized scratch right
+ * before its products), so nothing is converted at load and no f32 copy is ever whole in memory
+ * (1.1 GB less on SD 1.5 than the f32 copies, and their conversion at load); the default mode
+ * keeps their pages mapped (keep), low-mem drops them after each call. LoRA deltas are added to
+ * each panel as it is widened. */
+static void lin_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
+    bind_views(L, w, t, n);
+    w->keep = !L->u->low_mem;
+}
+
 /* A Linear's matrix [rows, K] from the n checked views t stacked by rows: in bf16 mode packed
- * (k_linear_bf16_pack, LoRA deltas merged first) into *wb by convert_all, else big_weight(). */
+ * (k_linear_bf16_pack, LoRA deltas merged first) into *wb by convert_all, else lin_views(). */
 static void lin_weight(loader *L, sdc_weight *w, uint32_t **wb, const sdc_tensor *const *t, int n, int rows, int K) {
     if (L->failed) return;
-    if (!L->u->bf16) { big_weight(L, w, t, n); return; }
+    if (!L->u->bf16) { lin_views(L, w, t, n); return; }
     *wb = (uint32_t *)track(L, k_linear_bf16_words(rows, K));
     if (!*wb) { fail(L, "%s: out of memory", t[0]->name); return; }
     if (queue(L, t[0], (float *)*wb)) return;
@@ -511,7 +524,7 @@ static void load_lin(loader *L, lin_w *l, int out, int in, int bias, int lowp, c
     l->out = out; l->in = in;
     const sdc_tensor *w = view(L, 2, out, in, 0, 0, "%s.weight", base);
     if (lowp) lin_weight(L, &l->w, &l->wb, &w, 1, out, in);
-    else big_weight(L, &l->w, &w, 1);
+    else lin_views(L, &l->w, &w, 1);
     l->b = bias ? weight(L, 1, out, 0, 0, 0, "%s.bias", base) : NULL;
 }
 
@@ -1145,7 +1158,7 @@ void sdc_unet_layout_digest(sdc_unet *u, uint8_t out[32]) {
         sdc_sha256_update(&h, &used, sizeof used);
         sdc_sha256_update(&h, u->chunks[i].p, u->chunks[i].used);
     }
-    for (size_t i = 0; i < u->n_views; i++) {           /* low-mem: the views as stored, and their LoRA deltas */
+    for (size_t i = 0; i < u->n_views; i++) {           /* the views as stored, and their LoRA deltas */
         const sdc_weight *w = u->views[i];
         for (int k = 0; k < w->nsrc; k++) {
             const sdc_tensor *t = w->src[k];
@@ -1248,33 +1261,24 @@ static void linear_bf16(fwd *f, float *out, const float *in, const uint32_t *wb,
     if (!f->oom && !k_linear_bf16(f->a, out, in, wb, b, M, K, N, acc)) f->oom = 1;
 }
 
+/* out[M, N] (+)= in[M, K] · wᵀ + b with w [N, K] (sdc_weight_linear: streamed from the views);
+ * sets f->oom when the arena cannot give the scratch. */
+static void lin(fwd *f, float *out, const float *in, const sdc_weight *w, const float *b, int M, int K, int N,
+                int acc) {
+    if (!f->oom && !sdc_weight_linear(f->a, out, in, w, b, M, K, N, acc)) f->oom = 1;
+}
+
 static void linear(fwd *f, float *out, const float *in, const lin_w *l, int M) {
-    if (l->wb) { linear_bf16(f, out, in, l->wb, l->b, M, l->in, l->out, 0); return; }
-    sdc_arena_mark m = sdc_arena_get_mark(f->a);
-    const float *w = wf32(f, &l->w);                                      /* [out, in] */
-    if (w) k_linear(out, in, w, l->b, M, l->in, l->out);
-    sdc_arena_reset(f->a, m);
+    if (l->wb) linear_bf16(f, out, in, l->wb, l->b, M, l->in, l->out, 0);
+    else lin(f, out, in, &l->w, l->b, M, l->in, l->out, 0);
 }
 
 /* out[M, l->out] += in[M, l->in] · wᵀ + b: a residual branch's last Linear added straight into the
- * residual stream (bias rows added first, then sgemm with beta = 1), instead of a separate output
- * buffer and a k_add pass over both. */
+ * residual stream (bias added first, then the products), instead of a separate output buffer and
+ * a k_add pass over both. */
 static void linear_acc(fwd *f, float *out, const float *in, const lin_w *l, int M) {
-    if (l->wb) { linear_bf16(f, out, in, l->wb, l->b, M, l->in, l->out, 1); return; }
-    sdc_arena_mark m = sdc_arena_get_mark(f->a);
-    const float *w = wf32(f, &l->w);                                      /* [out, in] */
-    int N = l->out;
-    if (w) {
-        if (l->b) {
-            #pragma omp parallel for schedule(static)
-            for (int i = 0; i < M; i++) {
-                float *o = out + (size_t)i * N;
-                for (int j = 0; j < N; j++) o[j] += l->b[j];
-            }
-        }
-        k_sgemm(0, 1, M, N, l->in, 1.0f, in, l->in, w, l->in, 1.0f, out, N);
-    }
-    sdc_arena_reset(f->a, m);
+    if (l->wb) linear_bf16(f, out, in, l->wb, l->b, M, l->in, l->out, 1);
+    else lin(f, out, in, &l->w, l->b, M, l->in, l->out, 1);
 }
 
 /* ldm ResBlock: out[N,cout,H,W] = skip(x) + out_layers(in_layers(x) + emb_layers(emb)).
@@ -1308,26 +1312,24 @@ static void cross_attn_fwd(fwd *f, const cross_attn *at, float *out, const float
     const float *q, *k, *v;
     int ldq, ldkv, Lk;
     float *o = talloc(f, (size_t)M * in);                                 /* [N, Lq, inner] */
-    const float *wq = at->wqb ? NULL : wf32(f, &at->wq);                  /* [3*inner | inner, qdim] */
     if (at->is_self) {
         float *qkv = talloc(f, (size_t)M * 3 * in);                       /* [N, Lq, 3*inner] */
         if (f->oom) goto done;
         if (at->wqb) linear_bf16(f, qkv, x, at->wqb, NULL, M, at->qdim, 3 * in, 0);
-        else k_linear(qkv, x, wq, NULL, M, at->qdim, 3 * in);
+        else lin(f, qkv, x, &at->wq, NULL, M, at->qdim, 3 * in, 0);  /* wq: [3*inner, qdim] */
         q = qkv; k = qkv + in; v = qkv + 2 * in;
         ldq = ldkv = 3 * in;
         Lk = Lq;
     } else {
         float *qb = talloc(f, (size_t)M * in);                            /* [N, Lq, inner] */
         float *kv = talloc(f, (size_t)N * f->Lc * 2 * in);                /* [N, Lc, 2*inner] */
-        const float *wkv = at->wkvb ? NULL : wf32(f, &at->wkv);           /* [2*inner, kvdim] */
         if (f->oom) goto done;
         if (at->wqb) {
             linear_bf16(f, qb, x, at->wqb, NULL, M, at->qdim, in, 0);
             linear_bf16(f, kv, f->ctx, at->wkvb, NULL, N * f->Lc, at->kvdim, 2 * in, 0);
         } else {
-            k_linear(qb, x, wq, NULL, M, at->qdim, in);
-            k_linear(kv, f->ctx, wkv, NULL, N * f->Lc, at->kvdim, 2 * in);
+            lin(f, qb, x, &at->wq, NULL, M, at->qdim, in, 0);                 /* [inner, qdim] */
+            lin(f, kv, f->ctx, &at->wkv, NULL, N * f->Lc, at->kvdim, 2 * in, 0);  /* [2*inner, kvdim] */
         }
         q = qb; k = kv; v = kv + in;
         ldq = in; ldkv = 2 * in;
@@ -1346,26 +1348,13 @@ static void feed_forward_fwd(fwd *f, const tf_block *t, float *out, const float 
     int F = t->ff_inner, C = t->ff_out.out, rows = M < UNET_FF_ROWS ? M : UNET_FF_ROWS;
     float *p = talloc(f, (size_t)rows * 2 * F);                            /* [rows, 2F] */
     float *g = talloc(f, (size_t)rows * F);                                /* [rows, F] */
-    const int bf = t->ff_in.wb != NULL;
-    const float *w1 = bf ? NULL : wf32(f, &t->ff_in.w), *w2 = bf ? NULL : wf32(f, &t->ff_out.w);  /* [2F, C], [C, F] */
     if (f->oom) goto done;
     for (int r0 = 0; r0 < M; r0 += rows) {
         int n = M - r0 < rows ? M - r0 : rows;
-        if (bf) {
-            linear_bf16(f, p, x + (size_t)r0 * C, t->ff_in.wb, t->ff_in.b, n, C, 2 * F, 0);
-            if (f->oom) goto done;
-            k_geglu(g, p, n, F);
-            linear_bf16(f, out + (size_t)r0 * C, g, t->ff_out.wb, t->ff_out.b, n, F, C, 1);
-            continue;
-        }
-        k_linear(p, x + (size_t)r0 * C, w1, t->ff_in.b, n, C, 2 * F);
+        linear(f, p, x + (size_t)r0 * C, &t->ff_in, n);                   /* [n, 2F] */
+        if (f->oom) goto done;
         k_geglu(g, p, n, F);
-        if (t->ff_out.b) {
-            #pragma omp parallel for schedule(static)
-            for (int i = r0; i < r0 + n; i++)
-                for (int j = 0; j < C; j++) out[(size_t)i * C + j] += t->ff_out.b[j];
-        }
-        k_sgemm(0, 1, n, C, F, 1.0f, g, F, w2, F, 1.0f, out + (size_t)r0 * C, C);
+        linear_acc(f, out + (size_t)r0 * C, g, &t->ff_out, n);            /* += [n, C] */
     }
 done:
     sdc_arena_reset(f->a, m);

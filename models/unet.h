@@ -1,8 +1,9 @@
 /* unet.h — the SD UNet (ldm openaimodel.UNetModel): SD 1.x (conv proj_in/out) and SD 2.x (linear
  * proj_in/out), original layout model.diffusion_model.* (and diffusers folder layout where
  * supported). Levels, widths, res blocks, transformer depth and context width come from the
- * weights; heads from the caller. Owns its f32 weights (converted once at load; the Winograd
- * convs' as their packed transforms), or in low-mem mode only the small ones (norms, biases). */
+ * weights; heads from the caller. Owns its f32 conv weights (converted once at load; the Winograd
+ * convs' as their packed transforms) and the small ones (norms, biases), or in low-mem mode only
+ * the small ones; the Linears' weights are the store's views in both modes, streamed by each call. */
 #ifndef SDC_UNET_H
 #define SDC_UNET_H
 
@@ -16,18 +17,20 @@
 typedef struct sdc_unet_params {
     int num_heads;          /* > 0: fixed head count at every level (SD 1.x: 8) */
     int head_dim;           /* > 0: fixed head width instead (SD 2.x: 64); used when num_heads <= 0 */
-    int low_mem;            /* 1: keep no f32 copy of the conv/linear weights: they stay the store's
+    int low_mem;            /* 1: keep no f32 copy of the conv weights either: they stay the store's
                                views (f16 as on disk) and are widened per layer into the forward's
                                arena, the Winograd convs' streamed (k_conv3x3_wino_stream; models/
-                               weight.h); same output bits, a small part of the memory (no 3.1 GB
-                               of copies and packed transforms for SD 1.5), ~8% slower. 0: convert
-                               all at load but the deepest level's Winograd convs, which stream as
-                               in low-mem. Either way the store must stay open until
-                               sdc_unet_free. */
+                               weight.h), and every view's pages leave the RSS after its layer;
+                               same output bits, a small part of the memory (no 2.0 GB of copies
+                               and packed transforms for SD 1.5), ~8% slower. 0: convert the convs
+                               at load but the deepest level's Winograd convs, which stream as in
+                               low-mem. The Linears stream from the views in both modes (k_linear_
+                               stream: a cache-sized panel of rows widened at a time). Either way
+                               the store must stay open until sdc_unet_free. */
     sdc_lora_set *lora;     /* LoRA deltas merged into the conv/linear weights as they are bound
-                               (before the Winograd packing; models/weight.h), or NULL. Low-mem:
-                               added each time a weight is widened; the set must then outlive the
-                               UNet */
+                               (before the Winograd packing; models/weight.h), or NULL. Views (the
+                               Linears; in low-mem mode every weight): added each time rows are
+                               widened; the set must outlive the UNet */
     int background;         /* default mode: sdc_unet_load checks the whole graph and allocates every
                                buffer, then converts the weights on a thread of its own and returns at
                                once (the caller encodes the prompt meanwhile). The first forward (or
@@ -51,6 +54,9 @@ typedef struct sdc_unet_info {
                                0 when the UNet has no label_emb */
     size_t weight_bytes;    /* bytes of weights the model made at load (f32 copies, packed
                                Winograd transforms; low-mem: the norms and biases only) */
+    size_t view_bytes;      /* bytes of the store's views the model reads as weights, as stored
+                               (the Linears and the deepest Winograd convs; low-mem: every conv
+                               and Linear) */
 } sdc_unet_info;
 
 typedef struct sdc_unet sdc_unet;
@@ -63,9 +69,10 @@ sdc_unet *sdc_unet_load(const sdc_store *st, const sdc_unet_params *p, sdc_err *
 int sdc_unet_wait(sdc_unet *u, double *t_done, sdc_err *e);
 void      sdc_unet_free(sdc_unet *u);
 const sdc_unet_info *sdc_unet_get_info(const sdc_unet *u);
-/* SHA-256 of the weights exactly as bound: every f32 and Winograd-packed buffer the forward reads
- * (default mode), or the mode, names and stored bytes of the views it widens (low-mem). Two
- * bindings that hash alike run the same weights. Reads all of them (seconds at full size). */
+/* SHA-256 of the weights exactly as bound: the mode, every f32 and Winograd-packed buffer the
+ * forward reads, and the names and stored bytes of the views it streams or widens (with their
+ * LoRA deltas). Two bindings that hash alike run the same weights. Reads all of them (seconds at
+ * full size). */
 void sdc_unet_layout_digest(sdc_unet *u, uint8_t out[32]);   /* waits for a background bind */
 
 /* Debug hook (optional): called during sdc_unet_forward with intermediate activations, named

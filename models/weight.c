@@ -1,8 +1,10 @@
 /* weight.c — big model weights as f32: the load-time copy, or the store's views widened just in
- * time (low-mem mode). See weight.h. */
+ * time, whole or a panel of rows at a time. See weight.h. */
 #include "models/weight.h"
 
 #include <omp.h>
+
+#include "kernels/kernels.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,65 @@ void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *
         w->src[w->nsrc++] = t[i];
         w->n += (size_t)t[i]->numel;
     }
+    if (w->nsrc && w->src[0]->ndim >= 1 && w->src[0]->shape[0] > 0)
+        w->cols = (size_t)w->src[0]->numel / (size_t)w->src[0]->shape[0];
+}
+
+void sdc_weight_release(const sdc_weight *w) {
+    if (w->f || w->keep) return;
+    for (int i = 0; i < w->nsrc; i++) sdc_store_release_tensor(w->st, w->src[i]);
+}
+
+int sdc_weight_rows(const sdc_weight *w, float *dst, size_t r0, size_t nr) {
+    if (!w->cols || r0 > w->n / w->cols || nr > w->n / w->cols - r0) return -1;
+    if (w->f) {
+        memcpy(dst, w->f + r0 * w->cols, nr * w->cols * sizeof(float));
+        return 0;
+    }
+    size_t first = 0;   /* the first row of view i */
+    for (int i = 0; i < w->nsrc && nr; i++) {
+        const sdc_tensor *t = w->src[i];
+        const size_t rows = (size_t)t->shape[0];
+        if (r0 < first + rows) {   /* rows r0 .. of this view */
+            size_t k = first + rows - r0 < nr ? first + rows - r0 : nr;
+            if (sdc_weight_widen_rows(dst, t, w->delta[i], r0 - first, k)) return -1;
+            dst += k * w->cols;
+            r0 += k;
+            nr -= k;
+        }
+        first += rows;
+    }
+    return nr ? -1 : 0;
+}
+
+static int rows_cb(void *ctx, float *dst, int r0, int nr) {
+    return sdc_weight_rows(ctx, dst, (size_t)r0, (size_t)nr);
+}
+
+/* Outputs below this many floats get their bias added on one thread (a parallel region costs
+ * more than it saves under ~64 KiB). */
+#define BIAS_PAR_MIN ((size_t)1 << 14)
+
+int sdc_weight_linear(sdc_arena *a, float *out, const float *in, const sdc_weight *w, const float *b, int M,
+                      int K, int N, int acc) {
+    if (!w->f) {
+        int ok = k_linear_stream(a, out, in, rows_cb, (void *)w, b, M, K, N, acc);
+        sdc_weight_release(w);
+        return ok;
+    }
+    if (!acc) {
+        k_linear(out, in, w->f, b, M, K, N);
+        return 1;
+    }
+    if (b) {
+        #pragma omp parallel for schedule(static) if ((size_t)M * N > BIAS_PAR_MIN)
+        for (int i = 0; i < M; i++) {
+            float *o = out + (size_t)i * N;
+            for (int j = 0; j < N; j++) o[j] += b[j];
+        }
+    }
+    k_sgemm(0, 1, M, N, K, 1.0f, in, K, w->f, K, 1.0f, out, N);
+    return 1;
 }
 
 int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count) {
@@ -53,9 +114,9 @@ const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a) {
         if (w->delta[i] && t->ndim >= 1 && t->shape[0] > 0 &&
             sdc_weight_add_deltas(d + o, w->delta[i], 0, (size_t)t->shape[0], n / (size_t)t->shape[0]))
             return NULL;
-        sdc_store_release_tensor(w->st, t);
         o += n;
     }
+    sdc_weight_release(w);
     return d;
 }
 
@@ -82,6 +143,7 @@ int sdc_weight_bind(sdc_weight *w, float *dst, const sdc_store *st, const sdc_te
         return 0;
     }
     *w = (sdc_weight){.f = dst, .n = sdc_weight_count(t, n)};
+    if (n > 0 && t[0]->ndim >= 1 && t[0]->shape[0] > 0) w->cols = (size_t)t[0]->numel / (size_t)t[0]->shape[0];
     for (int i = 0; i < n; i++) {
         int rc = sdc_weight_load_f32(dst, t[i], sdc_weight_deltas(lora, t[i]), e);
         sdc_store_release_tensor(st, t[i]);

@@ -1,23 +1,27 @@
 /* weight.h — a big model weight (a conv or linear matrix) as the kernels read it: f32.
  *
- * Two ways to hold one, chosen per model at load:
- *  - default: an f32 copy converted once at load (w->f; owned by the model, which allocates
- *    and frees it); the store is not read again.
- *  - low-mem: no copy. The weight is the store's views (f16/bf16/f32 as on disk, possibly
- *    unaligned: legacy ckpt records) whose values, back to back, make it (one tensor, or q|k|v
- *    fused as one GEMM). sdc_weight_f32 widens them just in time into scratch from the forward's
- *    arena, which the caller releases (sdc_arena_reset) right after the layer, and then drops
- *    their file pages from the RSS again, so only the layer at work is resident.
- * Either way the kernels get the same floats (the same element conversion), so both modes give
- * the same bits. Does not own: the views (the store's; in low-mem mode the store must stay open
- * until the model is freed).
+ * Two ways to hold one, chosen per weight at load:
+ *  - an f32 copy converted once at load (w->f; owned by the model, which allocates and frees
+ *    it); the store is not read again. Convs that are not streamed, and every weight of an f32
+ *    model in bf16 mode's packing, start from it.
+ *  - no copy: the weight is the store's views (f16/bf16/f32 as on disk, possibly unaligned:
+ *    legacy ckpt records) whose values, back to back, make it (one tensor, or q|k|v fused as one
+ *    GEMM). A Linear reads them a panel of rows at a time (sdc_weight_linear: k_linear_stream
+ *    widens each panel into cache-sized scratch right before its products), so its f32 form is
+ *    never whole in memory; other users widen them whole, just in time, into scratch from the
+ *    forward's arena (sdc_weight_f32), which the caller releases right after the layer. With
+ *    keep = 0 (low-mem mode) their file pages leave the RSS again after each use, so only the
+ *    layer at work is resident; with keep = 1 (the UNet's and CLIP's Linears in the default
+ *    mode) they stay mapped: the file's pages are the weight, bound at load without a copy.
+ * Either way the kernels get the same floats (the same element conversion). Does not own: the
+ * views (the store's; the store must stay open until the model is freed).
  *
  * LoRA: a weight with deltas (runtime/lora.h: W' = W + scale · up @ down on some of its rows)
  * gets them added right where it is widened, before anything else sees it (the Winograd packing
- * included): once at load into the f32 copy (sdc_weight_load_f32), or in low-mem mode each time
- * it is widened (sdc_weight_f32, sdc_weight_widen_rows), so low-mem keeps no merged copy, only
- * the f32 factors (the set's), and both modes still give the same bits: every row of a delta is
- * computed by the same loop (fixed order over the rank), whichever rows are asked for. */
+ * included): once at load into the f32 copy (sdc_weight_load_f32), or for views each time rows
+ * are widened (sdc_weight_f32, sdc_weight_rows), so no merged copy is kept, only the f32 factors
+ * (the set's), and both ways still give the same bits: every row of a delta is computed by the
+ * same loop (fixed order over the rank), whichever rows are asked for. */
 #ifndef SDC_WEIGHT_H
 #define SDC_WEIGHT_H
 
@@ -34,19 +38,36 @@ typedef struct sdc_weight {
     const sdc_tensor *src[SDC_WEIGHT_MAX_PARTS];    /* low-mem: the views, in order */
     int               nsrc;
     const sdc_lora_mod *delta[SDC_WEIGHT_MAX_PARTS]; /* low-mem: each view's LoRA deltas, or NULL */
-    const sdc_store  *st;                           /* low-mem: the store the views live in */
+    const sdc_store  *st;                           /* views: the store they live in */
     size_t            n;                            /* floats in all; 0: no such weight */
+    size_t            cols;                         /* floats per row (the same in every view) */
+    int               keep;                         /* views: 1 keeps their pages mapped after use */
 } sdc_weight;
 
-/* Low-mem binding: w becomes the n (1..SDC_WEIGHT_MAX_PARTS) views t of store st, each already
+/* View binding: w becomes the n (1..SDC_WEIGHT_MAX_PARTS) views t of store st, each already
  * checked by the model to be a float tensor of the shape it needs. */
 void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n);
 
-/* The f32 values of w [w->n]: w->f, or (low-mem) the views widened into fresh scratch from a
- * (freed by the caller's sdc_arena_reset) on all threads when big (outside a parallel region),
- * their LoRA deltas added, after which their pages are dropped from the process
+/* The f32 values of w [w->n]: w->f, or the views widened into fresh scratch from a (freed by
+ * the caller's sdc_arena_reset) on all threads when big (outside a parallel region), their LoRA
+ * deltas added, after which (keep = 0) their pages are dropped from the process
  * (sdc_store_release_tensor). NULL when out of memory. */
 const float *sdc_weight_f32(const sdc_weight *w, sdc_arena *a);
+
+/* dst[nr * w->cols] = rows [r0, r0 + nr) of w as f32 (across the views when fused), LoRA deltas
+ * added: the same values as those rows of sdc_weight_f32. Any thread. Returns 0, or -1 when the
+ * rows are outside w or out of memory. */
+int sdc_weight_rows(const sdc_weight *w, float *dst, size_t r0, size_t nr);
+
+/* The views' pages leave the RSS (sdc_store_release_tensor) when w is views with keep = 0. */
+void sdc_weight_release(const sdc_weight *w);
+
+/* torch.nn.Linear with w [N, K]: out[M, N] = (out +, when acc) in[M, K] · wᵀ + b[N] (b may be
+ * NULL; added before the products). The f32 copy goes to k_linear's sgemm; views stream
+ * (k_linear_stream), then sdc_weight_release. Returns 1, or 0 when the arena cannot give the
+ * scratch or out of memory. */
+int sdc_weight_linear(sdc_arena *a, float *out, const float *in, const sdc_weight *w, const float *b, int M,
+                      int K, int N, int acc);
 
 /* dst[count] = elements [first, first + count) of float tensor t as f32: the same values as
  * sdc_tensor_to_f32 of the whole tensor. t must be a float dtype (sdc_dtype_is_float) and the
@@ -57,8 +78,9 @@ int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count
 
 /* ---- the one weight binder: every model binds its big matrices (convs, linears) here ----
  * The matrix is made of the n checked float views t (1..SDC_WEIGHT_MAX_PARTS, stacked by rows:
- * q|k|v). dst NULL (low-mem): w becomes the views, with lora's deltas for each, widened (and
- * merged) per call by sdc_weight_f32. dst non-NULL: dst[sdc_weight_count(t, n)] (owned by the
+ * q|k|v; each viewed as [shape[0], numel / shape[0]], the same row width in all). dst NULL: w
+ * becomes the views (keep = 0; a model that keeps them mapped sets keep), with lora's deltas for
+ * each, widened (and merged) per use. dst non-NULL: dst[sdc_weight_count(t, n)] (owned by the
  * model) receives the f32 copy now, lora's deltas merged, and each view's file pages leave the
  * RSS; w->f = dst. Layouts built from the f32 copy (the UNet's Winograd packing, bf16) start
  * from it, so a delta is always merged before any packing. (The UNet queues the same per-tensor
@@ -72,7 +94,7 @@ int    sdc_weight_bind(sdc_weight *w, float *dst, const sdc_store *st, const sdc
  * when lora is NULL or has none for t. Every binder asks this for each conv/linear weight. */
 const sdc_lora_mod *sdc_weight_deltas(sdc_lora_set *lora, const sdc_tensor *t);
 
-/* Low-mem binding with LoRA: sdc_weight_set_views, then each view's deltas from lora (NULL: none). */
+/* View binding with LoRA: sdc_weight_set_views, then each view's deltas from lora (NULL: none). */
 void sdc_weight_set_views_lora(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n,
                                sdc_lora_set *lora);
 

@@ -96,8 +96,10 @@ static void run(const char *tag, const char *model, const char *config, const ch
     sdc_unet *u16 = sdc_unet_load(ms, &pb, &e);
     CHECK(u16, "bf16 load: %s", e.msg);
     if (!u32 || !u16) goto out;
-    const size_t w32 = sdc_unet_get_info(u32)->weight_bytes, w16 = sdc_unet_get_info(u16)->weight_bytes;
-    printf("   weights held: f32 %.1f KiB, bf16 %.1f KiB\n", w32 / 1024.0, w16 / 1024.0);
+    /* the weights it made plus the views it reads as stored (the f32 Linears stream from them) */
+    const sdc_unet_info *i32 = sdc_unet_get_info(u32), *i16 = sdc_unet_get_info(u16);
+    const size_t w32 = i32->weight_bytes + i32->view_bytes, w16 = i16->weight_bytes + i16->view_bytes;
+    printf("   weights read: f32 %.1f KiB, bf16 %.1f KiB\n", w32 / 1024.0, w16 / 1024.0);
     CHECK(w16 < 0.75 * w32, "bf16 UNet holds %zu bytes (f32 %zu)", w16, w32);
     for (int c = 0; c < ncases; c++) {
         size_t n = 0, nr = 0, n2 = 0;
