@@ -11,6 +11,10 @@
  * as `cat FILE > /dev/null` does (read() in 128 KiB blocks), so every load is set beside the time
  * it takes just to read the bytes on the machine as it is at that moment.
  * Runs interleave files and modes (run 1 of everything, then run 2, ...) so drift hits all alike.
+ * Before them, -w rounds (default 1) run the same way untimed: the first process to touch the
+ * machine's memory after it was idle can pay for it (measured here: a VM whose host takes back
+ * freed guest memory made the first load's page clearing 5-10x slower, one run in ten); the
+ * warm-up rounds' first UNet times are printed beside the table, never hidden, never in it.
  * --cold drops the file from the page cache before the cat and again before the load
  * (posix_fadvise DONTNEED, checked with mincore); warm mode reads each file once first. */
 #include <cjson/cJSON.h>
@@ -35,6 +39,8 @@
 
 #define RUNS_DEFAULT 5
 #define RUNS_MAX 1000        /* more runs than anyone waits for; bounds the sample arrays */
+#define WARMUP_DEFAULT 1
+#define WARMUP_MAX 10        /* untimed rounds before the runs */
 #define FILES_MAX 64         /* one table row per file and mode: a table of more is not a table */
 #define THREADS_MAX 4096     /* as -t of generate: more than any machine sdc runs on */
 #define CAT_BLOCK (128 << 10) /* coreutils cat's read size */
@@ -69,6 +75,7 @@ typedef struct row {             /* one file in one mode */
     double cat_s[RUNS_MAX], start_s[RUNS_MAX], open_s[RUNS_MAX], ready_s[RUNS_MAX], text_s[RUNS_MAX],
            first_s[RUNS_MAX], cpu_s[RUNS_MAX], minflt[RUNS_MAX], hwm_mb[RUNS_MAX], steady_mb[RUNS_MAX],
            io_mb[RUNS_MAX], resident_after_evict[RUNS_MAX];
+    double warm_first_s[WARMUP_MAX];   /* the untimed rounds' 1st UNet times (not in the stats) */
     int n_phases;
     char phase_name[SDC_LOAD_MAX_PHASES][24];
     double ph_wall[SDC_LOAD_MAX_PHASES][RUNS_MAX], ph_user[SDC_LOAD_MAX_PHASES][RUNS_MAX],
@@ -277,13 +284,16 @@ static const char *base(const char *p) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: sdc bench-load FILE... [-r RUNS] [-t THREADS] [--mode default|low-mem|both]\n"
+        "usage: sdc bench-load FILE... [-r RUNS] [-w WARMUP] [-t THREADS] [--mode default|low-mem|both]\n"
         "                      [--precision f32|bf16] [--cold] [--config FILE] [--digest] [--json]\n"
         "  What generation waits for. Each run is a fresh sdc process doing what `sdc generate` does:\n"
         "  open and validate the file, bind every weight in the layout generation uses (per mode),\n"
         "  then one step at 64x64, timed to the start of its first UNet call. Beside each load, in the\n"
         "  same round, the file is read as `cat FILE > /dev/null` reads it. Times are from process\n"
         "  start (before exec); RUNS runs (default %d), files and modes interleaved; min/median/max.\n"
+        "  -w N        untimed rounds of every file and mode before the runs (default %d; 0..%d):\n"
+        "              the first process after the machine was idle can pay for its memory; their\n"
+        "              times are printed apart, never in the stats\n"
         "  -t N        threads (default: all cores), as generate -t\n"
         "  --mode M    default, low-mem, or both (the default; bf16: default only)\n"
         "  --precision P  f32 (the default) or bf16, as generate --precision (bf16 packs the UNet's\n"
@@ -292,7 +302,8 @@ static void usage(FILE *f) {
         "  --cold      drop the file from the page cache before the cat and before the load\n"
         "              (posix_fadvise DONTNEED, checked with mincore); default: warm\n"
         "  --digest    also print the SHA-256 of the UNet weights as bound (as generate --load-report)\n"
-        "  --json      machine-readable output, with every load phase\n", RUNS_DEFAULT);
+        "  --json      machine-readable output, with every load phase\n", RUNS_DEFAULT, WARMUP_DEFAULT,
+        WARMUP_MAX);
 }
 
 static cJSON *mmm_json(mmm m) {
@@ -303,9 +314,10 @@ static cJSON *mmm_json(mmm m) {
     return o;
 }
 
-static int print_json(row *rows, int nr, int runs, int cold, int threads, int precision) {
+static int print_json(row *rows, int nr, int runs, int warm, int cold, int threads, int precision) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "runs", runs);
+    cJSON_AddNumberToObject(root, "warmup_rounds", warm);
     cJSON_AddStringToObject(root, "cache", cold ? "cold" : "warm");
     cJSON_AddNumberToObject(root, "threads", threads);
     cJSON_AddStringToObject(root, "precision", sdc_precision_name(precision));
@@ -336,6 +348,8 @@ static int print_json(row *rows, int nr, int runs, int cold, int threads, int pr
         cJSON_AddItemToObject(o, "storage_read_mb", mmm_json(stats(f->io_mb, runs)));
         if (cold) cJSON_AddItemToObject(o, "resident_after_evict", mmm_json(stats(f->resident_after_evict, runs)));
         if (f->digest[0]) cJSON_AddStringToObject(o, "layout_sha256", f->digest);
+        cJSON *wf = cJSON_AddArrayToObject(o, "warmup_first_unet_s");
+        for (int r = 0; r < warm; r++) cJSON_AddItemToArray(wf, cJSON_CreateNumber(f->warm_first_s[r]));
         cJSON *ph = cJSON_AddArrayToObject(o, "phases");
         for (int p = 0; p < f->n_phases; p++) {
             cJSON *q = cJSON_CreateObject();
@@ -356,9 +370,10 @@ static int print_json(row *rows, int nr, int runs, int cold, int threads, int pr
     return 0;
 }
 
-static void print_table(row *rows, int nr, int runs, int cold, int threads, int precision) {
-    printf("bench-load: %d run%s per file and mode, each a fresh process, %d thread%s, precision %s, page cache %s\n",
-           runs, runs == 1 ? "" : "s", threads, threads == 1 ? "" : "s", sdc_precision_name(precision),
+static void print_table(row *rows, int nr, int runs, int warm, int cold, int threads, int precision) {
+    printf("bench-load: %d run%s per file and mode (after %d untimed round%s), each a fresh process, %d thread%s, "
+           "precision %s, page cache %s\n", runs, runs == 1 ? "" : "s", warm, warm == 1 ? "" : "s", threads,
+           threads == 1 ? "" : "s", sdc_precision_name(precision),
            cold ? "cold (evicted before the cat and before the load)" : "warm (file read once before the runs)");
     double la[3];
     if (getloadavg(la, 3) == 3)
@@ -399,6 +414,11 @@ static void print_table(row *rows, int nr, int runs, int cold, int threads, int 
                    stats(f->ph_user[p], runs).med * 1e3, stats(f->ph_sys[p], runs).med * 1e3,
                    stats(f->ph_flt[p], runs).med);
         printf(" | text %.0f\n", stats(f->text_s, runs).med * 1e3);
+    }
+    for (int i = 0; i < nr && warm; i++) {
+        printf("warm-up (untimed, not in the stats): %s %s: 1st UNet", base(rows[i].path), mode_name[rows[i].mode]);
+        for (int r = 0; r < warm; r++) printf(" %.0f", rows[i].warm_first_s[r] * 1e3);
+        printf(" ms\n");
     }
     for (int i = 0; i < nr; i++)
         if (rows[i].digest[0]) printf("layout %s %s: %s\n", base(rows[i].path), mode_name[rows[i].mode], rows[i].digest);
@@ -446,7 +466,7 @@ static void record(row *f, int r, double t0, double cat, run_result *c) {
 
 int sdc_cmd_bench_load(int argc, char **argv) {
     if (argc >= 1 && argv[1] && !strcmp(argv[1], CHILD_FLAG)) return child_main(argc - 1, argv + 1);
-    int runs = RUNS_DEFAULT, cold = 0, json = 0, digest = 0, nf = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int runs = RUNS_DEFAULT, warm = WARMUP_DEFAULT, cold = 0, json = 0, digest = 0, nf = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int modes[N_MODES] = {1, 1}, mode_given = 0, precision = SDC_PRECISION_F32;
     const char *paths[FILES_MAX], *config = NULL;
     for (int i = 1; i < argc; i++) {
@@ -483,6 +503,15 @@ int sdc_cmd_bench_load(int argc, char **argv) {
                 return 2;
             }
             runs = (int)v;
+            i++;
+        } else if (!strcmp(s, "-w") || !strcmp(s, "--warmup")) {
+            char *end;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+            if (i + 1 >= argc || !*argv[i + 1] || *end || v < 0 || v > WARMUP_MAX) {
+                fprintf(stderr, "sdc: bench-load: %s needs a number of untimed rounds in [0, %d]\n", s, WARMUP_MAX);
+                return 2;
+            }
+            warm = (int)v;
             i++;
         } else if (!strcmp(s, "-t") || !strcmp(s, "--threads")) {
             char *end;
@@ -539,22 +568,24 @@ int sdc_cmd_bench_load(int argc, char **argv) {
         sdc_store_close(s);
         if (!cold && cat_file(paths[i]) < 0) { fprintf(stderr, "sdc: %s: cannot read: %s\n", paths[i], strerror(errno)); goto done; }
     }
-    for (int r = 0; r < runs; r++)
+    for (int r = -warm; r < runs; r++)   /* r < 0: the untimed rounds */
         for (int i = 0; i < nr; i++) {
             row *f = &rows[i];
             if (cold) evict(f->path, f->size);
             double cat = cat_file(f->path), t0;
             if (cat < 0) { fprintf(stderr, "sdc: %s: cannot read: %s\n", f->path, strerror(errno)); goto done; }
-            f->resident_after_evict[r] = cold ? evict(f->path, f->size) : -1;
+            double resident = cold ? evict(f->path, f->size) : -1;
             run_result c;
             if (run_child(f->path, config, f->mode == MODE_LOW_MEM, precision, threads, digest && r == 0, &t0, &c)) {
                 fprintf(stderr, "sdc: %s\n", c.err);
                 goto done;
             }
+            if (r < 0) { f->warm_first_s[r + warm] = c.first_unet - t0; continue; }
+            f->resident_after_evict[r] = resident;
             record(f, r, t0, cat, &c);
         }
-    if (json) { if (print_json(rows, nr, runs, cold, threads, precision)) goto done; }
-    else print_table(rows, nr, runs, cold, threads, precision);
+    if (json) { if (print_json(rows, nr, runs, warm, cold, threads, precision)) goto done; }
+    else print_table(rows, nr, runs, warm, cold, threads, precision);
     status = 0;
 done:
     free(rows);

@@ -4,7 +4,7 @@
  * packed transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on huge pages),
  * and the block graph read from the tensor names and shapes. Does not own: the store, whose
  * views stay the weights of every Linear (streamed a panel of rows at a time by each call,
- * k_linear_stream) and of the deepest level's Winograd convs (k_conv3x3_wino_stream); in low-mem
+ * k_linear_stream) and of most Winograd convs (k_conv3x3_wino_stream, see load_conv); in low-mem
  * mode, sdc_unet_params.low_mem, every conv's too, widened per layer into arena scratch or
  * streamed, their pages dropped after each use (see models/weight.h); nor any activation (they
  * come from the caller's arena; only the skip tensors live across blocks).
@@ -63,18 +63,18 @@
  * use (read through wf32); a Linear's the store's views in both modes, streamed a panel of rows
  * at a time by every call (lin); biases and norms are always f32 copies (small). */
 /* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C) runs as F(2x2,3x3) on
- * its packed transform U (kernels.h): in default mode above the deepest level U is made at load
- * and replaces the f32 copy (w is then empty: U is 16/9 of its size); at the deepest level, and
- * in low-mem mode, w stays the views and the conv streams them (k_conv3x3_wino_stream), packing
- * a cache-sized group of output channels at a time. Both run the same arithmetic, so give the
- * same bits. */
+ * its packed transform U (kernels.h): in default mode at the level just above the deepest U is
+ * made at load and replaces the f32 copy (w is then empty: U is 16/9 of its size); at the other
+ * levels (load_conv), and in low-mem mode, w stays the views and the conv streams them
+ * (k_conv3x3_wino_stream), packing a cache-sized group of output channels at a time. Both run
+ * the same arithmetic, so give the same bits. */
 typedef struct conv_w {
     sdc_weight w;        /* [cout, cin, k, k]; empty when U or Ub holds it */
     float *b;            /* [cout] */
     int    cout, cin, k;
     int    wino;         /* runs as Winograd F(2x2,3x3): from U (or Ub), else streamed from w
-                            (k_conv3x3_wino_stream: the deepest level, and low-mem mode) */
-    float *U;            /* default mode, wino above the deepest level (or changed by a LoRA):
+                            (k_conv3x3_wino_stream: see load_conv, and low-mem mode) */
+    float *U;            /* default mode, wino just above the deepest level (or changed by a LoRA):
                             k_wino_pack(w) made at load [k_wino_packed_floats(cout, cin)] */
     uint32_t *Ub;        /* bf16 mode, wino: k_wino_bf16_pack(U) [k_wino_bf16_words(cout, cin)]
                             instead of U */
@@ -456,21 +456,28 @@ static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
 #define UNET_WINO_MIN_C 16
 
 /* A conv at `base`; stride1: it runs with stride 1 at resolution level L->level. 3x3 stride-1
- * convs run as Winograd (see conv_w). Above the deepest level their packed transforms (16/9 the
- * weight's size) are made at load; the deepest level (8x8 at 512x512) holds half of SD 1.5's
- * 3x3 weights but a tenth of their work, so its convs stream their weight from the file each
- * call (k_conv3x3_wino_stream): no copy at all (0.9 GB less than the f32 copy its direct convs
- * had, 1.6 GB less than packing), for a 512x512 step within -1%..+4% of the direct convs' (A/Bs
- * over a day on a 2-core Zen 5 VM; CPU time 1-2% lower). Streaming the level above too saves
- * 1.6 GB more but cost 3% of every step. In bf16 mode the deepest convs stream too, in f32. */
+ * convs run as Winograd (see conv_w), from a packed transform (16/9 the weight's size) made at
+ * load, or streamed: packed a cache-sized group of output channels at a time from the file's
+ * view by every call (k_conv3x3_wino_stream; no copy at all). Streamed: the deepest level (8x8
+ * at 512x512: half of SD 1.5's 3x3 weights, a tenth of their work; 1.6 GB less than packing, a
+ * step within -1%..+4% of packed) and every level two or more above it (64x64 and 32x32 at
+ * 512x512: small weights, each packing amortised over many tiles; 0.4 GB less and a quarter
+ * less time to bind, for a step the same within noise: 3-round A/B medians 3.67 vs 3.68 s,
+ * 2-core Zen 5 VM, batch 2 at 64x64 latents). Packed: the
+ * level just above the deepest (16x16), where streaming was measured to cost 2-3% of every step
+ * (6-round A/B, 1.9% on the median) for 1 GB less. In bf16 mode only the deepest level streams
+ * (in f32): the others keep their bf16 packing, whose products run faster. */
+static int conv_streams(const loader *L) {
+    return L->level >= L->deepest || (!L->u->bf16 && L->level <= L->deepest - 2);
+}
+
 static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride1, const char *base) {
     c->cout = cout; c->cin = cin; c->k = k;
-    const int deepest = L->level >= L->deepest;
     c->wino = stride1 && k == 3 && cin >= UNET_WINO_MIN_C && cout >= UNET_WINO_MIN_C;
     const sdc_tensor *w = view(L, 4, cout, cin, k, k, "%s.weight", base);
-    /* the deepest level's Winograd convs stream their weight, in f32 also in bf16 mode (unless a
-     * LoRA changes it, which is merged once into a packed copy instead) */
-    const int stream = c->wino && deepest && !L->u->low_mem && !L->failed && !sdc_weight_deltas(L->lora, w);
+    /* those Winograd convs stream their weight, in f32 also in bf16 mode (unless a LoRA changes
+     * it, which is merged once into a packed copy instead) */
+    const int stream = c->wino && conv_streams(L) && !L->u->low_mem && !L->failed && !sdc_weight_deltas(L->lora, w);
     if (stream) {
         bind_views(L, &c->w, &w, 1);
     } else if (c->wino && L->u->bf16 && !L->failed) {        /* Ub made from w by convert_all */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cli_bench_load.sh — `sdc bench-load` on the fixtures prints a well-formed table (a row per file and
 # mode, right format, tensor count and size, positive times, the first UNet call no earlier than ready,
-# a phase line each), --json and --cold work, bad input gets one line and exit 2 (a file generation
-# cannot use, too: a .ckpt without its config). No timing is asserted.
+# a phase line each), the untimed warm-up rounds are reported apart (one line per file and mode, as
+# many times as rounds; none with -w 0), --json and --cold work, bad input gets one line and exit 2
+# (a file generation cannot use, too: a .ckpt without its config). No timing is asserted.
 # Usage: bash tests/cli_bench_load.sh /path/to/sdc   (from the repo root)
 set -u
 SDC=${1:?usage: cli_bench_load.sh /path/to/sdc}
@@ -52,9 +53,22 @@ check_table() {
 # --- warm, 2 runs
 if "$SDC" bench-load "${args[@]}" -r 2 --config "$CFG" >"$T/warm.out" 2>"$T/warm.err"; then
   check_table "$T/warm.out"
-  grep -q "^bench-load: 2 runs per file and mode, .*page cache warm" "$T/warm.out" && ok "warm: title" || fail "warm: title"
+  grep -q "^bench-load: 2 runs per file and mode (after 1 untimed round), .*page cache warm" "$T/warm.out" &&
+    ok "warm: title" || fail "warm: title"
+  n=$(grep -cE "^warm-up \(untimed, not in the stats\): [^ ]+ (default|low-mem): 1st UNet [0-9]+ ms$" "$T/warm.out")
+  [ "$n" = 8 ] && ok "warm-up: one untimed round, a line per file and mode" || fail "warm-up: $n lines (expected 8)"
 else
   fail "bench-load (warm) exited $?: $(cat "$T/warm.err")"
+fi
+# --- two warm-up rounds, and none
+if "$SDC" bench-load "$D/tiny-sd1.safetensors" -r 1 -w 2 --mode default >"$T/w2.out" 2>"$T/w2.err" &&
+   "$SDC" bench-load "$D/tiny-sd1.safetensors" -r 1 --warmup 0 --mode default >"$T/w0.out" 2>"$T/w0.err"; then
+  grep -qE "^warm-up \(untimed, not in the stats\): tiny-sd1.safetensors default: 1st UNet [0-9]+ [0-9]+ ms$" "$T/w2.out" &&
+    grep -q "(after 2 untimed rounds)" "$T/w2.out" && ok "-w 2: two untimed times" || fail "-w 2: $(cat "$T/w2.out")"
+  ! grep -q "^warm-up" "$T/w0.out" && grep -q "(after 0 untimed rounds)" "$T/w0.out" &&
+    ok "--warmup 0: no warm-up line" || fail "--warmup 0: $(cat "$T/w0.out")"
+else
+  fail "bench-load -w exited $?: $(cat "$T/w2.err" "$T/w0.err")"
 fi
 
 # --- cold, 1 run: every file gets a cache check line (evicted, or a note that the kernel kept it)
@@ -70,6 +84,8 @@ fi
 if "$SDC" bench-load "$D/tiny-sd1.safetensors" "$D/tiny-sd1-fp16.safetensors" -r 3 --mode default --json >"$T/j.out" 2>"$T/j.err"; then
   c=$(grep -c '"path":' "$T/j.out")
   grep -q '"runs":[[:space:]]*3' "$T/j.out" && [ "$c" = 2 ] && grep -q '"ready_s":' "$T/j.out" &&
+    grep -q '"warmup_rounds":[[:space:]]*1' "$T/j.out" &&
+    [ "$(grep -c '"warmup_first_unet_s":[[:space:]]*\[[0-9.e-]*\]' "$T/j.out")" = 2 ] &&
     grep -q '"first_unet_s":' "$T/j.out" && grep -q '"cat_s":' "$T/j.out" && grep -q '"peak_rss_ready_mb":' "$T/j.out" &&
     [ "$(grep -c '"name":[[:space:]]*"unet"' "$T/j.out")" = 2 ] && ! grep -q '"low-mem"' "$T/j.out" &&
     ok "json: 2 files, 3 runs, default mode only, phases" || fail "json: $(head -c 300 "$T/j.out")"
@@ -83,7 +99,8 @@ for c in "missing:$T/nope.safetensors" "dir:$D" "truncated:$T/cut.safetensors" "
          "runsx:-r x $D/tiny-sd1.safetensors" "badopt:--bogus $D/tiny-sd1.safetensors" \
          "badmode:--mode fast $D/tiny-sd1.safetensors" "noconfig:$D/tiny-sd1.ckpt" \
          "badprec:--precision f8 $D/tiny-sd1.safetensors" "bf16lowmem:--precision bf16 --mode low-mem $D/tiny-sd1.safetensors" \
-         "second_bad:$D/tiny-sd1.safetensors $T/cut.safetensors"; do
+         "second_bad:$D/tiny-sd1.safetensors $T/cut.safetensors" "warmneg:-w -1 $D/tiny-sd1.safetensors" \
+         "warmbig:-w 11 $D/tiny-sd1.safetensors" "warmnone:$D/tiny-sd1.safetensors --warmup"; do
   name=${c%%:*}; a=${c#*:}
   "$SDC" bench-load $a -r 1 >"$T/e.out" 2>"$T/e.err"; rc=$?
   n=$(wc -l <"$T/e.err")

@@ -2,8 +2,10 @@
  * proj_in/out) and SD 2.x (linear proj_in/out) fixtures, on every bf16 path this machine has
  * (plain C always, AVX512-BF16 when the CPU has it): the output's relative L2 error against the
  * f32 forward (our truth for bf16: the fixtures' f64 reference is printed beside it) within the
- * budget BUDGET below; both paths give the same bits here; the weights held are about half of
- * f32's; bf16 with low-mem is refused with a message. The VAE decoder in bf16
+ * budget BUDGET below; both paths give the same bits here; the weights it reads (made at load
+ * plus the views read as stored) are fewer bytes than f32's (f32 mode streams its Linears and
+ * most 3x3 convs from the file's views instead of converting them, so the gap is no longer 2x);
+ * bf16 with low-mem is refused with a message. The VAE decoder in bf16
  * (sdc_vae_params.bf16) on the tiny SD 1.x VAE within the same budget of its f32 decode.
  *
  * The budget: a bf16 operand carries 8 significant bits, so rounding it is a relative error of
@@ -100,7 +102,7 @@ static void run(const char *tag, const char *model, const char *config, const ch
     const sdc_unet_info *i32 = sdc_unet_get_info(u32), *i16 = sdc_unet_get_info(u16);
     const size_t w32 = i32->weight_bytes + i32->view_bytes, w16 = i16->weight_bytes + i16->view_bytes;
     printf("   weights read: f32 %.1f KiB, bf16 %.1f KiB\n", w32 / 1024.0, w16 / 1024.0);
-    CHECK(w16 < 0.75 * w32, "bf16 UNet holds %zu bytes (f32 %zu)", w16, w32);
+    CHECK(w16 < w32, "bf16 UNet reads %zu bytes of weights (f32 %zu)", w16, w32);
     for (int c = 0; c < ncases; c++) {
         size_t n = 0, nr = 0, n2 = 0;
         char f64[96];
