@@ -98,13 +98,12 @@ void k_layer_norm(float *out, const float *in, const float *gamma, const float *
 /* out[M,N] = in[M,K] · w[N,K]ᵀ + b[N] (b may be NULL) — torch.nn.Linear. out != in. */
 void k_linear(float *out, const float *in, const float *w, const float *b, int M, int K, int N);
 /* k_linear with the weight streamed: out[M,N] = (out +, when acc) in[M,K] · Wᵀ + b[N] (b may be
- * NULL), W's rows from rows(ctx, ...) a panel at a time (k_linear_panel_rows(K) rows: a few
- * hundred KiB of f32 that stays in cache) into per-thread arena scratch, each panel's products
- * right after (cblas_sgemm on one thread per panel and slice of rows, K never split; the bias
- * added first, as k_linear does). The weight is never whole in f32: for an f16 file, half the
- * memory of a widened copy. Returns 1, or 0 (out partly written) when the arena cannot give the
- * scratch or rows fails. */
-int  k_linear_panel_rows(int K);
+ * NULL), W's rows from rows(ctx, ...) a panel of 16-32 rows at a time (kernels/linear_stream.c),
+ * widened into per-thread scratch that stays in L2 and multiplied right away by a register-blocked
+ * kernel that reads in in place. The weight is never whole in f32 (for an f16 file: half the bytes
+ * of a widened copy, read once per call). Each element is one sum over k in order, then added to
+ * out + b: the same bits on any thread count and either vector width. Returns 1, or 0 (out partly
+ * written) when the arena cannot give the scratch or rows fails. */
 int  k_linear_stream(sdc_arena *a, float *out, const float *in, k_rows_fn rows, void *ctx, const float *b,
                      int M, int K, int N, int acc);
 

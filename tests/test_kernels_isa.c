@@ -4,7 +4,8 @@
  * kernel (activations, norms, softmax, attention, direct and Winograd convs, the VAE's GroupNorm
  * steps) must give the same results on both within f32 rounding (the AVX-512 copy is checked
  * against references in test_kernels; here the AVX2 copy is checked against it). A run of the
- * same copy gives the same bits. Builds without the run-time choice (-DSDC_NATIVE=ON, non-x86)
+ * same copy gives the same bits; the streamed Linear gives the same bits on both copies (one
+ * ordered sum per element, whatever the vector width). Builds without the run-time choice (-DSDC_NATIVE=ON, non-x86)
  * check only that SDC_CPU changes nothing. */
 #include <math.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 #include "kernels/kernels.h"
 #include "tests/test_util.h"
 
-#define NOUT 9   /* result arrays */
+#define NOUT 10   /* result arrays */
 
 static float *fill(size_t n, unsigned seed, float scale) {
     float *x = malloc(n * sizeof *x);
@@ -26,6 +27,12 @@ static float *fill(size_t n, unsigned seed, float scale) {
         x[i] = scale * ((float)(s >> 8) / 16777216.0f - 0.5f);
     }
     return x;
+}
+
+/* k_rows_fn over a [N, 300] f32 matrix (ctx) */
+static int lin_rows(void *ctx, float *dst, int r0, int nr) {
+    memcpy(dst, (const float *)ctx + (size_t)r0 * 300, (size_t)nr * 300 * sizeof(float));
+    return 0;
 }
 
 /* Every vector kernel once on fixed inputs; out[k] (malloc'd), len[k] floats. */
@@ -66,6 +73,15 @@ static void compute(float *out[NOUT], size_t len[NOUT]) {
     x = malloc(sizeof(float) * Co * Hh * Ww);
     if (!k_conv3x3_wino(&a, x, ci, U, cb, NULL, 1, Ci, Hh, Ww, Co)) memset(x, 0xff, sizeof(float) * Co * Hh * Ww);
     out[k] = x; len[k++] = (size_t)Co * Hh * Ww;
+    /* the streamed Linear: 50 rows (a tail block on both widths), 7 panels of AVX-512 (a short one) */
+    {
+        const int M = 50, K = 300, Nl = 200;
+        float *li2 = fill((size_t)M * K, 16, 2.0f), *lw = fill((size_t)Nl * K, 17, 0.2f), *lbias = fill(Nl, 18, 1.0f);
+        x = fill((size_t)M * Nl, 19, 1.0f);   /* accumulated into */
+        if (!k_linear_stream(&a, x, li2, lin_rows, lw, lbias, M, K, Nl, 1)) memset(x, 0xff, sizeof(float) * M * Nl);
+        out[k] = x; len[k++] = (size_t)M * Nl;
+        free(li2); free(lw); free(lbias);
+    }
     /* the VAE's GroupNorm steps */
     x = malloc(sizeof(float) * (n + 2));
     x[0] = (float)k_sum(in, (size_t)N * C * HW);
@@ -120,7 +136,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     static const char *names[NOUT] = {"silu", "gelu", "group_norm+silu", "layer_norm", "softmax",
-                                      "attention", "conv2d 3x3", "winograd 3x3", "sum/sumsq/affine"};
+                                      "attention", "conv2d 3x3", "winograd 3x3", "linear stream", "sum/sumsq/affine"};
     char isa_auto[64], isa_avx2[64];
     float *oa[NOUT], *o2[NOUT];
     size_t la[NOUT], l2[NOUT];
@@ -148,7 +164,8 @@ int main(int argc, char **argv) {
     float **same = env && !strcasecmp(env, "avx2") ? o2 : oa;
     for (int k = 0; k < NOUT; k++) {
         double mx, d = tu_max_abs_diff(o2[k], oa[k], len[k], &mx);
-        int ok = la[k] == len[k] && l2[k] == len[k] && d <= 2e-6 * (mx > 1.0 ? mx : 1.0) &&
+        const double tol = strcmp(names[k], "linear stream") ? 2e-6 * (mx > 1.0 ? mx : 1.0) : 0.0;   /* same bits */
+        int ok = la[k] == len[k] && l2[k] == len[k] && d <= tol &&
                  !memcmp(o[k], same[k], len[k] * sizeof(float));
         printf("%s %-18s AVX2 vs default: max|d| %.3g (max|x| %.3g)%s\n", ok ? "ok  " : "FAIL", names[k], d, mx,
                memcmp(o[k], same[k], len[k] * sizeof(float)) ? ", NOT the same bits as its own copy's run" : "");
