@@ -118,7 +118,7 @@ int KISA_NAME(k_linear_stream)(sdc_arena *a, float *out, const float *in, k_rows
     {
         float *Wr = scratch + per * (size_t)omp_get_thread_num(), *Wt = Wr + (size_t)LS_NR * K,
               *Xt = Wt + (size_t)LS_NR * K;
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic, 1)   /* a slower core (a shared VM's) takes fewer panels */
         for (long t = 0; t < ntask; t++) {
             int bad;
             #pragma omp atomic read

@@ -63,9 +63,9 @@
  * use (read through wf32); a Linear's the store's views in both modes, streamed a panel of rows
  * at a time by every call (lin); biases and norms are always f32 copies (small). */
 /* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C) runs as F(2x2,3x3) on
- * its packed transform U (kernels.h): in default mode at the level just above the deepest U is
- * made at load and replaces the f32 copy (w is then empty: U is 16/9 of its size); at the other
- * levels (load_conv), and in low-mem mode, w stays the views and the conv streams them
+ * its packed transform U (kernels.h): in default mode at level 0 and the level just above the
+ * deepest U is made at load and replaces the f32 copy (w is then empty: U is 16/9 of its size);
+ * at the other levels (load_conv), and in low-mem mode, w stays the views and the conv streams them
  * (k_conv3x3_wino_stream), packing a cache-sized group of output channels at a time. Both run
  * the same arithmetic, so give the same bits. */
 typedef struct conv_w {
@@ -74,7 +74,7 @@ typedef struct conv_w {
     int    cout, cin, k;
     int    wino;         /* runs as Winograd F(2x2,3x3): from U (or Ub), else streamed from w
                             (k_conv3x3_wino_stream: see load_conv, and low-mem mode) */
-    float *U;            /* default mode, wino just above the deepest level (or changed by a LoRA):
+    float *U;            /* default mode, wino at level 0 and just above the deepest (or LoRA-changed):
                             k_wino_pack(w) made at load [k_wino_packed_floats(cout, cin)] */
     uint32_t *Ub;        /* bf16 mode, wino: k_wino_bf16_pack(U) [k_wino_bf16_words(cout, cin)]
                             instead of U */
@@ -458,17 +458,17 @@ static void load_lnorm(loader *L, norm_w *n, int c, const char *base) {
 /* A conv at `base`; stride1: it runs with stride 1 at resolution level L->level. 3x3 stride-1
  * convs run as Winograd (see conv_w), from a packed transform (16/9 the weight's size) made at
  * load, or streamed: packed a cache-sized group of output channels at a time from the file's
- * view by every call (k_conv3x3_wino_stream; no copy at all). Streamed: the deepest level (8x8
- * at 512x512: half of SD 1.5's 3x3 weights, a tenth of their work; 1.6 GB less than packing, a
- * step within -1%..+4% of packed) and every level two or more above it (64x64 and 32x32 at
- * 512x512: small weights, each packing amortised over many tiles; 0.4 GB less and a quarter
- * less time to bind, for a step the same within noise: 3-round A/B medians 3.67 vs 3.68 s,
- * 2-core Zen 5 VM, batch 2 at 64x64 latents). Packed: the
- * level just above the deepest (16x16), where streaming was measured to cost 2-3% of every step
- * (6-round A/B, 1.9% on the median) for 1 GB less. In bf16 mode only the deepest level streams
- * (in f32): the others keep their bf16 packing, whose products run faster. */
+ * view by every call (k_conv3x3_wino_stream; no copy at all), once per super-chunk of input tiles.
+ * Streamed: the deepest level (8x8 at 512x512: half of SD 1.5's 3x3 weights, a tenth of their
+ * work; 1.6 GB less than packing, a step within -1%..+4% of packed) and the levels between the
+ * first and the one above the deepest (32x32 at 512x512 in SD 1.5: 0.37 GB less and a quarter
+ * less time to bind; each conv as fast as packed, 0.98-1.01x, 2 threads, Zen 5). Packed: level 0
+ * (64x64: the most tiles, so the weight would be packed again for every super-chunk: its convs
+ * ran 1.12-1.39x slower streamed) and the level just above the deepest (16x16), where streaming
+ * cost 2-3% of every step (6-round A/B, 1.9% on the median) for 1 GB less. In bf16 mode only the
+ * deepest level streams (in f32): the others keep their bf16 packing, whose products run faster. */
 static int conv_streams(const loader *L) {
-    return L->level >= L->deepest || (!L->u->bf16 && L->level <= L->deepest - 2);
+    return L->level >= L->deepest || (!L->u->bf16 && L->level >= 1 && L->level <= L->deepest - 2);
 }
 
 static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride1, const char *base) {
