@@ -348,6 +348,8 @@ static int print_json(row *rows, int nr, int runs, int warm, int cold, int threa
         cJSON_AddItemToObject(o, "storage_read_mb", mmm_json(stats(f->io_mb, runs)));
         if (cold) cJSON_AddItemToObject(o, "resident_after_evict", mmm_json(stats(f->resident_after_evict, runs)));
         if (f->digest[0]) cJSON_AddStringToObject(o, "layout_sha256", f->digest);
+        cJSON *each = cJSON_AddArrayToObject(o, "first_unet_each_s");   /* in run order: outliers' places */
+        for (int r = 0; r < runs; r++) cJSON_AddItemToArray(each, cJSON_CreateNumber(f->first_s[r]));
         cJSON *wf = cJSON_AddArrayToObject(o, "warmup_first_unet_s");
         for (int r = 0; r < warm; r++) cJSON_AddItemToArray(wf, cJSON_CreateNumber(f->warm_first_s[r]));
         cJSON *ph = cJSON_AddArrayToObject(o, "phases");

@@ -85,6 +85,7 @@ if "$SDC" bench-load "$D/tiny-sd1.safetensors" "$D/tiny-sd1-fp16.safetensors" -r
   c=$(grep -c '"path":' "$T/j.out")
   grep -q '"runs":[[:space:]]*3' "$T/j.out" && [ "$c" = 2 ] && grep -q '"ready_s":' "$T/j.out" &&
     grep -q '"warmup_rounds":[[:space:]]*1' "$T/j.out" &&
+    [ "$(grep -c '"first_unet_each_s":[[:space:]]*\[[0-9.e-]*, [0-9.e-]*, [0-9.e-]*\]' "$T/j.out")" = 2 ] &&
     [ "$(grep -c '"warmup_first_unet_s":[[:space:]]*\[[0-9.e-]*\]' "$T/j.out")" = 2 ] &&
     grep -q '"first_unet_s":' "$T/j.out" && grep -q '"cat_s":' "$T/j.out" && grep -q '"peak_rss_ready_mb":' "$T/j.out" &&
     [ "$(grep -c '"name":[[:space:]]*"unet"' "$T/j.out")" = 2 ] && ! grep -q '"low-mem"' "$T/j.out" &&
