@@ -35,8 +35,8 @@
 
 #define SDC_VERSION_MAJOR 0
 #define SDC_VERSION_MINOR 4
-#define SDC_VERSION_PATCH 1
-#define SDC_VERSION "0.4.1"
+#define SDC_VERSION_PATCH 2
+#define SDC_VERSION "0.4.2"
 
 /* The library's version string (SDC_VERSION of the build that made it). */
 const char *sdc_version(void);

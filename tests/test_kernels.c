@@ -129,7 +129,8 @@ static void wino_case(const char *name, int N, int Cin, int H, int W, int Cout, 
  * bits as k_conv3x3_wino on k_wino_pack(w), with bias and residual (also a residual in out), over
  * several super-chunks of tiles and groups of output channels; a failing callback or no scratch
  * gives 0. */
-typedef struct stream_src { const float *w; int cin, calls, fail_at; } stream_src;
+/* k_rows_fn of both streamed kernels: rows of w, cols floats each; from call fail_at on, fails. */
+typedef struct stream_src { const float *w; int cols, calls, fail_at; } stream_src;
 
 static int stream_rows(void *ctx, float *dst, int r0, int nr) {
     stream_src *s = ctx;
@@ -137,7 +138,7 @@ static int stream_rows(void *ctx, float *dst, int r0, int nr) {
     #pragma omp atomic capture
     k = s->calls++;
     if (s->fail_at >= 0 && k >= s->fail_at) return -1;
-    memcpy(dst, s->w + (size_t)r0 * s->cin * 9, (size_t)nr * s->cin * 9 * sizeof(float));
+    memcpy(dst, s->w + (size_t)r0 * s->cols, (size_t)nr * s->cols * sizeof(float));
     return 0;
 }
 
@@ -149,7 +150,7 @@ static void wino_stream_case(const char *name, int N, int Cin, int H, int W, int
     float *U = malloc(k_wino_packed_floats(Cout, Cin) * sizeof(float));
     k_wino_pack(U, w, Cout, Cin);
     int ok = k_conv3x3_wino(&arena, want, in, U, b, res, N, Cin, H, W, Cout);
-    stream_src src = {w, Cin, 0, -1};
+    stream_src src = {w, Cin * 9, 0, -1};
     size_t before = arena.in_use;
     ok = ok && k_conv3x3_wino_stream(&arena, got, in, stream_rows, &src, b, res, N, Cin, H, W, Cout);
     check_arena(name, before);
@@ -344,21 +345,10 @@ static void linear_case(int bias) {
 }
 
 /* k_linear_stream: the weight given a panel of rows at a time by a callback, against the double
- * reference: many rows (threads split the rows) and few (threads split the panels), several
- * panels with a short last one, the bias, accumulation into out, no bias; a failing callback and
- * no scratch give 0; the scratch goes back to the arena. */
-typedef struct lin_src { const float *w; int K, calls, fail_at; } lin_src;
-
-static int lin_rows(void *ctx, float *dst, int r0, int nr) {
-    lin_src *s = ctx;
-    int k;
-    #pragma omp atomic capture
-    k = s->calls++;
-    if (s->fail_at >= 0 && k >= s->fail_at) return -1;
-    memcpy(dst, s->w + (size_t)r0 * s->K, (size_t)nr * s->K * sizeof(float));
-    return 0;
-}
-
+ * reference: many panels (the threads share them out) and few (each panel's rows split over the
+ * threads too), a short last panel, rows that end in a partial block, long sums, the bias,
+ * accumulation into out, no bias; the same bits on one thread; a failing callback and no
+ * scratch give 0; the scratch goes back to the arena. */
 static void linear_stream_case(const char *name, int M, int K, int N, int bias, int acc) {
     float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 0.3f);
     float *b = bias ? rand_buf(N, 1.0f) : NULL, *out = rand_buf((size_t)M * N, 1.0f);
@@ -369,17 +359,28 @@ static void linear_stream_case(const char *name, int M, int K, int N, int bias, 
             for (int k = 0; k < K; k++) s += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
             ref[(size_t)m * N + n] = s;
         }
-    lin_src src = {w, K, 0, -1};
+    stream_src src = {w, K, 0, -1};
+    float *one = malloc((size_t)M * N * sizeof(float));   /* the same on one thread */
+    memcpy(one, out, (size_t)M * N * sizeof(float));
     size_t before = arena.in_use;
-    int ok = k_linear_stream(&arena, out, x, lin_rows, &src, b, M, K, N, acc);
+    int ok = k_linear_stream(&arena, out, x, stream_rows, &src, b, M, K, N, acc);
     check_arena(name, before);
     if (!ok) { printf("%s: returned 0\n", name); failures++; }
     check(name, out, ref, (size_t)M * N, 1e-5);
+    const int threads = sdc_kernels_get_threads();
+    sdc_kernels_set_threads(1);
+    ok = k_linear_stream(&arena, one, x, stream_rows, &src, b, M, K, N, acc);
+    sdc_kernels_set_threads(threads);
+    if (!ok || memcmp(one, out, (size_t)M * N * sizeof(float))) {
+        printf("%s: not the same bits on 1 thread\n", name);
+        failures++;
+    }
+    free(one);
     src.calls = 0;
     src.fail_at = 1;   /* the second panel's rows cannot be read */
-    int bad = k_linear_stream(&arena, out, x, lin_rows, &src, b, M, K, N, acc);
+    int bad = k_linear_stream(&arena, out, x, stream_rows, &src, b, M, K, N, acc);
     cur = &no_memory;
-    bad |= k_linear_stream(&arena, out, x, lin_rows, &src, b, M, K, N, acc);
+    bad |= k_linear_stream(&arena, out, x, stream_rows, &src, b, M, K, N, acc);
     cur = &good_arena;
     check_arena(name, before);
     if (bad) { printf("%s: a failing callback or no scratch did not return 0\n", name); failures++; }
@@ -678,11 +679,12 @@ int main(void) {
     att_case("attention causal Lq=Lk=700 (several q tiles)", 1, 700, 700, 1, 16, 1, 0);
     att_case("attention H=3 D=40 Lq=Lk=500 (key blocks)", 2, 500, 500, 3, 40, 0, 0);
     att_case("attention causal H=2 Lq=Lk=450 (key blocks)", 1, 450, 450, 2, 24, 1, 1);
-    linear_stream_case("linear stream 700x96 -> 600 (row split, 3 panels)", 700, 96, 600, 1, 0);
+    linear_stream_case("linear stream 700x96 -> 600 (many panels)", 700, 96, 600, 1, 0);
+    linear_stream_case("linear stream 700x96 -> 40 (2-3 panels: rows split)", 700, 96, 40, 1, 1);
     linear_stream_case("linear stream 300x320 -> 330 += (no bias)", 300, 320, 330, 0, 1);
-    linear_stream_case("linear stream 5x1300 -> 200 (panel split)", 5, 1300, 200, 1, 0);
-    linear_stream_case("linear stream 2x40 -> 1000 += bias (panel split)", 2, 40, 1000, 1, 1);
-    linear_stream_case("linear stream 77x5000 -> 70 (one short panel)", 77, 5000, 70, 1, 0);
+    linear_stream_case("linear stream 5x1300 -> 200 (one partial block)", 5, 1300, 200, 1, 0);
+    linear_stream_case("linear stream 2x40 -> 1000 += bias", 2, 40, 1000, 1, 1);
+    linear_stream_case("linear stream 77x5000 -> 70 (long sums)", 77, 5000, 70, 1, 0);
     group_norm_case(0, 0);
     group_norm_case(1, 0);
     group_norm_case(1, 1);
