@@ -392,10 +392,10 @@ static void bind_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
     for (int i = 0; i < n; i++) u->info.view_bytes += t[i]->nbytes;
 }
 
-/* A conv's weight that is not streamed: the checked view t (NULL only when L failed) as an f32
- * copy converted at load, or in low-mem mode the view itself. (Convs widen their weight whole
- * per call: keeping the views in the default mode would send every widened weight through
- * memory once more per call.) */
+/* A weight as an f32 copy converted at load (LoRA deltas merged), or in low-mem mode the views
+ * themselves: a conv's that is not streamed (the checked view t; NULL only when L failed: convs
+ * widen their weight whole per call, so keeping the views in the default mode would send every
+ * widened weight through memory once more per call), or a LoRA-changed Linear's (lin_views). */
 static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
     if (L->failed) return;
     if (L->u->low_mem) { bind_views(L, w, t, n); return; }
@@ -403,7 +403,7 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
     size_t total = sdc_weight_count(t, n);
     float *f = track(L, total);
     if (!f) { fail(L, "%s: out of memory", t[0]->name); return; }
-    *w = (sdc_weight){.f = f, .n = total};
+    *w = (sdc_weight){.f = f, .n = total, .cols = (size_t)t[0]->numel / (size_t)t[0]->shape[0]};
     for (int i = 0; i < n; i++) {
         if (queue(L, t[i], f)) return;
         L->jobs[L->njobs - 1].delta = sdc_weight_deltas(L->lora, t[i]);
@@ -502,9 +502,12 @@ static void load_conv(loader *L, conv_w *c, int cout, int cin, int k, int stride
  * call streams them (sdc_weight_linear: a panel of rows widened into cache-sized scratch right
  * before its products), so nothing is converted at load and no f32 copy is ever whole in memory
  * (1.1 GB less on SD 1.5 than the f32 copies, and their conversion at load); the default mode
- * keeps their pages mapped (keep), low-mem drops them after each call. LoRA deltas are added to
- * each panel as it is widened. */
+ * keeps their pages mapped (keep), low-mem drops them after each call. A Linear a LoRA changes
+ * gets its deltas merged once into an f32 copy in the default mode (big_weight: no per-call cost,
+ * as A1111 and ComfyUI merge), in low-mem mode added to each panel as it is widened. */
 static void lin_views(loader *L, sdc_weight *w, const sdc_tensor *const *t, int n) {
+    for (int i = 0; i < n && !L->u->low_mem && !L->failed; i++)
+        if (sdc_weight_deltas(L->lora, t[i])) { big_weight(L, w, t, n); return; }
     bind_views(L, w, t, n);
     w->keep = !L->u->low_mem;
 }

@@ -28,9 +28,11 @@ typedef struct sdc_unet_params {
                                stream: a cache-sized panel of rows widened at a time). Either way
                                the store must stay open until sdc_unet_free. */
     sdc_lora_set *lora;     /* LoRA deltas merged into the conv/linear weights as they are bound
-                               (before the Winograd packing; models/weight.h), or NULL. Views (the
-                               Linears; in low-mem mode every weight): added each time rows are
-                               widened; the set must outlive the UNet */
+                               (before the Winograd packing; models/weight.h), or NULL. The default
+                               mode merges them once into f32 copies of the weights they change
+                               (a changed Linear or streamed conv is not streamed); low-mem adds
+                               them each time a weight is widened, so the set must outlive the
+                               UNet */
     int background;         /* default mode: sdc_unet_load checks the whole graph and allocates every
                                buffer, then converts the weights on a thread of its own and returns at
                                once (the caller encodes the prompt meanwhile). The first forward (or

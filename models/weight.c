@@ -3,11 +3,11 @@
 #include "models/weight.h"
 
 #include <omp.h>
-
-#include "kernels/kernels.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kernels/kernels.h"
 
 void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *const *t, int n) {
     memset(w, 0, sizeof *w);
@@ -51,30 +51,11 @@ static int rows_cb(void *ctx, float *dst, int r0, int nr) {
     return sdc_weight_rows(ctx, dst, (size_t)r0, (size_t)nr);
 }
 
-/* Outputs below this many floats get their bias added on one thread (a parallel region costs
- * more than it saves under ~64 KiB). */
-#define BIAS_PAR_MIN ((size_t)1 << 14)
-
 int sdc_weight_linear(sdc_arena *a, float *out, const float *in, const sdc_weight *w, const float *b, int M,
                       int K, int N, int acc) {
-    if (!w->f) {
-        int ok = k_linear_stream(a, out, in, rows_cb, (void *)w, b, M, K, N, acc);
-        sdc_weight_release(w);
-        return ok;
-    }
-    if (!acc) {
-        k_linear(out, in, w->f, b, M, K, N);
-        return 1;
-    }
-    if (b) {
-        #pragma omp parallel for schedule(static) if ((size_t)M * N > BIAS_PAR_MIN)
-        for (int i = 0; i < M; i++) {
-            float *o = out + (size_t)i * N;
-            for (int j = 0; j < N; j++) o[j] += b[j];
-        }
-    }
-    k_sgemm(0, 1, M, N, K, 1.0f, in, K, w->f, K, 1.0f, out, N);
-    return 1;
+    int ok = k_linear_stream(a, out, in, rows_cb, (void *)w, b, M, K, N, acc);
+    sdc_weight_release(w);
+    return ok;
 }
 
 int sdc_weight_widen(float *dst, const sdc_tensor *t, size_t first, size_t count) {

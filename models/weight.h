@@ -63,9 +63,9 @@ int sdc_weight_rows(const sdc_weight *w, float *dst, size_t r0, size_t nr);
 void sdc_weight_release(const sdc_weight *w);
 
 /* torch.nn.Linear with w [N, K]: out[M, N] = (out +, when acc) in[M, K] · wᵀ + b[N] (b may be
- * NULL; added before the products). The f32 copy goes to k_linear's sgemm; views stream
- * (k_linear_stream), then sdc_weight_release. Returns 1, or 0 when the arena cannot give the
- * scratch or out of memory. */
+ * NULL; added before the products), by k_linear_stream from views or the f32 copy alike (so a
+ * LoRA merged into a copy gives the same bits as its deltas added per panel), then
+ * sdc_weight_release. Returns 1, or 0 when the arena cannot give the scratch or out of memory. */
 int sdc_weight_linear(sdc_arena *a, float *out, const float *in, const sdc_weight *w, const float *b, int M,
                       int K, int N, int acc);
 
