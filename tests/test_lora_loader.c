@@ -7,6 +7,8 @@
  *    through the load-time merge, the low-mem widening and a row range (Winograd blocks): the
  *    three give the same bits;
  *  - the text encoder and the UNet bind every module (nothing left unused), default and low-mem;
+ *  - a fused q|k|v read a few rows at a time across the views' seams (the streamed Linear's
+ *    panels), with the LoRA on every view or one: the same bits as the whole and the merged copy;
  *  - two LoRAs add up; multiplier 0 changes nothing;
  *  - malformed LoRAs give one clear line and leave the set as it was: truncated file, rank of up
  *    and down disagreeing, a delta that does not fit its weight, a module that matches no weight,
@@ -119,6 +121,54 @@ static void check_file(const sdc_store *model, const sdc_store *ref, const char 
         sdc_clip_free(c);
         sdc_lora_set_free(s2);
     }
+    sdc_lora_set_free(set);
+}
+
+/* A fused q|k|v weight (three 32-row views) read a few rows at a time (sdc_weight_rows, as the
+ * streamed Linear reads its panels), over windows that cross the views' seams, with the LoRA on
+ * every view and on k only: the same bits as the whole weight widened (sdc_weight_f32) and as
+ * the f32 copy with the deltas merged at load (the default mode's); a window past the end fails. */
+static void check_fused_rows(const sdc_store *model) {
+    static const char *const names[3] = {"to_q", "to_k", "to_v"};
+    sdc_lora_set *set = sdc_lora_set_new();
+    sdc_err e = {{0}};
+    CHECK(sdc_lora_set_add(set, model, "tests/data/tiny-sd1-lora.safetensors", 0.8f, NULL, &e) == 0, "%s", e.msg);
+    const sdc_tensor *t[3];
+    char name[256];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.%s.weight",
+                 names[i]);
+        t[i] = sdc_store_get(model, name);
+        CHECK(t[i] != NULL, "%s: missing", name);
+        if (!t[i]) { sdc_lora_set_free(set); return; }
+    }
+    sdc_arena a;
+    sdc_arena_init(&a, 1 << 20);
+    for (int only_k = 0; only_k < 2; only_k++) {
+        sdc_weight w;
+        sdc_weight_set_views_lora(&w, model, t, 3, set);
+        CHECK(w.delta[0] && w.delta[1] && w.delta[2], "the LoRA changes q, k and v");
+        if (only_k) w.delta[0] = w.delta[2] = NULL;
+        const size_t R = w.n / w.cols;
+        CHECK(w.cols == 32 && R == 96, "fused weight %zu x %zu, expected 96 x 32", R, w.cols);
+        const float *whole = sdc_weight_f32(&w, &a);
+        float *merged = malloc(w.n * sizeof(float)), *rows = malloc(w.n * sizeof(float));
+        for (int i = 0; i < 3; i++)   /* the default mode's copy: each view converted, its deltas merged */
+            CHECK(sdc_weight_load_f32(merged + (size_t)i * 32 * 32, t[i], w.delta[i], &e) == 0, "%s", e.msg);
+        static const size_t step[3] = {7, 13, 96};   /* windows: 29..35 crosses q|k, 63..69 k|v */
+        for (int k = 0; k < 3; k++) {
+            int ok = 1;
+            for (size_t r0 = 0; r0 < R && ok; r0 += step[k]) {
+                size_t nr = R - r0 < step[k] ? R - r0 : step[k];
+                ok = sdc_weight_rows(&w, rows + r0 * w.cols, r0, nr) == 0;
+            }
+            CHECK(ok && whole && !memcmp(rows, whole, w.n * sizeof(float)) && !memcmp(rows, merged, w.n * sizeof(float)),
+                  "LoRA on %s: rows read %zu at a time differ from the whole weight", only_k ? "k" : "q, k, v", step[k]);
+        }
+        CHECK(sdc_weight_rows(&w, rows, 90, 7) != 0, "rows 90..96 of 96: not refused");
+        free(merged); free(rows);
+    }
+    sdc_arena_free(&a);
     sdc_lora_set_free(set);
 }
 
@@ -372,6 +422,7 @@ int main(void) {
     check_malformed(model);
     check_openclip();
     check_locon(model);
+    check_fused_rows(model);
 
     sdc_store *ls = open_store("tests/data/tiny-sd1-lora.safetensors");
     sdc_lora_info info;
