@@ -1,7 +1,7 @@
 /* unet.c — the SD UNet (ldm.modules.diffusionmodules.openaimodel.UNetModel), f32, NCHW.
  *
- * Owns: the UNet's conv weights converted once to f32 at load, the Winograd convs' as their
- * packed transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on huge pages),
+ * Owns: the UNet's conv weights (and LoRA-changed Linears') converted once to f32 at load, the
+ * Winograd convs' as their packed transforms (bump-allocated in big anonymous mappings, sdc_unet.chunks, on huge pages),
  * and the block graph read from the tensor names and shapes. Does not own: the store, whose
  * views stay the weights of every Linear (streamed a panel of rows at a time by each call,
  * k_linear_stream) and of most Winograd convs (k_conv3x3_wino_stream, see load_conv); in low-mem
@@ -60,8 +60,9 @@
 /* ───────────────────────────── weights ───────────────────────────── */
 
 /* Conv and linear matrices are sdc_weights: a conv's an f32 copy, or low-mem views widened per
- * use (read through wf32); a Linear's the store's views in both modes, streamed a panel of rows
- * at a time by every call (lin); biases and norms are always f32 copies (small). */
+ * use (read through wf32); a Linear's the store's views in both modes (an f32 copy when a LoRA
+ * changes it, default mode), streamed a panel of rows at a time by every call (lin); biases and
+ * norms are always f32 copies (small). */
 /* A Winograd conv (wino: 3x3 stride 1, both widths >= UNET_WINO_MIN_C) runs as F(2x2,3x3) on
  * its packed transform U (kernels.h): in default mode at level 0 and the level just above the
  * deepest U is made at load and replaces the f32 copy (w is then empty: U is 16/9 of its size);
@@ -403,7 +404,7 @@ static void big_weight(loader *L, sdc_weight *w, const sdc_tensor *const *t, int
     size_t total = sdc_weight_count(t, n);
     float *f = track(L, total);
     if (!f) { fail(L, "%s: out of memory", t[0]->name); return; }
-    *w = (sdc_weight){.f = f, .n = total, .cols = (size_t)t[0]->numel / (size_t)t[0]->shape[0]};
+    *w = (sdc_weight){.f = f, .n = total, .cols = sdc_weight_row_floats(t[0])};
     for (int i = 0; i < n; i++) {
         if (queue(L, t[i], f)) return;
         L->jobs[L->njobs - 1].delta = sdc_weight_deltas(L->lora, t[i]);
@@ -1271,8 +1272,8 @@ static void linear_bf16(fwd *f, float *out, const float *in, const uint32_t *wb,
     if (!f->oom && !k_linear_bf16(f->a, out, in, wb, b, M, K, N, acc)) f->oom = 1;
 }
 
-/* out[M, N] (+)= in[M, K] · wᵀ + b with w [N, K] (sdc_weight_linear: streamed from the views);
- * sets f->oom when the arena cannot give the scratch. */
+/* out[M, N] (+)= in[M, K] · wᵀ + b with w [N, K] (sdc_weight_linear: streamed a panel of rows at
+ * a time from the views or the f32 copy); sets f->oom when the arena cannot give the scratch. */
 static void lin(fwd *f, float *out, const float *in, const sdc_weight *w, const float *b, int M, int K, int N,
                 int acc) {
     if (!f->oom && !sdc_weight_linear(f->a, out, in, w, b, M, K, N, acc)) f->oom = 1;

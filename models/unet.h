@@ -3,7 +3,8 @@
  * supported). Levels, widths, res blocks, transformer depth and context width come from the
  * weights; heads from the caller. Owns its f32 conv weights (converted once at load; the Winograd
  * convs' as their packed transforms) and the small ones (norms, biases), or in low-mem mode only
- * the small ones; the Linears' weights are the store's views in both modes, streamed by each call. */
+ * the small ones; the Linears' weights and most Winograd convs' are the store's views, streamed
+ * by each call. */
 #ifndef SDC_UNET_H
 #define SDC_UNET_H
 
@@ -23,10 +24,11 @@ typedef struct sdc_unet_params {
                                weight.h), and every view's pages leave the RSS after its layer;
                                same output bits, a small part of the memory (no 2.0 GB of copies
                                and packed transforms for SD 1.5), ~8% slower. 0: convert the convs
-                               at load but the deepest level's Winograd convs, which stream as in
-                               low-mem. The Linears stream from the views in both modes (k_linear_
-                               stream: a cache-sized panel of rows widened at a time). Either way
-                               the store must stay open until sdc_unet_free. */
+                               at load but the Winograd convs of the deepest level and of levels 1
+                               .. deepest-2, which stream as in low-mem (unet.c: load_conv). The
+                               Linears stream from the views in both modes (k_linear_stream: a
+                               cache-sized panel of rows widened at a time). Either way the store
+                               must stay open until sdc_unet_free. */
     sdc_lora_set *lora;     /* LoRA deltas merged into the conv/linear weights as they are bound
                                (before the Winograd packing; models/weight.h), or NULL. The default
                                mode merges them once into f32 copies of the weights they change
@@ -57,7 +59,7 @@ typedef struct sdc_unet_info {
     size_t weight_bytes;    /* bytes of weights the model made at load (f32 copies, packed
                                Winograd transforms; low-mem: the norms and biases only) */
     size_t view_bytes;      /* bytes of the store's views the model reads as weights, as stored
-                               (the Linears and the deepest Winograd convs; low-mem: every conv
+                               (the Linears and the streamed Winograd convs; low-mem: every conv
                                and Linear) */
 } sdc_unet_info;
 

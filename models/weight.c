@@ -16,8 +16,7 @@ void sdc_weight_set_views(sdc_weight *w, const sdc_store *st, const sdc_tensor *
         w->src[w->nsrc++] = t[i];
         w->n += (size_t)t[i]->numel;
     }
-    if (w->nsrc && w->src[0]->ndim >= 1 && w->src[0]->shape[0] > 0)
-        w->cols = (size_t)w->src[0]->numel / (size_t)w->src[0]->shape[0];
+    if (w->nsrc) w->cols = sdc_weight_row_floats(w->src[0]);
 }
 
 void sdc_weight_release(const sdc_weight *w) {
@@ -123,8 +122,7 @@ int sdc_weight_bind(sdc_weight *w, float *dst, const sdc_store *st, const sdc_te
         sdc_weight_set_views_lora(w, st, t, n, lora);
         return 0;
     }
-    *w = (sdc_weight){.f = dst, .n = sdc_weight_count(t, n)};
-    if (n > 0 && t[0]->ndim >= 1 && t[0]->shape[0] > 0) w->cols = (size_t)t[0]->numel / (size_t)t[0]->shape[0];
+    *w = (sdc_weight){.f = dst, .n = sdc_weight_count(t, n), .cols = n > 0 ? sdc_weight_row_floats(t[0]) : 0};
     for (int i = 0; i < n; i++) {
         int rc = sdc_weight_load_f32(dst, t[i], sdc_weight_deltas(lora, t[i]), e);
         sdc_store_release_tensor(st, t[i]);

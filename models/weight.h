@@ -2,8 +2,8 @@
  *
  * Two ways to hold one, chosen per weight at load:
  *  - an f32 copy converted once at load (w->f; owned by the model, which allocates and frees
- *    it); the store is not read again. Convs that are not streamed, and every weight of an f32
- *    model in bf16 mode's packing, start from it.
+ *    it); the store is not read again. The UNet's convs that are not streamed, its Linears that
+ *    a LoRA changes (default mode), and the VAE's weights are held this way.
  *  - no copy: the weight is the store's views (f16/bf16/f32 as on disk, possibly unaligned:
  *    legacy ckpt records) whose values, back to back, make it (one tensor, or q|k|v fused as one
  *    GEMM). A Linear reads them a panel of rows at a time (sdc_weight_linear: k_linear_stream
@@ -11,17 +11,18 @@
  *    never whole in memory; other users widen them whole, just in time, into scratch from the
  *    forward's arena (sdc_weight_f32), which the caller releases right after the layer. With
  *    keep = 0 (low-mem mode) their file pages leave the RSS again after each use, so only the
- *    layer at work is resident; with keep = 1 (the UNet's and CLIP's Linears in the default
- *    mode) they stay mapped: the file's pages are the weight, bound at load without a copy.
+ *    layer at work is resident; with keep = 1 (the UNet's Linears and streamed convs in the
+ *    default mode) they stay mapped: the file's pages are the weight, bound at load without a
+ *    copy.
  * Either way the kernels get the same floats (the same element conversion). Does not own: the
  * views (the store's; the store must stay open until the model is freed).
  *
  * LoRA: a weight with deltas (runtime/lora.h: W' = W + scale · up @ down on some of its rows)
  * gets them added right where it is widened, before anything else sees it (the Winograd packing
  * included): once at load into the f32 copy (sdc_weight_load_f32), or for views each time rows
- * are widened (sdc_weight_f32, sdc_weight_rows), so no merged copy is kept, only the f32 factors
- * (the set's), and both ways still give the same bits: every row of a delta is computed by the
- * same loop (fixed order over the rank), whichever rows are asked for. */
+ * are widened (sdc_weight_f32, sdc_weight_rows), keeping only the f32 factors (the set's). Both
+ * ways give the same bits: every row of a delta is computed by the same loop (fixed order over
+ * the rank), whichever rows are asked for. */
 #ifndef SDC_WEIGHT_H
 #define SDC_WEIGHT_H
 
@@ -35,14 +36,19 @@
 
 typedef struct sdc_weight {
     const float      *f;                            /* the f32 copy; NULL in low-mem mode */
-    const sdc_tensor *src[SDC_WEIGHT_MAX_PARTS];    /* low-mem: the views, in order */
+    const sdc_tensor *src[SDC_WEIGHT_MAX_PARTS];    /* views: the views, in order */
     int               nsrc;
-    const sdc_lora_mod *delta[SDC_WEIGHT_MAX_PARTS]; /* low-mem: each view's LoRA deltas, or NULL */
+    const sdc_lora_mod *delta[SDC_WEIGHT_MAX_PARTS]; /* views: each view's LoRA deltas, or NULL */
     const sdc_store  *st;                           /* views: the store they live in */
     size_t            n;                            /* floats in all; 0: no such weight */
     size_t            cols;                         /* floats per row (the same in every view) */
     int               keep;                         /* views: 1 keeps their pages mapped after use */
 } sdc_weight;
+
+/* Floats per row of a weight tensor viewed as [shape[0], numel / shape[0]] (0 for no rows). */
+static inline size_t sdc_weight_row_floats(const sdc_tensor *t) {
+    return t->ndim >= 1 && t->shape[0] > 0 ? (size_t)t->numel / (size_t)t->shape[0] : 0;
+}
 
 /* View binding: w becomes the n (1..SDC_WEIGHT_MAX_PARTS) views t of store st, each already
  * checked by the model to be a float tensor of the shape it needs. */
